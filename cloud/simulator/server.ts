@@ -1,0 +1,309 @@
+// `eniway sim`: the ECS and VPC OpenAPI, the instance metadata service and an
+// admin API over one HTTP listener. The gateway order is: method, Action and
+// Version, authentication, throttling, injected faults, then the action.
+
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type Logger, silentLogger } from "../../src/log.js";
+import { SchemaError } from "../../src/schema.js";
+import { type CloudAction, isCloudAction, VPC_API_VERSION } from "../types.js";
+import { ACTIONS, type ActionContext, renderEni } from "./actions.js";
+import { createAuthenticator } from "./auth.js";
+import { type ApiError, ApiFailure, apiError, missing } from "./errors.js";
+import { createFaultInjector } from "./faults.js";
+import { createMetadataService } from "./metadata.js";
+import type { Params } from "./params.js";
+import { availableIps, type Clock, checkInvariants, createState, type SimState, stopState } from "./state.js";
+import { createThrottler } from "./throttle.js";
+import { faultsSchema, type LatencyMs, latencySchema, throttleSchema, type World } from "./world.js";
+
+export interface SimulatorOptions {
+  host?: string;
+  port?: number;
+  logger?: Logger;
+  clock?: Clock;
+  random?: () => number;
+}
+
+export interface Simulator {
+  url: string;
+  state: SimState;
+  world: World;
+  /** Resolves when every pending Attach/Detach has settled. */
+  settle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Stats {
+  calls: Record<string, number>;
+  errors: Record<string, Record<string, number>>;
+}
+
+const MAX_BODY = 1 << 20;
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new Error("body too large"));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function toParams(search: URLSearchParams): Params {
+  const p: Params = {};
+  for (const [k, v] of search) p[k] = v;
+  return p;
+}
+
+function pick(latency: number | number[] | undefined, random: () => number): number {
+  if (latency === undefined) return 0;
+  if (typeof latency === "number") return latency;
+  const [lo = 0, hi = lo] = latency;
+  return lo + random() * (hi - lo);
+}
+
+const sleep = (ms: number): Promise<void> =>
+  ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+
+export async function startSimulator(world: World, opts: SimulatorOptions = {}): Promise<Simulator> {
+  const log = opts.logger ?? silentLogger;
+  const clock = opts.clock ?? { now: () => Date.now() };
+  const random = opts.random ?? Math.random;
+  const state = createState(world, clock);
+  const auth = createAuthenticator({
+    keys: world.credentials,
+    windowMs: world.timestampWindowSeconds * 1000,
+    clock,
+  });
+  const throttle = createThrottler(world.throttle, () => clock.now());
+  const faults = createFaultInjector(world.faults, random);
+  let latency: LatencyMs = world.latencyMs;
+  const locks = new Set<string>();
+  const idempotency: ActionContext["idempotency"] = new Map();
+  const stats: Stats = { calls: {}, errors: {} };
+  const metadata = createMetadataService({
+    state,
+    requireToken: world.metadata.requireToken,
+    roleName: world.ramRole.roleName,
+    stsTtlSeconds: world.ramRole.ttlSeconds,
+    issueSts: (ttl) => auth.issueSts(ttl),
+  });
+
+  const hostFor = (version: string): string =>
+    version === VPC_API_VERSION ? `vpc.${world.regionId}.aliyuncs.com` : `ecs.${world.regionId}.aliyuncs.com`;
+
+  const count = (action: string, code?: string): void => {
+    stats.calls[action] = (stats.calls[action] ?? 0) + 1;
+    if (code) {
+      const e = stats.errors[action] ?? {};
+      e[code] = (e[code] ?? 0) + 1;
+      stats.errors[action] = e;
+    }
+  };
+
+  const sendJson = (res: ServerResponse, status: number, body: unknown): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      "content-type": "application/json;charset=utf-8",
+      "content-length": Buffer.byteLength(text),
+    });
+    res.end(text);
+  };
+
+  const sendError = (
+    res: ServerResponse,
+    err: ApiError,
+    requestId: string,
+    version: string,
+    action: string,
+  ): void => {
+    count(action, err.code);
+    const product = version === VPC_API_VERSION ? "Vpc" : "Ecs";
+    sendJson(res, err.status, {
+      RequestId: requestId,
+      HostId: hostFor(version),
+      Code: err.code,
+      Message: err.message,
+      Recommend: `https://api.aliyun.com/troubleshoot?q=${encodeURIComponent(err.code)}&product=${product}&requestId=${requestId}`,
+    });
+  };
+
+  const handleApi = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    const requestId = randomUUID().toUpperCase();
+    const method = req.method ?? "GET";
+    let params: Params;
+    if (method === "GET") params = toParams(url.searchParams);
+    else if (method === "POST")
+      params = { ...toParams(url.searchParams), ...toParams(new URLSearchParams(await readBody(req))) };
+    else return sendError(res, apiError("UnsupportedHTTPMethod"), requestId, "", "-");
+    const actionName = params.Action ?? "";
+    const version = params.Version ?? "";
+    if (!actionName) return sendError(res, missing("Action"), requestId, version, "-");
+    if (!version) return sendError(res, missing("Version"), requestId, version, actionName);
+    const known = isCloudAction(actionName) ? ACTIONS[actionName] : undefined;
+    if (!known || known.version !== version) {
+      const err = ["2014-05-26", VPC_API_VERSION].includes(version)
+        ? apiError("InvalidAction.NotFound")
+        : apiError("InvalidVersion");
+      return sendError(res, err, requestId, version, actionName);
+    }
+    const action = actionName as CloudAction;
+    const authError = auth.check(method, params);
+    if (authError) return sendError(res, authError, requestId, version, action);
+    if (!throttle.take(action)) return sendError(res, apiError("Throttling"), requestId, version, action);
+
+    const fault = faults.decide(action);
+    const isTransition = action === "AttachNetworkInterface" || action === "DetachNetworkInterface";
+    const total =
+      (isTransition ? pick(latency["*"], random) : pick(latency[action] ?? latency["*"], random)) +
+      fault.extraLatencyMs;
+    if (fault.error && !fault.afterEffect) {
+      await sleep(total);
+      return sendError(res, fault.error, requestId, version, action);
+    }
+    const held: string[] = [];
+    const ctx: ActionContext = {
+      state,
+      transitionMs: (a) => pick(latency[a], random),
+      idempotency,
+      clientTokenTtlMs: world.clientTokenTtlSeconds * 1000,
+      lock(id) {
+        if (locks.has(id)) throw new ApiFailure(apiError("Operation.Conflict"));
+        locks.add(id);
+        held.push(id);
+      },
+    };
+    try {
+      // The effect lands halfway through the call, so a client that gives up
+      // early cannot know whether it happened (ClientToken is the answer).
+      await sleep(total / 2);
+      const result = await known.handler(ctx, params);
+      await sleep(total / 2);
+      if (fault.error) return sendError(res, fault.error, requestId, version, action);
+      count(action);
+      sendJson(res, 200, { RequestId: requestId, ...result });
+    } catch (e) {
+      if (e instanceof ApiFailure) return sendError(res, e.error, requestId, version, action);
+      log.error("simulator action crashed", { action, requestId, error: (e as Error).stack ?? String(e) });
+      sendError(res, apiError("InternalError"), requestId, version, action);
+    } finally {
+      for (const id of held) locks.delete(id);
+    }
+  };
+
+  const adminState = (): unknown => ({
+    regionId: state.regionId,
+    vpc: { vpcId: state.vpcId, cidr: state.vpcCidr },
+    vSwitches: [...state.vSwitches.values()].map((v) => ({
+      vSwitchId: v.id,
+      zoneId: v.zoneId,
+      cidr: v.cidrBlock,
+      availableIpAddressCount: availableIps(v),
+      usedIpAddressCount: v.used.size,
+    })),
+    instances: [...state.instances.values()].map((i) => ({
+      instanceId: i.id,
+      instanceType: i.type.instanceTypeId,
+      zoneId: i.zoneId,
+      vSwitchId: i.vSwitchId,
+      netns: i.netns,
+      primaryEniId: i.primaryEniId,
+    })),
+    networkInterfaces: [...state.enis.values()].sort((a, b) => a.seq - b.seq).map(renderEni),
+    invariantViolations: checkInvariants(state),
+  });
+
+  const handleAdmin = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+    const knobs = {
+      faults: { get: () => faults.config(), set: (v: unknown) => faults.set(faultsSchema(v, "faults")) },
+      latency: { get: () => latency, set: (v: unknown) => (latency = latencySchema(v, "latencyMs")) },
+      throttle: {
+        get: () => throttle.config(),
+        set: (v: unknown) => throttle.set(throttleSchema(v, "throttle")),
+      },
+    } as const;
+    if (path === "state" && req.method === "GET") return sendJson(res, 200, adminState());
+    if (path === "stats" && req.method === "GET") return sendJson(res, 200, stats);
+    if (path === "settle" && req.method === "POST") {
+      await settle();
+      return sendJson(res, 200, { settled: true });
+    }
+    if (path in knobs) {
+      const knob = knobs[path as keyof typeof knobs];
+      if (req.method === "GET") return sendJson(res, 200, knob.get());
+      if (req.method === "PUT") {
+        try {
+          knob.set(JSON.parse(await readBody(req)));
+          log.info("simulator knob changed", { knob: path });
+          return sendJson(res, 200, knob.get());
+        } catch (e) {
+          const msg = e instanceof SchemaError || e instanceof SyntaxError ? e.message : "invalid body";
+          return sendJson(res, 400, { error: msg });
+        }
+      }
+      return sendJson(res, 405, { error: "use GET or PUT" });
+    }
+    return sendJson(res, 404, { error: `no admin endpoint ${path}` });
+  };
+
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://sim");
+    const route = async (): Promise<void> => {
+      if (url.pathname === "/") return handleApi(req, res, url);
+      const meta = /^\/meta\/([^/]+)\/latest\/(.*)$/.exec(url.pathname);
+      if (meta) {
+        const r = metadata.handle(req, decodeURIComponent(meta[1]!), meta[2]!);
+        res.writeHead(r.status, { "content-type": r.contentType ?? "text/plain" });
+        res.end(r.body);
+        return;
+      }
+      if (url.pathname.startsWith("/admin/"))
+        return handleAdmin(req, res, url.pathname.slice("/admin/".length));
+      sendJson(res, 404, { error: "not found" });
+    };
+    route().catch((e: unknown) => {
+      log.error("simulator request failed", { path: url.pathname, error: String(e) });
+      if (!res.headersSent) sendJson(res, 400, { error: "bad request" });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+
+  const settle = async (): Promise<void> => {
+    while (state.transitions.size > 0) await Promise.all([...state.transitions.values()]);
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+  log.info("simulator listening", { url, instances: world.instances.length });
+
+  return {
+    url,
+    state,
+    world,
+    settle,
+    async stop() {
+      stopState(state);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

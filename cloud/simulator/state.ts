@@ -1,0 +1,438 @@
+// The simulated region: one VPC, its vSwitches, the instances and their ENIs.
+// Every change of the VPC's addressing goes through the functions here, so
+// the invariants (an IP belongs to at most one ENI, IPs stay inside their
+// vSwitch outside its reserved addresses, MACs are unique) hold in one place.
+// A datapath can hook attach, detach, assign and unassign.
+
+import { randomBytes } from "node:crypto";
+import { type Cidr, cidrContains, intToIp, ipToInt, parseCidr } from "../ipv4.js";
+import type { EniStatus, EniType, InstanceTypeLimits } from "../types.js";
+import { fail } from "./errors.js";
+import type { World } from "./world.js";
+
+export interface SimEni {
+  id: string;
+  status: EniStatus;
+  type: EniType;
+  instanceId: string;
+  vpcId: string;
+  vSwitchId: string;
+  zoneId: string;
+  mac: string;
+  /** Private IPv4 addresses; the primary one first. */
+  ips: string[];
+  securityGroupIds: string[];
+  tags: [string, string][];
+  name: string;
+  description: string;
+  creationTime: string;
+  /** Monotonic creation order, used for stable paging. */
+  seq: number;
+}
+
+export interface SimVSwitch {
+  id: string;
+  zoneId: string;
+  cidrBlock: string;
+  cidr: Cidr;
+  used: Set<number>;
+  cursor: number;
+  creationTime: string;
+}
+
+export interface SimInstance {
+  id: string;
+  type: InstanceTypeLimits;
+  zoneId: string;
+  vSwitchId: string;
+  netns: string;
+  securityGroupIds: string[];
+  primaryEniId: string;
+}
+
+/** What a datapath needs to know when the VPC changes. Hooks are awaited. */
+export interface DatapathHooks {
+  attach?(eni: SimEni, instance: SimInstance): Promise<void>;
+  detach?(eni: SimEni, instance: SimInstance): Promise<void>;
+  assign?(eni: SimEni, ips: string[]): Promise<void>;
+  unassign?(eni: SimEni, ips: string[]): Promise<void>;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export interface SimState {
+  regionId: string;
+  vpcId: string;
+  vpcCidr: string;
+  vSwitches: Map<string, SimVSwitch>;
+  instances: Map<string, SimInstance>;
+  instanceTypes: Map<string, InstanceTypeLimits & { family: string; cpu: number; memory: number }>;
+  securityGroups: Set<string>;
+  enis: Map<string, SimEni>;
+  ipOwner: Map<string, string>;
+  macs: Set<string>;
+  hooks: DatapathHooks;
+  clock: Clock;
+  seq: number;
+  timers: Set<NodeJS.Timeout>;
+  /** Pending attach/detach transitions, so they can be awaited by tests and shut down. */
+  transitions: Map<string, Promise<void>>;
+}
+
+/** Available ENIs may carry at most this many secondary IPs (the documented 49). */
+export const MAX_SECONDARY_IPS_UNATTACHED = 49;
+
+export function isoSeconds(ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 19)}Z`;
+}
+
+function randomId(prefix: string, n = 20): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  const bytes = randomBytes(n);
+  let s = prefix;
+  for (const b of bytes) s += alphabet[b % alphabet.length];
+  return s;
+}
+
+function newMac(state: SimState): string {
+  for (;;) {
+    const b = randomBytes(3);
+    const mac = `00:16:3e:${[...b].map((x) => x.toString(16).padStart(2, "0")).join(":")}`;
+    if (!state.macs.has(mac)) {
+      state.macs.add(mac);
+      return mac;
+    }
+  }
+}
+
+/** Usable host addresses: all but the first and the last three. */
+export function usableRange(c: Cidr): { first: number; last: number; count: number } {
+  const first = c.base + 1;
+  const last = c.base + c.size - 4;
+  return { first, last, count: Math.max(0, last - first + 1) };
+}
+
+export function gatewayOf(c: Cidr): string {
+  return intToIp(c.base + c.size - 3);
+}
+
+export function availableIps(v: SimVSwitch): number {
+  return usableRange(v.cidr).count - v.used.size;
+}
+
+export function createState(world: World, clock: Clock = { now: () => Date.now() }): SimState {
+  const state: SimState = {
+    regionId: world.regionId,
+    vpcId: world.vpc.vpcId,
+    vpcCidr: world.vpc.cidr,
+    vSwitches: new Map(),
+    instances: new Map(),
+    instanceTypes: new Map(),
+    securityGroups: new Set(world.securityGroups),
+    enis: new Map(),
+    ipOwner: new Map(),
+    macs: new Set(),
+    hooks: {},
+    clock,
+    seq: 0,
+    timers: new Set(),
+    transitions: new Map(),
+  };
+  const created = isoSeconds(clock.now());
+  for (const s of world.vSwitches) {
+    const cidr = parseCidr(s.cidr);
+    state.vSwitches.set(s.vSwitchId, {
+      id: s.vSwitchId,
+      zoneId: s.zoneId,
+      cidrBlock: s.cidr,
+      cidr,
+      used: new Set(),
+      cursor: usableRange(cidr).first,
+      creationTime: created,
+    });
+  }
+  for (const t of world.instanceTypes) {
+    state.instanceTypes.set(t.instanceTypeId, {
+      instanceTypeId: t.instanceTypeId,
+      eniQuantity: t.eniQuantity,
+      eniPrivateIpAddressQuantity: t.eniPrivateIpAddressQuantity,
+      eniIpv6AddressQuantity: t.eniIpv6AddressQuantity,
+      family: t.instanceTypeFamily || t.instanceTypeId.split(".").slice(0, 2).join("."),
+      cpu: t.cpuCoreCount,
+      memory: t.memorySize,
+    });
+  }
+  for (const i of world.instances) {
+    const type = state.instanceTypes.get(i.instanceType)!;
+    const sgs = i.securityGroupIds.length ? i.securityGroupIds : [world.securityGroups[0]!];
+    const eni = createEni(state, {
+      vSwitchId: i.vSwitchId,
+      securityGroupIds: sgs,
+      tags: [],
+      secondaryCount: 0,
+      explicitIps: i.primaryIp ? [i.primaryIp] : [],
+      name: "",
+      description: "",
+      type: "Primary",
+    });
+    eni.status = "InUse";
+    eni.instanceId = i.instanceId;
+    state.instances.set(i.instanceId, {
+      id: i.instanceId,
+      type,
+      zoneId: i.zoneId,
+      vSwitchId: i.vSwitchId,
+      netns: i.netns,
+      securityGroupIds: sgs,
+      primaryEniId: eni.id,
+    });
+  }
+  return state;
+}
+
+/** Take `count` free addresses from a vSwitch (next-fit), or fail with IpNotEnough. */
+export function takeIps(vsw: SimVSwitch, count: number, explicit: string[] = []): string[] {
+  if (availableIps(vsw) < count + explicit.length)
+    fail("InvalidVSwitchId.IpNotEnough", `The specified VSwitch "${vsw.id}" has not enough IpAddress.`);
+  const range = usableRange(vsw.cidr);
+  const out: string[] = [];
+  const seen = new Set<number>();
+  for (const ip of explicit) {
+    const n = ipToInt(ip);
+    if (!cidrContains(vsw.cidr, n) || n < range.first || n > range.last) fail("InvalidIp.Address");
+    if (vsw.used.has(n) || seen.has(n)) fail("InvalidPrivateIpAddress.Duplicated");
+    seen.add(n);
+  }
+  for (const n of seen) {
+    vsw.used.add(n);
+    out.push(intToIp(n));
+  }
+  let cursor = vsw.cursor;
+  while (out.length < count + explicit.length) {
+    if (cursor > range.last) cursor = range.first;
+    if (!vsw.used.has(cursor)) {
+      vsw.used.add(cursor);
+      out.push(intToIp(cursor));
+    }
+    cursor++;
+  }
+  vsw.cursor = cursor;
+  return out;
+}
+
+function giveBackIps(state: SimState, vsw: SimVSwitch, ips: string[]): void {
+  for (const ip of ips) {
+    vsw.used.delete(ipToInt(ip));
+    state.ipOwner.delete(ip);
+  }
+}
+
+export interface NewEni {
+  vSwitchId: string;
+  securityGroupIds: string[];
+  tags: [string, string][];
+  secondaryCount: number;
+  explicitIps: string[];
+  primaryIp?: string;
+  name: string;
+  description: string;
+  type: EniType;
+}
+
+export function createEni(state: SimState, req: NewEni): SimEni {
+  const vsw = state.vSwitches.get(req.vSwitchId);
+  if (!vsw) return fail("InvalidVSwitchId.NotFound");
+  const total = 1 + req.secondaryCount + req.explicitIps.length;
+  if (availableIps(vsw) < total)
+    fail("InvalidVSwitchId.IpNotEnough", `The specified VSwitch "${vsw.id}" has not enough IpAddress.`);
+  const primary = req.primaryIp ? takeIps(vsw, 0, [req.primaryIp]) : takeIps(vsw, 1);
+  let ips: string[];
+  try {
+    ips = [...primary, ...takeIps(vsw, req.secondaryCount, req.explicitIps)];
+  } catch (e) {
+    giveBackIps(state, vsw, primary);
+    throw e;
+  }
+  const eni: SimEni = {
+    id: randomId("eni-"),
+    status: "Available",
+    type: req.type,
+    instanceId: "",
+    vpcId: state.vpcId,
+    vSwitchId: vsw.id,
+    zoneId: vsw.zoneId,
+    mac: newMac(state),
+    ips,
+    securityGroupIds: [...req.securityGroupIds],
+    tags: req.tags.map(([k, v]) => [k, v]),
+    name: req.name,
+    description: req.description,
+    creationTime: isoSeconds(state.clock.now()),
+    seq: state.seq++,
+  };
+  for (const ip of ips) state.ipOwner.set(ip, eni.id);
+  state.enis.set(eni.id, eni);
+  return eni;
+}
+
+export function getEni(state: SimState, id: string): SimEni {
+  const eni = state.enis.get(id);
+  if (!eni) return fail("InvalidEniId.NotFound");
+  return eni;
+}
+
+export function getInstance(state: SimState, id: string): SimInstance {
+  const inst = state.instances.get(id);
+  if (!inst) return fail("InvalidEcsId.NotFound");
+  return inst;
+}
+
+/** ENIs attached or attaching to an instance, the primary included. */
+export function enisOf(state: SimState, instanceId: string): SimEni[] {
+  return [...state.enis.values()].filter((e) => e.instanceId === instanceId);
+}
+
+/** The most private IPs the ENI may carry where it is now. */
+export function ipQuota(state: SimState, eni: SimEni): number {
+  const inst = eni.instanceId ? state.instances.get(eni.instanceId) : undefined;
+  return inst ? inst.type.eniPrivateIpAddressQuantity : MAX_SECONDARY_IPS_UNATTACHED + 1;
+}
+
+function schedule(state: SimState, key: string, delayMs: number, work: () => Promise<void>): void {
+  const done = new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      state.timers.delete(t);
+      work()
+        .catch(() => {})
+        .finally(() => {
+          state.transitions.delete(key);
+          resolve();
+        });
+    }, delayMs);
+    state.timers.add(t);
+  });
+  state.transitions.set(key, done);
+}
+
+export function attachEni(state: SimState, eni: SimEni, inst: SimInstance, delayMs: number): void {
+  if (eni.type === "Primary") fail("InvalidOperation.InvalidEniType");
+  if (eni.status !== "Available") fail("InvalidOperation.InvalidEniState");
+  if (eni.zoneId !== inst.zoneId) fail("InvalidOperation.AvailabilityZoneMismatch");
+  if (enisOf(state, inst.id).length >= inst.type.eniQuantity) fail("EniPerInstanceLimitExceeded");
+  if (eni.ips.length > inst.type.eniPrivateIpAddressQuantity) fail("InvalidOperation.Ipv4CountExceeded");
+  eni.status = "Attaching";
+  eni.instanceId = inst.id;
+  schedule(state, eni.id, delayMs, async () => {
+    if (state.enis.get(eni.id) !== eni || eni.status !== "Attaching") return;
+    await state.hooks.attach?.(eni, inst);
+    eni.status = "InUse";
+  });
+}
+
+export function detachEni(state: SimState, eni: SimEni, inst: SimInstance, delayMs: number): void {
+  if (eni.type === "Primary") fail("InvalidOperation.DetachPrimaryEniNotAllowed");
+  if (eni.status !== "InUse" || eni.instanceId !== inst.id) fail("InvalidOperation.InvalidEniState");
+  eni.status = "Detaching";
+  schedule(state, eni.id, delayMs, async () => {
+    if (state.enis.get(eni.id) !== eni || eni.status !== "Detaching") return;
+    await state.hooks.detach?.(eni, inst);
+    eni.status = "Available";
+    eni.instanceId = "";
+  });
+}
+
+export function deleteEni(state: SimState, eni: SimEni): void {
+  if (eni.type === "Primary") fail("InvalidOperation.InvalidEniType");
+  if (eni.status !== "Available") fail("InvalidOperation.InvalidEniState");
+  const vsw = state.vSwitches.get(eni.vSwitchId)!;
+  giveBackIps(state, vsw, eni.ips);
+  state.macs.delete(eni.mac);
+  state.enis.delete(eni.id);
+}
+
+function requireIpState(eni: SimEni): void {
+  if (eni.status !== "Available" && eni.status !== "InUse") fail("InvalidOperation.InvalidEniState");
+}
+
+export async function assignIps(
+  state: SimState,
+  eni: SimEni,
+  count: number,
+  explicit: string[],
+): Promise<string[]> {
+  requireIpState(eni);
+  if (eni.ips.length + count + explicit.length > ipQuota(state, eni))
+    fail("InvalidOperation.Ipv4CountExceeded");
+  const vsw = state.vSwitches.get(eni.vSwitchId)!;
+  const ips = takeIps(vsw, count, explicit);
+  for (const ip of ips) state.ipOwner.set(ip, eni.id);
+  eni.ips.push(...ips);
+  await state.hooks.assign?.(eni, ips);
+  return ips;
+}
+
+export async function unassignIps(state: SimState, eni: SimEni, ips: string[]): Promise<void> {
+  requireIpState(eni);
+  for (const ip of ips) {
+    const i = eni.ips.indexOf(ip);
+    if (i <= 0) fail("InvalidIp.IpUnassigned", `The specified IP address ${ip} is not assigned to the ENI.`);
+  }
+  eni.ips = eni.ips.filter((ip) => !ips.includes(ip));
+  giveBackIps(state, state.vSwitches.get(eni.vSwitchId)!, ips);
+  await state.hooks.unassign?.(eni, ips);
+}
+
+export function stopState(state: SimState): void {
+  for (const t of state.timers) clearTimeout(t);
+  state.timers.clear();
+  state.transitions.clear();
+}
+
+/** Check the VPC's invariants; returns a list of violations (empty when sound). */
+export function checkInvariants(state: SimState): string[] {
+  const problems: string[] = [];
+  const owner = new Map<string, string>();
+  const macs = new Set<string>();
+  const perInstance = new Map<string, number>();
+  for (const eni of state.enis.values()) {
+    if (macs.has(eni.mac)) problems.push(`MAC ${eni.mac} is used twice`);
+    macs.add(eni.mac);
+    const vsw = state.vSwitches.get(eni.vSwitchId);
+    if (!vsw) {
+      problems.push(`${eni.id} is in unknown vSwitch ${eni.vSwitchId}`);
+      continue;
+    }
+    const range = usableRange(vsw.cidr);
+    for (const ip of eni.ips) {
+      const prev = owner.get(ip);
+      if (prev) problems.push(`${ip} is on ${prev} and ${eni.id}`);
+      owner.set(ip, eni.id);
+      const n = ipToInt(ip);
+      if (n < range.first || n > range.last)
+        problems.push(`${ip} of ${eni.id} is outside the usable range of ${vsw.id}`);
+      if (!vsw.used.has(n)) problems.push(`${ip} of ${eni.id} is not marked used in ${vsw.id}`);
+      if (state.ipOwner.get(ip) !== eni.id) problems.push(`${ip} owner index is wrong`);
+    }
+    if (eni.instanceId) {
+      perInstance.set(eni.instanceId, (perInstance.get(eni.instanceId) ?? 0) + 1);
+      const inst = state.instances.get(eni.instanceId);
+      if (inst && eni.ips.length > inst.type.eniPrivateIpAddressQuantity)
+        problems.push(`${eni.id} has ${eni.ips.length} IPs, above the quota of ${inst.type.instanceTypeId}`);
+    } else if (eni.ips.length > MAX_SECONDARY_IPS_UNATTACHED + 1) {
+      problems.push(`${eni.id} has ${eni.ips.length} IPs while unattached`);
+    }
+  }
+  for (const [id, n] of perInstance) {
+    const inst = state.instances.get(id);
+    if (inst && n > inst.type.eniQuantity)
+      problems.push(`${id} has ${n} ENIs, above ${inst.type.eniQuantity}`);
+  }
+  for (const vsw of state.vSwitches.values()) {
+    const owned = [...vsw.used].filter((n) => owner.has(intToIp(n))).length;
+    if (owned !== vsw.used.size) problems.push(`${vsw.id} has ${vsw.used.size - owned} leaked addresses`);
+  }
+  if (owner.size !== state.ipOwner.size) problems.push("owner index has stale entries");
+  return problems;
+}

@@ -1,0 +1,229 @@
+// The simulator's world file: the VPC, vSwitches, instance types, instances,
+// credentials and the knobs (latency, throttling, faults, datapath).
+// A malformed file fails with a SchemaError that names the key.
+
+import { readFile } from "node:fs/promises";
+import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "../../src/schema.js";
+import { cidrContains, cidrsOverlap, parseCidr } from "../ipv4.js";
+import { ALL_ACTIONS, isCloudAction } from "../types.js";
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const id = str({ pattern: ID });
+
+const cidr = str({ pattern: /^\d+\.\d+\.\d+\.\d+\/\d+$/ });
+const actionOrStar = str({ oneOf: ["*", ...ALL_ACTIONS] });
+const latency = oneOf(
+  num({ min: 0, max: 600_000 }),
+  arr(num({ min: 0, max: 600_000 }), { min: 2, max: 2 }),
+  "a number of ms or [min, max]",
+);
+
+const actionFault = obj({
+  code: opt(str({ minLength: 1 }), "InternalError"),
+  rate: opt(num({ min: 0, max: 1 }), 1),
+  count: opt(num({ min: 0, int: true }), 0), // 0: unlimited
+  latencyMs: opt(num({ min: 0, max: 600_000 }), 0),
+  afterEffect: opt(bool, false), // apply the action, then fail: a lost response
+});
+export type ActionFault = ReturnType<typeof actionFault>;
+
+export const faultsSchema = obj({
+  errorRate: opt(num({ min: 0, max: 1 }), 0),
+  errorCodes: opt(arr(str({ minLength: 1 }), { min: 1 }), [
+    "InternalError",
+    "ServiceUnavailable",
+    "Throttling",
+  ]),
+  latencyMs: opt(num({ min: 0, max: 600_000 }), 0),
+  actions: opt(record(actionFault, actionOrStar), {}),
+});
+export type Faults = ReturnType<typeof faultsSchema>;
+
+export const throttleSchema = record(
+  obj({ qps: num({ min: 0.001, max: 100_000 }), burst: num({ min: 1, max: 1_000_000, int: true }) }),
+  actionOrStar,
+);
+export type Throttle = ReturnType<typeof throttleSchema>;
+
+export const latencySchema = record(latency, actionOrStar);
+export type LatencyMs = ReturnType<typeof latencySchema>;
+
+const worldSchema = obj({
+  regionId: str({ pattern: /^[a-z]{2}(-[a-z0-9]+)+$/ }),
+  credentials: arr(obj({ accessKeyId: id, accessKeySecret: str({ minLength: 1 }) }), { min: 1 }),
+  vpc: obj({ vpcId: id, cidr }),
+  vSwitches: arr(obj({ vSwitchId: id, zoneId: id, cidr }), { min: 1 }),
+  securityGroups: arr(id, { min: 1 }),
+  instanceTypes: arr(
+    obj({
+      instanceTypeId: id,
+      eniQuantity: num({ min: 1, max: 64, int: true }),
+      eniPrivateIpAddressQuantity: num({ min: 1, max: 256, int: true }),
+      eniIpv6AddressQuantity: opt(num({ min: 0, max: 256, int: true }), 0),
+      instanceTypeFamily: opt(str({ minLength: 1 }), ""),
+      cpuCoreCount: opt(num({ min: 1, int: true }), 2),
+      memorySize: opt(num({ min: 0 }), 8),
+    }),
+    { min: 1 },
+  ),
+  instances: arr(
+    obj({
+      instanceId: id,
+      instanceType: id,
+      zoneId: id,
+      vSwitchId: id,
+      netns: opt(str({ pattern: NETNS }), ""),
+      securityGroupIds: opt(arr(id, { min: 1 }), []),
+      primaryIp: opt(str({ pattern: /^\d+\.\d+\.\d+\.\d+$/ }), ""),
+    }),
+  ),
+  latencyMs: opt(latencySchema, {}),
+  throttle: opt(throttleSchema, {}),
+  faults: opt(faultsSchema, () => faultsSchema({}, "faults")),
+  datapath: optNull(obj({ vpcNetns: str({ pattern: NETNS }) })),
+  ramRole: opt(obj({ roleName: id, ttlSeconds: opt(num({ min: 60, max: 43_200, int: true }), 3600) }), {
+    roleName: "EniwayNodeRole",
+    ttlSeconds: 3600,
+  }),
+  metadata: opt(obj({ requireToken: opt(bool, false) }), { requireToken: false }),
+  /** How long a request's Timestamp may differ from the simulator's clock. */
+  timestampWindowSeconds: opt(num({ min: 1, max: 86_400, int: true }), 900),
+  /** How long a ClientToken is remembered. */
+  clientTokenTtlSeconds: opt(num({ min: 1, int: true }), 3600),
+});
+
+export type World = ReturnType<typeof worldSchema>;
+
+/** Validate a world object; cross-references are checked and named too. */
+export function parseWorld(raw: unknown): World {
+  const w = worldSchema(raw, "");
+  const vpcCidr = checkCidr(w.vpc.cidr, "vpc.cidr");
+  const seen = new Map<string, string>();
+  const unique = (value: string, path: string): void => {
+    const prev = seen.get(value);
+    if (prev) throw new SchemaError(path, `duplicates ${prev} (${JSON.stringify(value)})`);
+    seen.set(value, path);
+  };
+  const vsw = new Map<string, { zoneId: string; cidr: ReturnType<typeof parseCidr> }>();
+  w.vSwitches.forEach((s, i) => {
+    const path = `vSwitches[${i}]`;
+    unique(s.vSwitchId, `${path}.vSwitchId`);
+    const c = checkCidr(s.cidr, `${path}.cidr`);
+    if (!cidrContains(vpcCidr, c.base) || !cidrContains(vpcCidr, c.base + c.size - 1))
+      throw new SchemaError(`${path}.cidr`, `${s.cidr} is not inside the VPC's ${w.vpc.cidr}`);
+    if (c.prefix < 16 || c.prefix > 29)
+      throw new SchemaError(`${path}.cidr`, "prefix must be between /16 and /29");
+    for (const [other, o] of vsw)
+      if (cidrsOverlap(o.cidr, c)) throw new SchemaError(`${path}.cidr`, `overlaps vSwitch ${other}`);
+    vsw.set(s.vSwitchId, { zoneId: s.zoneId, cidr: c });
+  });
+  const types = new Set<string>();
+  w.instanceTypes.forEach((t, i) => {
+    unique(t.instanceTypeId, `instanceTypes[${i}].instanceTypeId`);
+    types.add(t.instanceTypeId);
+  });
+  w.securityGroups.forEach((g, i) => {
+    unique(g, `securityGroups[${i}]`);
+  });
+  w.credentials.forEach((c, i) => {
+    unique(c.accessKeyId, `credentials[${i}].accessKeyId`);
+  });
+  const netns = new Set<string>();
+  w.instances.forEach((inst, i) => {
+    const path = `instances[${i}]`;
+    unique(inst.instanceId, `${path}.instanceId`);
+    if (!types.has(inst.instanceType))
+      throw new SchemaError(
+        `${path}.instanceType`,
+        `unknown instance type ${JSON.stringify(inst.instanceType)}`,
+      );
+    const s = vsw.get(inst.vSwitchId);
+    if (!s) throw new SchemaError(`${path}.vSwitchId`, `unknown vSwitch ${JSON.stringify(inst.vSwitchId)}`);
+    if (s.zoneId !== inst.zoneId)
+      throw new SchemaError(
+        `${path}.zoneId`,
+        `${inst.zoneId} differs from the zone of ${inst.vSwitchId} (${s.zoneId})`,
+      );
+    inst.securityGroupIds.forEach((g, j) => {
+      if (!w.securityGroups.includes(g))
+        throw new SchemaError(
+          `${path}.securityGroupIds[${j}]`,
+          `unknown security group ${JSON.stringify(g)}`,
+        );
+    });
+    if (inst.netns) {
+      if (netns.has(inst.netns))
+        throw new SchemaError(`${path}.netns`, `namespace ${inst.netns} is used twice`);
+      netns.add(inst.netns);
+    }
+  });
+  for (const key of [
+    ...Object.keys(w.latencyMs),
+    ...Object.keys(w.throttle),
+    ...Object.keys(w.faults.actions),
+  ]) {
+    if (key !== "*" && !isCloudAction(key)) throw new SchemaError(key, "is not an action");
+  }
+  return w;
+}
+
+function checkCidr(s: string, path: string): ReturnType<typeof parseCidr> {
+  try {
+    return parseCidr(s);
+  } catch (e) {
+    throw new SchemaError(path, (e as Error).message);
+  }
+}
+
+export async function loadWorld(file: string): Promise<World> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new Error(
+      `cannot read world file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`world file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  try {
+    return parseWorld(raw);
+  } catch (e) {
+    if (e instanceof SchemaError) throw new Error(`world file ${file}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** A small world for tests and the demo: one vSwitch, one instance type, N instances. */
+export function defaultWorld(nodes = 2): World {
+  return parseWorld({
+    regionId: "cn-hangzhou",
+    credentials: [{ accessKeyId: "LTAI-sim-access-key", accessKeySecret: "sim-secret-do-not-log" }],
+    vpc: { vpcId: "vpc-sim", cidr: "10.0.0.0/16" },
+    vSwitches: [
+      { vSwitchId: "vsw-sim-a", zoneId: "cn-hangzhou-k", cidr: "10.0.1.0/24" },
+      { vSwitchId: "vsw-sim-b", zoneId: "cn-hangzhou-k", cidr: "10.0.2.0/24" },
+    ],
+    securityGroups: ["sg-sim"],
+    instanceTypes: [
+      {
+        instanceTypeId: "ecs.g7.large",
+        eniQuantity: 3,
+        eniPrivateIpAddressQuantity: 6,
+        eniIpv6AddressQuantity: 6,
+      },
+    ],
+    instances: Array.from({ length: nodes }, (_, i) => ({
+      instanceId: `i-sim-node-${String.fromCharCode(97 + i)}`,
+      instanceType: "ecs.g7.large",
+      zoneId: "cn-hangzhou-k",
+      vSwitchId: "vsw-sim-a",
+      securityGroupIds: ["sg-sim"],
+    })),
+  });
+}

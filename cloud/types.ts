@@ -1,0 +1,184 @@
+// The cloud's data, as eniway uses it (camelCase domain types), and the wire
+// shapes of Alibaba Cloud's ECS 2014-05-26 and VPC 2016-04-28 RPC responses.
+// The simulator renders the wire shapes; the client parses them.
+
+export const ECS_API_VERSION = "2014-05-26";
+export const VPC_API_VERSION = "2016-04-28";
+
+export const ECS_ACTIONS = [
+  "CreateNetworkInterface",
+  "AttachNetworkInterface",
+  "DetachNetworkInterface",
+  "DeleteNetworkInterface",
+  "DescribeNetworkInterfaces",
+  "AssignPrivateIpAddresses",
+  "UnassignPrivateIpAddresses",
+  "DescribeInstanceTypes",
+] as const;
+export const VPC_ACTIONS = ["DescribeVSwitches"] as const;
+export type EcsAction = (typeof ECS_ACTIONS)[number];
+export type VpcAction = (typeof VPC_ACTIONS)[number];
+export type CloudAction = EcsAction | VpcAction;
+export const ALL_ACTIONS: readonly CloudAction[] = [...ECS_ACTIONS, ...VPC_ACTIONS];
+
+export function isCloudAction(s: string): s is CloudAction {
+  return (ALL_ACTIONS as readonly string[]).includes(s);
+}
+
+export type EniStatus = "Available" | "Attaching" | "InUse" | "Detaching" | "Deleting" | "CreateFailed";
+export type EniType = "Primary" | "Secondary";
+
+export interface Eni {
+  eniId: string;
+  status: EniStatus;
+  type: EniType;
+  instanceId: string; // "" when not attached
+  vpcId: string;
+  vSwitchId: string;
+  zoneId: string;
+  macAddress: string;
+  primaryIp: string;
+  /** All private IPv4 addresses, the primary one first. */
+  privateIps: string[];
+  securityGroupIds: string[];
+  tags: Record<string, string>;
+  creationTime: string;
+}
+
+export interface InstanceTypeLimits {
+  instanceTypeId: string;
+  /** ENIs per instance, including the primary ENI. */
+  eniQuantity: number;
+  /** Private IPv4 addresses per ENI, including the ENI's primary IP. */
+  eniPrivateIpAddressQuantity: number;
+  eniIpv6AddressQuantity: number;
+}
+
+export interface VSwitch {
+  vSwitchId: string;
+  vpcId: string;
+  zoneId: string;
+  cidrBlock: string;
+  availableIpAddressCount: number;
+  status: "Available" | "Pending";
+}
+
+// ---- wire shapes -------------------------------------------------------------
+
+export interface WireTag {
+  TagKey: string;
+  TagValue: string;
+}
+
+export interface WirePrivateIpSet {
+  PrivateIpAddress: string;
+  Primary: boolean;
+}
+
+export interface WireNetworkInterfaceSet {
+  NetworkInterfaceId: string;
+  Status: EniStatus;
+  Type: EniType;
+  InstanceId: string;
+  VpcId: string;
+  VSwitchId: string;
+  ZoneId: string;
+  MacAddress: string;
+  PrivateIpAddress: string;
+  NetworkInterfaceName: string;
+  Description: string;
+  CreationTime: string;
+  ResourceGroupId: string;
+  ServiceManaged: boolean;
+  SecurityGroupIds: { SecurityGroupId: string[] };
+  PrivateIpSets: { PrivateIpSet: WirePrivateIpSet[] };
+  Ipv6Sets: { Ipv6Set: { Ipv6Address: string }[] };
+  Tags: { Tag: WireTag[] };
+}
+
+export interface WireCreateNetworkInterfaceResponse {
+  RequestId: string;
+  NetworkInterfaceId: string;
+  Status: EniStatus;
+  Type: EniType;
+  VpcId: string;
+  VSwitchId: string;
+  ZoneId: string;
+  PrivateIpAddress: string;
+  MacAddress: string;
+  NetworkInterfaceName: string;
+  Description: string;
+  ResourceGroupId: string;
+  OwnerId: string;
+  ServiceManaged: boolean;
+  SecurityGroupIds: { SecurityGroupId: string[] };
+  PrivateIpSets: { PrivateIpSet: WirePrivateIpSet[] };
+  Ipv6Sets: { Ipv6Set: { Ipv6Address: string }[] };
+  Tags: { Tag: WireTag[] };
+}
+
+export interface WireDescribeNetworkInterfacesResponse {
+  RequestId: string;
+  TotalCount?: number;
+  PageNumber?: number;
+  PageSize?: number;
+  NextToken: string;
+  NetworkInterfaceSets: { NetworkInterfaceSet: WireNetworkInterfaceSet[] };
+}
+
+export interface WireAssignPrivateIpAddressesResponse {
+  RequestId: string;
+  AssignedPrivateIpAddressesSet: {
+    NetworkInterfaceId: string;
+    PrivateIpSet: { PrivateIpAddress: string[] };
+  };
+}
+
+export interface WireInstanceType {
+  InstanceTypeId: string;
+  InstanceTypeFamily: string;
+  CpuCoreCount: number;
+  MemorySize: number;
+  EniQuantity: number;
+  EniPrivateIpAddressQuantity: number;
+  EniIpv6AddressQuantity: number;
+  EniTotalQuantity: number;
+  EniTrunkSupported: boolean;
+}
+
+export interface WireDescribeInstanceTypesResponse {
+  RequestId: string;
+  NextToken: string;
+  InstanceTypes: { InstanceType: WireInstanceType[] };
+}
+
+export interface WireVSwitch {
+  VSwitchId: string;
+  VpcId: string;
+  Status: "Available" | "Pending";
+  CidrBlock: string;
+  ZoneId: string;
+  AvailableIpAddressCount: number;
+  VSwitchName: string;
+  Description: string;
+  CreationTime: string;
+  IsDefault: boolean;
+  ResourceGroupId: string;
+}
+
+export interface WireDescribeVSwitchesResponse {
+  RequestId: string;
+  TotalCount: number;
+  PageNumber: number;
+  PageSize: number;
+  VSwitches: { VSwitch: WireVSwitch[] };
+}
+
+/** The error body every Alibaba Cloud RPC API returns. */
+export interface WireError {
+  RequestId: string;
+  HostId: string;
+  Code: string;
+  Message: string;
+  Recommend: string;
+}

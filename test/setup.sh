@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian 12 / Ubuntu machine (as root):
+# the Debian packages the tests use, then the npm packages from the lockfile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(iproute2 ca-certificates)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "test/setup.sh: need root to install Debian packages: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+npm ci --no-audit --no-fund
