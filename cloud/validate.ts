@@ -1,0 +1,111 @@
+// Checks on every value that reaches the cloud or the metadata service, so a
+// malformed identifier fails here, clearly, before anything is sent.
+
+import { isIpv4 } from "./ipv4.js";
+
+export class InvalidArgumentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidArgumentError";
+  }
+}
+
+function show(value: unknown): string {
+  const s = typeof value === "string" ? value : String(value);
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+}
+
+function check(ok: boolean, what: string, value: unknown): void {
+  if (!ok) throw new InvalidArgumentError(`invalid ${what}: ${show(value)}`);
+}
+
+function resourceId(prefix: string): RegExp {
+  return new RegExp(`^${prefix}-[a-zA-Z0-9][a-zA-Z0-9-]{0,63}$`);
+}
+
+const ENI_ID = resourceId("eni");
+const INSTANCE_ID = resourceId("i");
+const VSWITCH_ID = resourceId("vsw");
+const VPC_ID = resourceId("vpc");
+const SECURITY_GROUP_ID = resourceId("sg");
+const REGION_ID = /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/;
+const ZONE_ID = /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/;
+const INSTANCE_TYPE = /^[a-z0-9]+(\.[a-z0-9-]+){1,3}$/;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const ROLE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$/;
+
+export function isStr(v: unknown): v is string {
+  return typeof v === "string";
+}
+
+export function assertEniId(v: unknown): asserts v is string {
+  check(isStr(v) && ENI_ID.test(v), "ENI id", v);
+}
+export function assertInstanceId(v: unknown): asserts v is string {
+  check(isStr(v) && INSTANCE_ID.test(v), "instance id", v);
+}
+export function assertVSwitchId(v: unknown): asserts v is string {
+  check(isStr(v) && VSWITCH_ID.test(v), "vSwitch id", v);
+}
+export function assertVpcId(v: unknown): asserts v is string {
+  check(isStr(v) && VPC_ID.test(v), "VPC id", v);
+}
+export function assertSecurityGroupId(v: unknown): asserts v is string {
+  check(isStr(v) && SECURITY_GROUP_ID.test(v), "security group id", v);
+}
+export function assertRegionId(v: unknown): asserts v is string {
+  check(isStr(v) && REGION_ID.test(v), "region id", v);
+}
+export function assertZoneId(v: unknown): asserts v is string {
+  check(isStr(v) && ZONE_ID.test(v), "zone id", v);
+}
+export function assertInstanceType(v: unknown): asserts v is string {
+  check(isStr(v) && INSTANCE_TYPE.test(v), "instance type", v);
+}
+export function assertIpv4(v: unknown): asserts v is string {
+  check(isStr(v) && isIpv4(v), "IPv4 address", v);
+}
+/** Lower-case, colon-separated, as the metadata service lists them. */
+export function assertMac(v: unknown): asserts v is string {
+  check(isStr(v) && MAC.test(v), "MAC address", v);
+}
+export function assertRamRoleName(v: unknown): asserts v is string {
+  check(isStr(v) && ROLE_NAME.test(v), "RAM role name", v);
+}
+
+/** ECS: at most 64 printable ASCII characters. */
+export function assertClientToken(v: unknown): asserts v is string {
+  check(isStr(v) && /^[\x21-\x7e]{1,64}$/.test(v), "ClientToken", v);
+}
+
+export function assertIntInRange(v: unknown, min: number, max: number, what: string): asserts v is number {
+  check(typeof v === "number" && Number.isInteger(v) && v >= min && v <= max, `${what} (${min}..${max})`, v);
+}
+
+/** ECS tag rules: key 1..128 chars, not starting with aliyun or acs:, no URLs; value ≤128. At most 20. */
+export function assertTags(tags: Record<string, string>): void {
+  const entries = Object.entries(tags);
+  if (entries.length > 20) throw new InvalidArgumentError(`too many tags: ${entries.length} (at most 20)`);
+  for (const [k, v] of entries) {
+    check(
+      k.length >= 1 && k.length <= 128 && !/^(aliyun|acs:)/i.test(k) && !/https?:\/\//i.test(k),
+      "tag key",
+      k,
+    );
+    check(
+      isStr(v) && v.length <= 128 && !/^acs:/i.test(v) && !/https?:\/\//i.test(v),
+      `value of tag ${show(k)}`,
+      v,
+    );
+  }
+}
+
+/** ENI description: 2..256 characters, not starting with http:// or https://. */
+export function assertDescription(v: unknown): asserts v is string {
+  check(isStr(v) && v.length >= 2 && v.length <= 256 && !/^https?:\/\//i.test(v), "description", v);
+}
+
+/** ENI name: 2..128 characters, starting with a letter; letters, digits, ':', '_', '-', '.'. */
+export function assertEniName(v: unknown): asserts v is string {
+  check(isStr(v) && /^[\p{L}][\p{L}0-9:_.-]{1,127}$/u.test(v), "ENI name", v);
+}
