@@ -15,6 +15,7 @@ export class ResponseShapeError extends Error {
 export type Json = Record<string, unknown>;
 
 const ENI_STATUSES: readonly EniStatus[] = [
+  "Creating",
   "Available",
   "Attaching",
   "InUse",

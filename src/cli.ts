@@ -1,43 +1,21 @@
 #!/usr/bin/env node
+
 // `eniway`: one binary, a subcommand per part.
 
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
 import { startSimulator } from "../cloud/simulator/server.js";
 import { defaultWorld, loadWorld } from "../cloud/simulator/world.js";
-import { createLogger } from "./log.js";
+import { applyOverrides, ConfigError, loadConfig, parseConfig } from "./config.js";
+import { startDaemon } from "./daemon.js";
+import { parseFlags, parseListen } from "./flags.js";
+import { createLogger, isLevel } from "./log.js";
+import { SchemaError } from "./schema.js";
 
 const USAGE = `usage:
   eniway sim [--world FILE] [--listen HOST:PORT]   the cloud simulator (ECS, VPC, metadata)
+  eniway daemon --config FILE [--set KEY=VALUE ...] the node daemon
 `;
-
-export interface Flags {
-  values: Record<string, string[]>;
-  positional: string[];
-}
-
-export function parseFlags(args: string[], known: readonly string[]): Flags {
-  const flags: Flags = { values: {}, positional: [] };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith("--")) {
-      flags.positional.push(a);
-      continue;
-    }
-    const eq = a.indexOf("=");
-    const name = a.slice(2, eq < 0 ? undefined : eq);
-    if (!known.includes(name)) throw new Error(`unknown flag --${name}`);
-    const value = eq >= 0 ? a.slice(eq + 1) : args[++i];
-    if (value === undefined) throw new Error(`flag --${name} needs a value`);
-    flags.values[name] = [...(flags.values[name] ?? []), value];
-  }
-  return flags;
-}
-
-export function parseListen(s: string): { host: string; port: number } {
-  const m = /^(.*):(\d{1,5})$/.exec(s);
-  const port = Number(m?.[2]);
-  if (!m || port > 65535) throw new Error(`--listen must be HOST:PORT, got ${JSON.stringify(s)}`);
-  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1") || "127.0.0.1", port };
-}
 
 async function sim(args: string[]): Promise<void> {
   const flags = parseFlags(args, ["world", "listen"]);
@@ -54,11 +32,58 @@ async function sim(args: string[]): Promise<void> {
   process.once("SIGTERM", stop);
 }
 
+async function daemon(args: string[]): Promise<void> {
+  const flags = parseFlags(args, ["config", "set"]);
+  const file = flags.values.config?.[0];
+  if (!file) throw new Error("daemon needs --config FILE");
+  let config = await loadConfig(file);
+  const sets = flags.values.set ?? [];
+  if (sets.length > 0) {
+    const raw = (parseYaml(await readFile(file, "utf8")) ?? {}) as Record<string, unknown>;
+    try {
+      config = parseConfig(applyOverrides(raw, sets));
+    } catch (e) {
+      if (e instanceof SchemaError) throw new ConfigError(`config ${file} with --set: ${e.message}`);
+      throw e;
+    }
+  }
+  const log = createLogger({
+    level: isLevel(config.log.level) ? config.log.level : "info",
+    base: { component: "daemon" },
+  });
+  const d = await startDaemon(config, log);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info("stopping", { signal });
+    const hard = setTimeout(() => {
+      log.error("stop took longer than 10 s; exiting");
+      process.exit(1);
+    }, 10_000);
+    d.stop().then(
+      () => {
+        clearTimeout(hard);
+        log.info("stopped");
+        process.exit(0);
+      },
+      (e: unknown) => {
+        log.error("stop failed", { error: String(e) });
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case "sim":
       return sim(rest);
+    case "daemon":
+      return daemon(rest);
     case undefined:
     case "help":
     case "--help":

@@ -14,7 +14,7 @@ import {
   type WireNetworkInterfaceSet,
 } from "../types.js";
 import { fail, invalid } from "./errors.js";
-import { boolean, integer, list, optional, type Params, required, tags } from "./params.js";
+import { boolean, integer, ipv4, ipv4List, list, optional, type Params, required, tags } from "./params.js";
 import {
   assignIps,
   attachEni,
@@ -43,7 +43,7 @@ export interface ActionContext {
 type Result = Record<string, unknown>;
 type Handler = (ctx: ActionContext, p: Params) => Result | Promise<Result>;
 
-const STATUSES: EniStatus[] = ["Available", "Attaching", "InUse", "Detaching", "Deleting", "CreateFailed"];
+const STATUSES: EniStatus[] = ["Creating", "Available", "Attaching", "InUse", "Detaching", "Deleting", "CreateFailed"];
 const ENI_ID = /^eni-[a-z0-9]{1,64}$/;
 const COMMON = new Set([
   "Action",
@@ -162,7 +162,7 @@ const createNetworkInterface: Handler = (ctx, p) => {
   const type = optional(p, "InstanceType") ?? "Secondary";
   if (type !== "Secondary")
     fail("InvalidParameter", invalid("InstanceType", "only Secondary is supported").message);
-  const explicit = list(p, "PrivateIpAddress", MAX_SECONDARY_IPS_UNATTACHED);
+  const explicit = ipv4List(p, "PrivateIpAddress", MAX_SECONDARY_IPS_UNATTACHED);
   const count = integer(p, "SecondaryPrivateIpAddressCount", 0, MAX_SECONDARY_IPS_UNATTACHED);
   if (count !== undefined && explicit.length > 0)
     fail(
@@ -177,7 +177,7 @@ const createNetworkInterface: Handler = (ctx, p) => {
     /^[A-Za-z\u4e00-\u9fa5][\w:.\u4e00-\u9fa5-]*$/,
   );
   const description = nameOrDescription(p, "Description", 256);
-  const primaryIp = optional(p, "PrimaryIpAddress");
+  const primaryIp = ipv4(p, "PrimaryIpAddress");
   return idempotent(ctx, "CreateNetworkInterface", p, async () => {
     const eni = createEni(ctx.state, {
       vSwitchId,
@@ -224,7 +224,7 @@ const deleteNetworkInterface: Handler = (ctx, p) => {
 const assignPrivateIpAddresses: Handler = (ctx, p) => {
   region(ctx, p);
   const eni = eniParam(ctx, p);
-  const explicit = list(p, "PrivateIpAddress", 10);
+  const explicit = ipv4List(p, "PrivateIpAddress", 10);
   const count = integer(p, "SecondaryPrivateIpAddressCount", 1, MAX_SECONDARY_IPS_UNATTACHED);
   if (count !== undefined && explicit.length > 0)
     fail(
@@ -245,7 +245,7 @@ const assignPrivateIpAddresses: Handler = (ctx, p) => {
 const unassignPrivateIpAddresses: Handler = async (ctx, p) => {
   region(ctx, p);
   const eni = eniParam(ctx, p);
-  const ips = list(p, "PrivateIpAddress", 50);
+  const ips = ipv4List(p, "PrivateIpAddress", 50);
   if (ips.length === 0) required(p, "PrivateIpAddress.1");
   ctx.lock(eni.id);
   await unassignIps(ctx.state, eni, ips);

@@ -1,0 +1,371 @@
+// Runs the planner's actions against the cloud. Every call is written ahead
+// as an intent (with its ClientToken) before it is sent, and every result
+// goes to the store, so a crash at any instant can be resumed or undone.
+// Half-finished work is undone: an ENI that failed to attach is deleted.
+
+import { randomUUID } from "node:crypto";
+import type { CloudApi } from "../cloud/api.js";
+import { CloudError, hasCode, VSWITCH_EXHAUSTED_CODES } from "../cloud/errors.js";
+import type { MetadataClient } from "../cloud/metadata.js";
+import type { Eni } from "../cloud/types.js";
+import type { Logger } from "../src/log.js";
+import type { Intent, Store, StoreDoc, StoredEni } from "./store.js";
+
+export interface ExecutorConfig {
+  attachTimeoutMs: number;
+  vSwitchBlockMs: number;
+  eniLimitBackoffMs: number;
+  maxConcurrentAttaches: number;
+}
+
+export interface ExecutorDeps {
+  cloud: CloudApi;
+  metadata: MetadataClient;
+  store: Store;
+  log: Logger;
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  instanceId: string;
+  securityGroupIds: string[];
+  /** Every ENI we create carries these (ours and the user's). */
+  tags: Record<string, string>;
+  config: ExecutorConfig;
+}
+
+export interface Executor {
+  create(vSwitchId: string, ipCount: number): Promise<void>;
+  assign(eniId: string, count: number): Promise<void>;
+  unassign(eniId: string, ips: string[]): Promise<void>;
+  remove(eniId: string): Promise<void>;
+  /** Finish (or undo) an intent found in the store after a restart. */
+  resume(intent: Intent): Promise<void>;
+}
+
+/** A counting semaphore: at most n holders at once. */
+function semaphore(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let free = n;
+  const queue: (() => void)[] = [];
+  return async (fn) => {
+    if (free > 0) free--;
+    else await new Promise<void>((r) => queue.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = queue.shift();
+      if (next) next();
+      else free++;
+    }
+  };
+}
+
+export function addIdle(doc: StoreDoc, eniId: string, ips: string[], now: number): void {
+  for (const ip of ips) {
+    // Never overwrite: an IP the pool already tracks may be assigned to a pod.
+    if (!doc.ips[ip]) doc.ips[ip] = { ip, eniId, phase: "idle", idleSince: now };
+  }
+}
+
+function dropEni(doc: StoreDoc, eniId: string): void {
+  delete doc.enis[eniId];
+  for (const [ip, rec] of Object.entries(doc.ips)) if (rec.eniId === eniId) delete doc.ips[ip];
+}
+
+export function createExecutor(deps: ExecutorDeps): Executor {
+  const { cloud, store, log, config } = deps;
+  const attachSlot = semaphore(config.maxConcurrentAttaches);
+
+  const writeIntent = (intent: Intent, extra?: (d: StoreDoc) => void): Promise<void> =>
+    store.update((d) => {
+      d.intents[intent.id] = intent;
+      extra?.(d);
+    });
+
+  const clearIntent = (id: string, extra?: (d: StoreDoc) => void): Promise<void> =>
+    store.update((d) => {
+      delete d.intents[id];
+      extra?.(d);
+    });
+
+  const noteCloudError = async (err: unknown, vSwitchId?: string): Promise<void> => {
+    if (vSwitchId && hasCode(err, VSWITCH_EXHAUSTED_CODES)) {
+      log.warn("vSwitch has no free addresses; blocking it", {
+        vSwitchId,
+        until: deps.now() + config.vSwitchBlockMs,
+      });
+      await store.update((d) => {
+        d.blockedVSwitches[vSwitchId] = deps.now() + config.vSwitchBlockMs;
+      });
+    }
+    if (hasCode(err, ["EniPerInstanceLimitExceeded"])) {
+      log.warn("instance is at its ENI limit; backing off creates", { ms: config.eniLimitBackoffMs });
+      await store.update((d) => {
+        d.createBackoffUntil = deps.now() + config.eniLimitBackoffMs;
+      });
+    }
+  };
+
+  /** Wait until the cloud says InUse on this instance and the metadata lists the MAC. */
+  const waitAttached = async (eni: StoredEni): Promise<{ gateway: string; cidr: string }> => {
+    const deadline = deps.now() + config.attachTimeoutMs;
+    let delay = 100;
+    for (;;) {
+      const [cloudView] = await cloud
+        .describeNetworkInterfaces({ eniIds: [eni.eniId] })
+        .catch((e: unknown) => {
+          log.debug("describe while waiting for attach failed", { eniId: eni.eniId, error: String(e) });
+          return [undefined];
+        });
+      if (cloudView === undefined && deps.now() > deadline)
+        throw new Error(`${eni.eniId} vanished while attaching`);
+      if (cloudView && cloudView.status === "Available")
+        throw new Error(`${eni.eniId} is Available again: the attachment failed`);
+      if (cloudView?.status === "InUse" && cloudView.instanceId === deps.instanceId) {
+        const macs = await deps.metadata.macs().catch(() => [] as string[]);
+        if (macs.includes(eni.mac)) {
+          const meta = await deps.metadata.eni(eni.mac);
+          return { gateway: meta.gateway, cidr: meta.vSwitchCidr };
+        }
+      }
+      if (deps.now() > deadline)
+        throw new Error(`${eni.eniId} not attached within ${config.attachTimeoutMs} ms`);
+      await deps.sleep(delay);
+      delay = Math.min(delay * 1.5, 2000);
+    }
+  };
+
+  /** Detach (if attached), wait until Available, delete. Tolerates an ENI already gone. */
+  const destroy = async (eniId: string): Promise<void> => {
+    const deadline = deps.now() + config.attachTimeoutMs;
+    let delay = 100;
+    for (;;) {
+      const [e] = await cloud.describeNetworkInterfaces({ eniIds: [eniId] });
+      if (!e) return;
+      if (e.status === "Available") {
+        await cloud.deleteNetworkInterface(eniId);
+        return;
+      }
+      if (e.status === "InUse") await cloud.detachNetworkInterface(eniId, e.instanceId || deps.instanceId);
+      if (deps.now() > deadline)
+        throw new Error(`${eniId} still ${e.status} after ${config.attachTimeoutMs} ms`);
+      await deps.sleep(delay);
+      delay = Math.min(delay * 1.5, 2000);
+    }
+  };
+
+  /** From a created (Available) ENI to a ready one, or undone. */
+  const attachCreated = async (intentId: string, eni: Eni): Promise<void> => {
+    const stored: StoredEni = {
+      eniId: eni.eniId,
+      mac: eni.macAddress,
+      vSwitchId: eni.vSwitchId,
+      phase: "attaching",
+      primaryIp: eni.primaryIp,
+      gateway: "",
+      cidr: "",
+      createdAt: deps.now(),
+    };
+    await store.update((d) => {
+      delete d.intents[intentId];
+      d.intents[`attach-${eni.eniId}`] = {
+        id: `attach-${eni.eniId}`,
+        kind: "attach",
+        eniId: eni.eniId,
+        at: deps.now(),
+      };
+      d.enis[eni.eniId] = stored;
+      addIdle(d, eni.eniId, eni.privateIps, deps.now());
+    });
+    await attachAndWait(stored);
+  };
+
+  const attachAndWait = async (stored: StoredEni): Promise<void> => {
+    const intentId = `attach-${stored.eniId}`;
+    try {
+      const net = await attachSlot(async () => {
+        const [now] = await cloud.describeNetworkInterfaces({ eniIds: [stored.eniId] });
+        if (!now) throw new Error(`${stored.eniId} does not exist`);
+        if (now.status === "Available") await cloud.attachNetworkInterface(stored.eniId, deps.instanceId);
+        else if (now.instanceId !== deps.instanceId)
+          throw new Error(`${stored.eniId} is ${now.status} elsewhere`);
+        return waitAttached(stored);
+      });
+      await clearIntent(intentId, (d) => {
+        const e = d.enis[stored.eniId];
+        if (!e) return;
+        e.phase = "ready";
+        e.gateway = net.gateway;
+        e.cidr = net.cidr;
+        const t = deps.now();
+        for (const rec of Object.values(d.ips))
+          if (rec.eniId === stored.eniId && rec.phase === "idle") rec.idleSince = t;
+      });
+      log.info("ENI ready", { eniId: stored.eniId, mac: stored.mac, gateway: net.gateway });
+    } catch (err) {
+      await noteCloudError(err);
+      log.warn("attach failed; deleting the ENI", { eniId: stored.eniId, error: describeError(err) });
+      await store.update((d) => {
+        const e = d.enis[stored.eniId];
+        if (e) e.phase = "deleting";
+        delete d.intents[intentId];
+        d.intents[`delete-${stored.eniId}`] = {
+          id: `delete-${stored.eniId}`,
+          kind: "delete",
+          eniId: stored.eniId,
+          at: deps.now(),
+        };
+      });
+      await finishDelete(stored.eniId);
+    }
+  };
+
+  const finishDelete = async (eniId: string): Promise<void> => {
+    await destroy(eniId);
+    await clearIntent(`delete-${eniId}`, (d) => dropEni(d, eniId));
+    log.info("ENI deleted", { eniId });
+  };
+
+  const create = async (vSwitchId: string, ipCount: number): Promise<void> => {
+    const intent: Intent = {
+      id: `create-${randomUUID()}`,
+      kind: "create",
+      clientToken: randomUUID(),
+      vSwitchId,
+      ipCount,
+      at: deps.now(),
+    };
+    await writeIntent(intent);
+    await runCreate(intent);
+  };
+
+  const runCreate = async (intent: Extract<Intent, { kind: "create" }>): Promise<void> => {
+    let eni: Eni;
+    try {
+      eni = await cloud.createNetworkInterface({
+        vSwitchId: intent.vSwitchId,
+        securityGroupIds: deps.securityGroupIds,
+        tags: deps.tags,
+        secondaryIpCount: intent.ipCount - 1,
+        clientToken: intent.clientToken,
+        description: "created by eniway",
+      });
+    } catch (err) {
+      await noteCloudError(err, intent.vSwitchId);
+      // A definite answer means nothing was created; otherwise keep the intent for the next resync.
+      if (err instanceof CloudError && !err.retryable) await clearIntent(intent.id);
+      throw err;
+    }
+    log.info("ENI created", { eniId: eni.eniId, vSwitchId: eni.vSwitchId, ips: eni.privateIps.length });
+    await attachCreated(intent.id, eni);
+  };
+
+  const assign = async (eniId: string, count: number): Promise<void> => {
+    const intent: Intent = {
+      id: `assign-${randomUUID()}`,
+      kind: "assign",
+      clientToken: randomUUID(),
+      eniId,
+      count,
+      at: deps.now(),
+    };
+    await writeIntent(intent);
+    await runAssign(intent);
+  };
+
+  const runAssign = async (intent: Extract<Intent, { kind: "assign" }>): Promise<void> => {
+    try {
+      const ips = await cloud.assignPrivateIpAddresses({
+        eniId: intent.eniId,
+        count: intent.count,
+        clientToken: intent.clientToken,
+      });
+      await clearIntent(intent.id, (d) => {
+        if (d.enis[intent.eniId]) addIdle(d, intent.eniId, ips, deps.now());
+      });
+      log.info("IPs assigned", { eniId: intent.eniId, ips });
+    } catch (err) {
+      await noteCloudError(err, store.data.enis[intent.eniId]?.vSwitchId);
+      if (err instanceof CloudError && !err.retryable) await clearIntent(intent.id);
+      throw err;
+    }
+  };
+
+  const unassign = async (eniId: string, ips: string[]): Promise<void> => {
+    const intent: Intent = { id: `unassign-${randomUUID()}`, kind: "unassign", eniId, ips, at: deps.now() };
+    // Only idle IPs are released; they leave the allocatable set in the same write.
+    const taken: string[] = [];
+    await writeIntent(intent, (d) => {
+      for (const ip of ips) {
+        const rec = d.ips[ip];
+        if (rec?.phase === "idle" && rec.eniId === eniId) {
+          rec.phase = "releasing";
+          taken.push(ip);
+        }
+      }
+      intent.ips = taken;
+    });
+    await runUnassign(intent);
+  };
+
+  const runUnassign = async (intent: Extract<Intent, { kind: "unassign" }>): Promise<void> => {
+    try {
+      if (intent.ips.length > 0) await cloud.unassignPrivateIpAddresses(intent.eniId, intent.ips);
+      await clearIntent(intent.id, (d) => {
+        for (const ip of intent.ips) if (d.ips[ip]?.phase === "releasing") delete d.ips[ip];
+      });
+      log.info("IPs released to the cloud", { eniId: intent.eniId, ips: intent.ips });
+    } catch (err) {
+      // Not released: the IPs go back to idle.
+      await clearIntent(intent.id, (d) => {
+        for (const ip of intent.ips) {
+          const rec = d.ips[ip];
+          if (rec?.phase === "releasing") rec.phase = "idle";
+        }
+      });
+      throw err;
+    }
+  };
+
+  const remove = async (eniId: string): Promise<void> => {
+    let ok = true;
+    await writeIntent({ id: `delete-${eniId}`, kind: "delete", eniId, at: deps.now() }, (d) => {
+      const e = d.enis[eniId];
+      const mine = Object.values(d.ips).filter((r) => r.eniId === eniId);
+      ok = !!e && mine.every((r) => r.phase === "idle");
+      if (!ok) {
+        delete d.intents[`delete-${eniId}`];
+        return;
+      }
+      e!.phase = "deleting";
+      for (const r of mine) r.phase = "releasing";
+    });
+    if (!ok) return;
+    await finishDelete(eniId);
+  };
+
+  const resume = async (intent: Intent): Promise<void> => {
+    log.info("resuming intent", { intent: intent.id, kind: intent.kind });
+    switch (intent.kind) {
+      case "create":
+        return runCreate(intent);
+      case "attach": {
+        const e = store.data.enis[intent.eniId];
+        if (!e) return clearIntent(intent.id);
+        return attachAndWait(e);
+      }
+      case "assign":
+        if (!store.data.enis[intent.eniId]) return clearIntent(intent.id);
+        return runAssign(intent);
+      case "unassign":
+        return runUnassign(intent);
+      case "delete":
+        return finishDelete(intent.eniId);
+    }
+  };
+
+  return { create, assign, unassign, remove, resume };
+}
+
+export function describeError(err: unknown): Record<string, unknown> | string {
+  if (err instanceof CloudError) return err.toJSON() as unknown as Record<string, unknown>;
+  return err instanceof Error ? err.message : String(err);
+}

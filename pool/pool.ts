@@ -1,0 +1,388 @@
+// The warm pool at run time: allocation and release (from memory, durable
+// before they answer), the loop that asks the planner what to do and hands
+// its actions to the executor, and waiters for an empty pool.
+
+import type { Logger } from "../src/log.js";
+import { describeError, type Executor } from "./executor.js";
+import { type EniView, type PlanAction, type PlanInput, plan, summarize } from "./planner.js";
+import type { Owner, PodRef, Store, StoredEni, StoredIp } from "./store.js";
+
+export interface PoolTargets {
+  minIdle: number;
+  maxIdle: number;
+  cooldownMs: number;
+  maxIpsPerCall: number;
+  idleReclaimMs: number;
+  allocateTimeoutMs: number;
+}
+
+export interface Allocation {
+  containerId: string;
+  ifname: string;
+  pod: PodRef;
+  ip: string;
+  eniId: string;
+  mac: string;
+  vSwitchId: string;
+  gateway: string;
+  cidr: string;
+  assignedAt: number;
+}
+
+export interface PoolSummary {
+  enis: { eniId: string; phase: string; vSwitchId: string; mac: string; ips: number; assigned: number }[];
+  idle: number;
+  assigned: number;
+  cooling: number;
+  releasing: number;
+  pending: number;
+  waiting: number;
+  intents: number;
+  limits: { maxSecondaryEnis: number; ipsPerEni: number };
+  targets: { minIdle: number; maxIdle: number };
+  blockedVSwitches: Record<string, number>;
+  createBackoffUntil: number;
+}
+
+/** The pool is empty and the refill did not land in time: the caller should retry. */
+export class TryAgainError extends Error {
+  readonly code = "TryAgainLater";
+  constructor(message: string) {
+    super(message);
+    this.name = "TryAgainError";
+  }
+}
+
+export interface PoolDeps {
+  store: Store;
+  executor: Executor;
+  log: Logger;
+  now(): number;
+  limits: { maxSecondaryEnis: number; ipsPerEni: number };
+  targets: PoolTargets;
+  /** Free addresses per candidate vSwitch, refreshed by resync. */
+  vSwitches(): { vSwitchId: string; available: number }[];
+}
+
+export interface Pool {
+  allocate(req: { containerId: string; ifname: string; pod: PodRef }): Promise<Allocation>;
+  release(containerId: string, ifname: string): Promise<Allocation | null>;
+  allocations(): Allocation[];
+  summary(): PoolSummary;
+  /** Plan now (debounced). */
+  kick(): void;
+  /** Names of cloud operations running now, by ENI (for resync to keep away). */
+  busyEnis(): ReadonlySet<string>;
+  /** Bumped whenever an ENI's IP set may have changed by our own hand. */
+  generation(eniId: string): number;
+  /** Run a cloud operation as the pool's own (marks the ENI busy). */
+  track<T>(eniId: string | null, pendingIps: number, work: () => Promise<T>): Promise<T>;
+  /** Wait for every running cloud operation. */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const keyOf = (containerId: string, ifname: string): string => `${containerId}/${ifname}`;
+
+export function toAllocation(ip: StoredIp, eni: StoredEni | undefined): Allocation | null {
+  if (!ip.owner) return null;
+  return {
+    containerId: ip.owner.containerId,
+    ifname: ip.owner.ifname,
+    pod: ip.owner.pod,
+    ip: ip.ip,
+    eniId: ip.eniId,
+    mac: eni?.mac ?? "",
+    vSwitchId: eni?.vSwitchId ?? "",
+    gateway: eni?.gateway ?? "",
+    cidr: eni?.cidr ?? "",
+    assignedAt: ip.assignedAt ?? 0,
+  };
+}
+
+interface Waiter {
+  key: string;
+  owner: Owner;
+  resolve(a: Allocation): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export function createPool(deps: PoolDeps): Pool {
+  const { store, executor, log, targets } = deps;
+  const busy = new Set<string>();
+  const gens = new Map<string, number>();
+  const pendingByEni = new Map<string, number>();
+  const creating = new Map<string, number>(); // placeholder id → IPs it will bring
+  const running = new Set<Promise<unknown>>();
+  const inflightAlloc = new Map<string, Promise<Allocation>>();
+  let waiters: Waiter[] = [];
+  let kickScheduled = false;
+  let stopped = false;
+  let seq = 0;
+
+  const findOwned = (key: string): StoredIp | undefined =>
+    Object.values(store.data.ips).find((r) => r.owner && keyOf(r.owner.containerId, r.owner.ifname) === key);
+
+  const bump = (eniId: string): void => {
+    gens.set(eniId, (gens.get(eniId) ?? 0) + 1);
+  };
+
+  /** Pack pods onto the ENIs that already carry the most, so others can drain. */
+  const pickIdle = (): StoredIp | undefined => {
+    const load = new Map<string, number>();
+    for (const r of Object.values(store.data.ips))
+      if (r.phase !== "idle") load.set(r.eniId, (load.get(r.eniId) ?? 0) + 1);
+    let best: StoredIp | undefined;
+    for (const r of Object.values(store.data.ips)) {
+      if (r.phase !== "idle" || store.data.enis[r.eniId]?.phase !== "ready") continue;
+      if (
+        !best ||
+        (load.get(r.eniId) ?? 0) > (load.get(best.eniId) ?? 0) ||
+        ((load.get(r.eniId) ?? 0) === (load.get(best.eniId) ?? 0) && r.idleSince < best.idleSince)
+      )
+        best = r;
+    }
+    return best;
+  };
+
+  const assignTo = async (ip: StoredIp, owner: Owner): Promise<Allocation> => {
+    await store.update(() => {
+      ip.phase = "assigned";
+      ip.owner = owner;
+      ip.assignedAt = deps.now();
+      delete ip.coolUntil;
+    });
+    return toAllocation(ip, store.data.enis[ip.eniId])!;
+  };
+
+  const serveWaiters = (): void => {
+    while (waiters.length > 0) {
+      const ip = pickIdle();
+      if (!ip) return;
+      const w = waiters.shift()!;
+      clearTimeout(w.timer);
+      assignTo(ip, w.owner).then(w.resolve, w.reject);
+    }
+  };
+
+  const expireCooling = (): void => {
+    const now = deps.now();
+    let changed = false;
+    for (const r of Object.values(store.data.ips)) {
+      if (r.phase === "cooling" && (r.coolUntil ?? 0) <= now) {
+        r.phase = "idle";
+        r.idleSince = r.coolUntil ?? now;
+        delete r.coolUntil;
+        changed = true;
+      }
+    }
+    // Not awaited: a lost write only means the IP cools again briefly after a restart.
+    if (changed) store.flush().catch((e: unknown) => log.error("store write failed", { error: String(e) }));
+  };
+
+  const planInput = (): PlanInput => {
+    const byEni = new Map<string, StoredIp[]>();
+    for (const r of Object.values(store.data.ips)) {
+      const list = byEni.get(r.eniId) ?? [];
+      list.push(r);
+      byEni.set(r.eniId, list);
+    }
+    const enis: EniView[] = Object.values(store.data.enis).map((e) => ({
+      eniId: e.eniId,
+      vSwitchId: e.vSwitchId,
+      phase: e.phase,
+      primaryIp: e.primaryIp,
+      ips: (byEni.get(e.eniId) ?? []).map((r) => ({ ip: r.ip, phase: r.phase, idleSince: r.idleSince })),
+      pendingIps: pendingByEni.get(e.eniId) ?? 0,
+      busy: busy.has(e.eniId),
+    }));
+    for (const [id, n] of creating)
+      enis.push({
+        eniId: id,
+        vSwitchId: "",
+        phase: "creating",
+        primaryIp: "",
+        ips: [],
+        pendingIps: n,
+        busy: true,
+      });
+    return {
+      now: deps.now(),
+      enis,
+      limits: deps.limits,
+      targets: {
+        minIdle: targets.minIdle,
+        maxIdle: targets.maxIdle,
+        maxIpsPerCall: targets.maxIpsPerCall,
+        idleReclaimMs: targets.idleReclaimMs,
+      },
+      vSwitches: deps.vSwitches(),
+      blockedVSwitches: store.data.blockedVSwitches,
+      createBackoffUntil: store.data.createBackoffUntil,
+      waiting: waiters.length,
+    };
+  };
+
+  const track = <T>(eniId: string | null, pendingIps: number, work: () => Promise<T>): Promise<T> => {
+    const placeholder = eniId === null ? `creating-${++seq}` : null;
+    if (placeholder) creating.set(placeholder, pendingIps);
+    else {
+      busy.add(eniId!);
+      pendingByEni.set(eniId!, pendingIps);
+      bump(eniId!);
+    }
+    const p = work().finally(() => {
+      if (placeholder) creating.delete(placeholder);
+      else {
+        busy.delete(eniId!);
+        pendingByEni.delete(eniId!);
+        bump(eniId!);
+      }
+      running.delete(p);
+      serveWaiters();
+      kick();
+    });
+    running.add(p);
+    return p;
+  };
+
+  const dispatch = (a: PlanAction): void => {
+    log.debug("plan", { action: a });
+    const work =
+      a.kind === "create"
+        ? track(null, a.ipCount, () => executor.create(a.vSwitchId, a.ipCount))
+        : a.kind === "assign"
+          ? track(a.eniId, a.count, () => executor.assign(a.eniId, a.count))
+          : a.kind === "unassign"
+            ? track(a.eniId, 0, () => executor.unassign(a.eniId, a.ips))
+            : track(a.eniId, 0, () => executor.remove(a.eniId));
+    work.catch((err: unknown) =>
+      log.warn("pool action failed", { action: a.kind, error: describeError(err) }),
+    );
+  };
+
+  const runPlan = (): void => {
+    kickScheduled = false;
+    if (stopped) return;
+    expireCooling();
+    serveWaiters();
+    for (const a of plan(planInput())) dispatch(a);
+  };
+
+  const kick = (): void => {
+    if (kickScheduled || stopped) return;
+    kickScheduled = true;
+    setImmediate(runPlan);
+  };
+
+  const allocate: Pool["allocate"] = (req) => {
+    const key = keyOf(req.containerId, req.ifname);
+    const owned = findOwned(key);
+    if (owned) return Promise.resolve(toAllocation(owned, store.data.enis[owned.eniId])!);
+    const inflight = inflightAlloc.get(key);
+    if (inflight) return inflight;
+    const p = (async (): Promise<Allocation> => {
+      const ip = waiters.length === 0 ? pickIdle() : undefined;
+      if (ip) {
+        const a = await assignTo(ip, { containerId: req.containerId, ifname: req.ifname, pod: req.pod });
+        kick();
+        return a;
+      }
+      if (stopped) throw new TryAgainError("the daemon is shutting down");
+      return new Promise<Allocation>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters = waiters.filter((w) => w.key !== key);
+          reject(
+            new TryAgainError(
+              `no IP became available within ${targets.allocateTimeoutMs} ms; the pool is refilling`,
+            ),
+          );
+        }, targets.allocateTimeoutMs);
+        waiters.push({
+          key,
+          owner: { containerId: req.containerId, ifname: req.ifname, pod: req.pod },
+          resolve,
+          reject,
+          timer,
+        });
+        kick();
+      });
+    })().finally(() => inflightAlloc.delete(key));
+    inflightAlloc.set(key, p);
+    return p;
+  };
+
+  const release: Pool["release"] = async (containerId, ifname) => {
+    const key = keyOf(containerId, ifname);
+    // A release that races an allocation of the same key waits for it, then undoes it.
+    await inflightAlloc.get(key)?.catch(() => {});
+    const rec = findOwned(key);
+    if (!rec) return null;
+    const before = toAllocation(rec, store.data.enis[rec.eniId]);
+    await store.update(() => {
+      rec.phase = "cooling";
+      rec.coolUntil = deps.now() + targets.cooldownMs;
+      delete rec.owner;
+      delete rec.assignedAt;
+    });
+    kick();
+    return before;
+  };
+
+  const summary = (): PoolSummary => {
+    const ips = Object.values(store.data.ips);
+    const count = (phase: string): number => ips.filter((r) => r.phase === phase).length;
+    const s = summarize(planInput());
+    return {
+      enis: Object.values(store.data.enis).map((e) => ({
+        eniId: e.eniId,
+        phase: e.phase,
+        vSwitchId: e.vSwitchId,
+        mac: e.mac,
+        ips: ips.filter((r) => r.eniId === e.eniId).length,
+        assigned: ips.filter((r) => r.eniId === e.eniId && r.phase === "assigned").length,
+      })),
+      idle: s.idle,
+      assigned: count("assigned"),
+      cooling: count("cooling"),
+      releasing: count("releasing"),
+      pending: s.pending,
+      waiting: waiters.length,
+      intents: Object.keys(store.data.intents).length,
+      limits: deps.limits,
+      targets: { minIdle: targets.minIdle, maxIdle: targets.maxIdle },
+      blockedVSwitches: { ...store.data.blockedVSwitches },
+      createBackoffUntil: store.data.createBackoffUntil,
+    };
+  };
+
+  const idle = async (): Promise<void> => {
+    while (running.size > 0) await Promise.allSettled([...running]);
+  };
+
+  return {
+    allocate,
+    release,
+    allocations: () =>
+      Object.values(store.data.ips)
+        .map((r) => toAllocation(r, store.data.enis[r.eniId]))
+        .filter((a): a is Allocation => a !== null),
+    summary,
+    kick,
+    busyEnis: () => busy,
+    generation: (eniId) => gens.get(eniId) ?? 0,
+    track,
+    idle,
+    async stop() {
+      stopped = true;
+      for (const w of waiters) {
+        clearTimeout(w.timer);
+        w.reject(new TryAgainError("the daemon is shutting down"));
+      }
+      waiters = [];
+      await idle();
+      await store.flush();
+    },
+  };
+}

@@ -1,0 +1,167 @@
+// The pool's durable state: a lowdb JSON document with a format version.
+// Mutations happen in memory; `update` resolves only once a write that
+// contains the mutation is on disk. Writes are serialized and coalesced:
+// while one write runs, every later mutation rides on the next one.
+
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { Low } from "lowdb";
+import { durableJsonFile } from "./durable-file.js";
+import type { EniPhase, IpPhase } from "./planner.js";
+
+export const STORE_FORMAT = 1;
+
+export interface PodRef {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+export interface Owner {
+  containerId: string;
+  ifname: string;
+  pod: PodRef;
+}
+
+export interface StoredIp {
+  ip: string;
+  eniId: string;
+  phase: IpPhase;
+  idleSince: number;
+  /** Cooling ends at this time (ms); persisted so it survives restarts. */
+  coolUntil?: number;
+  owner?: Owner;
+  assignedAt?: number;
+}
+
+export interface StoredEni {
+  eniId: string;
+  mac: string;
+  vSwitchId: string;
+  phase: EniPhase;
+  primaryIp: string;
+  /** The vSwitch gateway and CIDR, from metadata once attached. */
+  gateway: string;
+  cidr: string;
+  createdAt: number;
+}
+
+/** A cloud call written ahead, so a crash at any instant can be resumed or undone. */
+export type Intent =
+  | { id: string; kind: "create"; clientToken: string; vSwitchId: string; ipCount: number; at: number }
+  | { id: string; kind: "attach"; eniId: string; at: number }
+  | { id: string; kind: "assign"; clientToken: string; eniId: string; count: number; at: number }
+  | { id: string; kind: "unassign"; eniId: string; ips: string[]; at: number }
+  | { id: string; kind: "delete"; eniId: string; at: number };
+
+export interface StoreDoc {
+  format: number;
+  instanceId: string;
+  enis: Record<string, StoredEni>;
+  ips: Record<string, StoredIp>;
+  intents: Record<string, Intent>;
+  blockedVSwitches: Record<string, number>;
+  createBackoffUntil: number;
+}
+
+export interface Store {
+  readonly file: string;
+  readonly data: StoreDoc;
+  /** Apply a mutation and resolve once it is durable. */
+  update(mutate: (doc: StoreDoc) => void): Promise<void>;
+  /** Resolve once everything mutated so far is durable. */
+  flush(): Promise<void>;
+  /** Number of writes so far (for metrics and tests). */
+  writes(): number;
+}
+
+export class StoreError extends Error {
+  override name = "StoreError";
+}
+
+function emptyDoc(instanceId: string): StoreDoc {
+  return {
+    format: STORE_FORMAT,
+    instanceId,
+    enis: {},
+    ips: {},
+    intents: {},
+    blockedVSwitches: {},
+    createBackoffUntil: 0,
+  };
+}
+
+function parseDoc(file: string, instanceId: string): (text: string) => StoreDoc {
+  return (text) => {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (e) {
+      throw new StoreError(`store ${file} is not valid JSON (${(e as Error).message}); refusing to start`);
+    }
+    const d = doc as Partial<StoreDoc>;
+    if (typeof d !== "object" || d === null || typeof d.format !== "number")
+      throw new StoreError(`store ${file} has no format version; refusing to start`);
+    if (d.format !== STORE_FORMAT)
+      throw new StoreError(`store ${file} has format ${d.format}; this eniway reads format ${STORE_FORMAT}`);
+    if (d.instanceId !== instanceId)
+      throw new StoreError(`store ${file} belongs to instance ${d.instanceId}, not ${instanceId}`);
+    return { ...emptyDoc(instanceId), ...d } as StoreDoc;
+  };
+}
+
+export async function openStore(stateDir: string, instanceId: string): Promise<Store> {
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const file = join(stateDir, "pool.json");
+  const db = new Low<StoreDoc>(durableJsonFile(file, parseDoc(file, instanceId)), emptyDoc(instanceId));
+  await db.read();
+  let writing = false;
+  let writeCount = 0;
+  let next: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | null = null;
+
+  const deferred = (): NonNullable<typeof next> => {
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    return { promise, resolve, reject };
+  };
+
+  const pump = async (): Promise<void> => {
+    writing = true;
+    while (next) {
+      const batch = next;
+      next = null;
+      try {
+        await db.write();
+        writeCount++;
+        batch.resolve();
+      } catch (e) {
+        batch.reject(e);
+      }
+    }
+    writing = false;
+  };
+
+  const flush = (): Promise<void> => {
+    next ??= deferred();
+    const p = next.promise;
+    if (!writing) void pump();
+    return p;
+  };
+
+  return {
+    file,
+    get data() {
+      return db.data;
+    },
+    update(mutate) {
+      mutate(db.data);
+      return flush();
+    },
+    flush,
+    writes: () => writeCount,
+  };
+}

@@ -1,0 +1,167 @@
+// The daemon's API: HTTP/1.1 + JSON on a unix socket (mode 0600). The
+// plugin and the operator CLI are its clients.
+
+import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createConnection } from "node:net";
+import { dirname } from "node:path";
+import { type Pool, TryAgainError } from "../pool/pool.js";
+import type { Logger } from "./log.js";
+
+export const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: interface names exclude control characters
+export const IFNAME = /^[^/:\s\x00]{1,15}$/;
+const K8S_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+
+export interface ApiDeps {
+  pool: Pool;
+  log: Logger;
+  ready(): boolean;
+}
+
+export interface ApiServer {
+  close(): Promise<void>;
+}
+
+class BadRequest extends Error {}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > 64 * 1024) throw new BadRequest("request body too large");
+    chunks.push(c as Buffer);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
+  } catch {
+    throw new BadRequest("request body is not valid JSON");
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new BadRequest("request body must be an object");
+  return v as Record<string, unknown>;
+}
+
+function field(body: Record<string, unknown>, name: string, re: RegExp): string {
+  const v = body[name];
+  if (typeof v !== "string" || !re.test(v))
+    throw new BadRequest(`${name} is missing or invalid: ${JSON.stringify(v)}`);
+  return v;
+}
+
+function podOf(body: Record<string, unknown>): { namespace: string; name: string; uid: string } {
+  const p = body.pod;
+  if (p === undefined) return { namespace: "", name: "", uid: "" };
+  if (typeof p !== "object" || p === null) throw new BadRequest("pod must be an object");
+  const get = (k: string, re: RegExp): string => {
+    const v = (p as Record<string, unknown>)[k] ?? "";
+    if (typeof v !== "string" || (v !== "" && !re.test(v))) throw new BadRequest(`pod.${k} is invalid`);
+    return v;
+  };
+  return {
+    namespace: get("namespace", K8S_NAME),
+    name: get("name", K8S_NAME),
+    uid: get("uid", /^[A-Za-z0-9-]{1,64}$/),
+  };
+}
+
+/** Is something already serving this socket? */
+function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(path);
+    c.once("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
+}
+
+export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiServer> {
+  const { pool, log } = deps;
+  const send = (res: ServerResponse, status: number, body: unknown): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+    res.end(text);
+  };
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? "/", "http://eniway");
+    const m = `${req.method} ${url.pathname}`;
+    switch (m) {
+      case "GET /healthz":
+        return send(res, 200, { ok: true });
+      case "GET /readyz":
+        return send(res, deps.ready() ? 200 : 503, { ready: deps.ready() });
+      case "GET /v1/allocations":
+        return send(res, 200, { allocations: pool.allocations() });
+      case "GET /v1/pool":
+        return send(res, 200, pool.summary());
+      case "POST /v1/allocate": {
+        const body = await readJson(req);
+        const containerId = field(body, "containerId", CONTAINER_ID);
+        const ifname = field(body, "ifname", IFNAME);
+        const started = performance.now();
+        const a = await pool.allocate({ containerId, ifname, pod: podOf(body) });
+        log.info("allocated", {
+          containerId,
+          ifname,
+          ip: a.ip,
+          eniId: a.eniId,
+          ms: +(performance.now() - started).toFixed(2),
+        });
+        return send(res, 200, a);
+      }
+      case "POST /v1/release": {
+        const body = await readJson(req);
+        const containerId = field(body, "containerId", CONTAINER_ID);
+        const ifname = field(body, "ifname", IFNAME);
+        const released = await pool.release(containerId, ifname);
+        if (released) log.info("released", { containerId, ifname, ip: released.ip });
+        return send(res, 200, { released });
+      }
+      default:
+        return send(res, 404, { error: { code: "NotFound", message: `no route ${m}` } });
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    route(req, res).catch((e: unknown) => {
+      if (e instanceof BadRequest)
+        return send(res, 400, { error: { code: "BadRequest", message: e.message } });
+      if (e instanceof TryAgainError)
+        return send(res, 503, { error: { code: "TryAgainLater", message: e.message } });
+      log.error("api request failed", { url: req.url, error: e instanceof Error ? e.message : String(e) });
+      send(res, 500, { error: { code: "Internal", message: e instanceof Error ? e.message : String(e) } });
+    });
+  });
+
+  await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
+  const exists = await lstat(socketPath).then(
+    () => true,
+    () => false,
+  );
+  if (exists) {
+    if (await socketInUse(socketPath)) throw new Error(`another daemon is serving ${socketPath}`);
+    await unlink(socketPath);
+  }
+  const oldMask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(socketPath, () => resolve());
+    });
+  } finally {
+    process.umask(oldMask);
+  }
+  await chmod(socketPath, 0o600);
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}

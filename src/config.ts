@@ -1,0 +1,151 @@
+// The daemon's configuration file (YAML; JSON is YAML too). Every key has a
+// default; an unknown or ill-typed key stops the daemon with its path.
+
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { ALL_ACTIONS } from "../cloud/types.js";
+import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "./schema.js";
+
+const URL_RE = /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/;
+const HOSTPORT = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+const ABS_PATH = /^\/[^\0]*$/;
+const seconds = (min: number, max: number): ReturnType<typeof num> => num({ min, max });
+
+const rateLimit = obj({
+  qps: num({ min: 0.01, max: 10_000 }),
+  burst: num({ min: 1, max: 100_000, int: true }),
+});
+
+const cloudSchema = obj({
+  regionId: opt(str({ pattern: /^[a-z]{2}(-[a-z0-9]+)+$/ }), ""),
+  endpoint: opt(str({ pattern: URL_RE }), ""),
+  vpcEndpoint: opt(str({ pattern: URL_RE }), ""),
+  metadataEndpoint: opt(str({ pattern: URL_RE }), "http://100.100.100.200"),
+  accessKeyId: opt(str({ minLength: 1 }), ""),
+  accessKeySecret: opt(str({ minLength: 1 }), ""),
+  credentialsFile: opt(str({ pattern: ABS_PATH }), ""),
+  ramRole: opt(str({ minLength: 1 }), ""),
+  timeoutSeconds: opt(seconds(1, 120), 10),
+  rateLimits: opt(record(rateLimit, str({ oneOf: ALL_ACTIONS })), {}),
+});
+
+const poolSchema = obj({
+  minIdle: opt(num({ min: 0, max: 1000, int: true }), 2),
+  maxIdle: opt(num({ min: 0, max: 1000, int: true }), 8),
+  cooldownSeconds: opt(seconds(0, 3600), 30),
+  maxIpsPerCall: opt(num({ min: 1, max: 10, int: true }), 10),
+  idleReclaimSeconds: opt(seconds(0, 86_400), 300),
+  allocateTimeoutSeconds: opt(seconds(0.1, 600), 30),
+  leakGraceSeconds: opt(seconds(0, 86_400), 600),
+  resyncSeconds: opt(seconds(1, 3600), 60),
+  maxConcurrentAttaches: opt(num({ min: 1, max: 32, int: true }), 5),
+  attachTimeoutSeconds: opt(seconds(1, 600), 60),
+  vSwitchBlockSeconds: opt(seconds(0, 86_400), 600),
+  eniLimitBackoffSeconds: opt(seconds(0, 3600), 60),
+});
+
+const configSchema = obj({
+  cloud: opt(cloudSchema, () => cloudSchema({}, "cloud")),
+  eni: opt(
+    obj({
+      vSwitchIds: opt(arr(str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/ })), []),
+      securityGroupIds: opt(arr(str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/ })), []),
+      tags: opt(record(str({}), str({ pattern: /^(?!aliyun|acs:)[^\s]{1,128}$/i })), {}),
+    }),
+    { vSwitchIds: [], securityGroupIds: [], tags: {} },
+  ),
+  pool: opt(poolSchema, () => poolSchema({}, "pool")),
+  node: opt(
+    obj({
+      netns: opt(str({ pattern: ABS_PATH }), ""),
+      instanceId: opt(str({ pattern: /^i-[A-Za-z0-9-]{1,64}$/ }), ""),
+    }),
+    { netns: "", instanceId: "" },
+  ),
+  clusterId: opt(str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/ }), "default"),
+  socket: opt(str({ pattern: ABS_PATH }), "/run/eniway/eniway.sock"),
+  stateDir: opt(str({ pattern: ABS_PATH }), "/var/lib/eniway"),
+  http: opt(
+    obj({
+      listen: opt(
+        oneOf(str({ pattern: HOSTPORT }), str({ oneOf: [""] }), 'HOST:PORT or ""'),
+        "127.0.0.1:9470",
+      ),
+    }),
+    {
+      listen: "127.0.0.1:9470",
+    },
+  ),
+  kubernetes: opt(
+    obj({
+      enabled: opt(oneOf(bool, str({ oneOf: ["auto"] }), "true, false or auto"), "auto"),
+      kubeconfig: optNull(str({ pattern: ABS_PATH })),
+      nodeName: opt(str({}), ""),
+    }),
+    { enabled: "auto", kubeconfig: null, nodeName: "" },
+  ),
+  log: opt(obj({ level: opt(str({ oneOf: ["debug", "info", "warn", "error"] }), "info") }), {
+    level: "info",
+  }),
+});
+
+export type Config = ReturnType<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function parseConfig(raw: unknown): Config {
+  const c = configSchema(raw ?? {}, "");
+  if (c.pool.maxIdle < c.pool.minIdle)
+    throw new SchemaError(
+      "pool.maxIdle",
+      `must be >= pool.minIdle (${c.pool.minIdle}), got ${c.pool.maxIdle}`,
+    );
+  if (Boolean(c.cloud.accessKeyId) !== Boolean(c.cloud.accessKeySecret))
+    throw new SchemaError(
+      c.cloud.accessKeyId ? "cloud.accessKeySecret" : "cloud.accessKeyId",
+      "is required when the other one is set",
+    );
+  if (c.cloud.credentialsFile && c.cloud.accessKeyId)
+    throw new SchemaError("cloud.credentialsFile", "cannot be combined with cloud.accessKeyId");
+  return c;
+}
+
+export async function loadConfig(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read config ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`config ${file} is not valid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+  try {
+    return parseConfig(raw);
+  } catch (e) {
+    if (e instanceof SchemaError) throw new ConfigError(`config ${file}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Apply `--set a.b=VALUE` overrides (VALUE parsed as YAML) to a raw config object. */
+export function applyOverrides(raw: Record<string, unknown>, sets: string[]): Record<string, unknown> {
+  for (const s of sets) {
+    const eq = s.indexOf("=");
+    if (eq <= 0) throw new ConfigError(`--set needs KEY=VALUE, got ${JSON.stringify(s)}`);
+    const path = s.slice(0, eq).split(".");
+    let node: Record<string, unknown> = raw;
+    for (const k of path.slice(0, -1)) {
+      const next = node[k];
+      if (typeof next !== "object" || next === null || Array.isArray(next)) node[k] = {};
+      node = node[k] as Record<string, unknown>;
+    }
+    node[path[path.length - 1]!] = parseYaml(s.slice(eq + 1));
+  }
+  return raw;
+}
