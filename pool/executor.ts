@@ -58,6 +58,9 @@ function semaphore(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
   };
 }
 
+/** The first pause of creates after a failed create or attach. */
+const CREATE_RETRY_BASE_MS = 1000;
+
 export function addIdle(doc: StoreDoc, eniId: string, ips: string[], now: number): void {
   for (const ip of ips) {
     // Never overwrite: an IP the pool already tracks may be assigned to a pod.
@@ -102,6 +105,20 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         d.createBackoffUntil = deps.now() + config.eniLimitBackoffMs;
       });
     }
+  };
+
+  /**
+   * Consecutive failed creates or attaches. Each one pauses creates for twice
+   * as long as the last (from 1 s, at most eniLimitBackoffMs), so a node whose
+   * attaches keep failing does not spin create → attach → delete.
+   */
+  let createFailures = 0;
+  const backOffCreates = async (): Promise<void> => {
+    createFailures++;
+    const ms = Math.min(config.eniLimitBackoffMs, CREATE_RETRY_BASE_MS * 2 ** Math.min(createFailures - 1, 20));
+    await store.update((d) => {
+      d.createBackoffUntil = Math.max(d.createBackoffUntil, deps.now() + ms);
+    });
   };
 
   /** Wait until the cloud says InUse on this instance and the metadata lists the MAC. */
@@ -199,9 +216,11 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         for (const rec of Object.values(d.ips))
           if (rec.eniId === stored.eniId && rec.phase === "idle") rec.idleSince = t;
       });
+      createFailures = 0;
       log.info("ENI ready", { eniId: stored.eniId, mac: stored.mac, gateway: net.gateway });
     } catch (err) {
       await noteCloudError(err);
+      await backOffCreates();
       log.warn("attach failed; deleting the ENI", { eniId: stored.eniId, error: describeError(err) });
       await store.update((d) => {
         const e = d.enis[stored.eniId];
@@ -250,6 +269,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       });
     } catch (err) {
       await noteCloudError(err, intent.vSwitchId);
+      // An exhausted vSwitch is blocked instead: the others may still be used at once.
+      if (!hasCode(err, VSWITCH_EXHAUSTED_CODES)) await backOffCreates();
       // A definite answer means nothing was created; otherwise keep the intent for the next resync.
       if (err instanceof CloudError && !err.retryable) await clearIntent(intent.id);
       throw err;

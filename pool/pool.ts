@@ -68,6 +68,8 @@ export interface Pool {
   allocate(req: { containerId: string; ifname: string; pod: PodRef }): Promise<Allocation>;
   release(containerId: string, ifname: string): Promise<Allocation | null>;
   allocations(): Allocation[];
+  /** Every IP the pool tracks, with its ENI and phase. */
+  ips(): { ip: string; eniId: string; phase: string }[];
   summary(): PoolSummary;
   /** Plan now (debounced). */
   kick(): void;
@@ -81,6 +83,10 @@ export interface Pool {
   idle(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** After a failed assign, unassign or delete, the ENI rests 1 s, then 2 s, 4 s, … at most 60 s. */
+const ENI_RETRY_BASE_MS = 1000;
+const ENI_RETRY_CAP_MS = 60_000;
 
 const keyOf = (containerId: string, ifname: string): string => `${containerId}/${ifname}`;
 
@@ -120,6 +126,8 @@ export function createPool(deps: PoolDeps): Pool {
   let kickScheduled = false;
   let stopped = false;
   let seq = 0;
+  /** ENIs whose last planned action failed: left alone until `until` (doubling per failure). */
+  const eniBackoff = new Map<string, { failures: number; until: number }>();
 
   const findOwned = (key: string): StoredIp | undefined =>
     Object.values(store.data.ips).find((r) => r.owner && keyOf(r.owner.containerId, r.owner.ifname) === key);
@@ -182,6 +190,7 @@ export function createPool(deps: PoolDeps): Pool {
   };
 
   const planInput = (): PlanInput => {
+    const now = deps.now();
     const byEni = new Map<string, StoredIp[]>();
     for (const r of Object.values(store.data.ips)) {
       const list = byEni.get(r.eniId) ?? [];
@@ -195,7 +204,7 @@ export function createPool(deps: PoolDeps): Pool {
       primaryIp: e.primaryIp,
       ips: (byEni.get(e.eniId) ?? []).map((r) => ({ ip: r.ip, phase: r.phase, idleSince: r.idleSince })),
       pendingIps: pendingByEni.get(e.eniId) ?? 0,
-      busy: busy.has(e.eniId),
+      busy: busy.has(e.eniId) || (eniBackoff.get(e.eniId)?.until ?? 0) > now,
     }));
     for (const [id, n] of creating)
       enis.push({
@@ -208,7 +217,7 @@ export function createPool(deps: PoolDeps): Pool {
         busy: true,
       });
     return {
-      now: deps.now(),
+      now,
       enis,
       limits: deps.limits,
       targets: {
@@ -257,8 +266,20 @@ export function createPool(deps: PoolDeps): Pool {
           : a.kind === "unassign"
             ? track(a.eniId, 0, () => executor.unassign(a.eniId, a.ips))
             : track(a.eniId, 0, () => executor.remove(a.eniId));
-    work.catch((err: unknown) =>
-      log.warn("pool action failed", { action: a.kind, error: describeError(err) }),
+    // A failed action on an ENI is not planned again at once: a refusal that
+    // persists would otherwise be retried as fast as the cloud answers.
+    const eniId = a.kind === "create" ? null : a.eniId;
+    work.then(
+      () => {
+        if (eniId) eniBackoff.delete(eniId);
+      },
+      (err: unknown) => {
+        log.warn("pool action failed", { action: a.kind, error: describeError(err) });
+        if (!eniId) return;
+        const failures = (eniBackoff.get(eniId)?.failures ?? 0) + 1;
+        const ms = Math.min(ENI_RETRY_CAP_MS, ENI_RETRY_BASE_MS * 2 ** Math.min(failures - 1, 20));
+        eniBackoff.set(eniId, { failures, until: deps.now() + ms });
+      },
     );
   };
 
@@ -368,6 +389,7 @@ export function createPool(deps: PoolDeps): Pool {
       Object.values(store.data.ips)
         .map((r) => toAllocation(r, store.data.enis[r.eniId]))
         .filter((a): a is Allocation => a !== null),
+    ips: () => Object.values(store.data.ips).map((r) => ({ ip: r.ip, eniId: r.eniId, phase: r.phase })),
     summary,
     kick,
     busyEnis: () => busy,

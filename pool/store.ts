@@ -3,7 +3,7 @@
 // contains the mutation is on disk. Writes are serialized and coalesced:
 // while one write runs, every later mutation rides on the next one.
 
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Low } from "lowdb";
 import { durableJsonFile } from "./durable-file.js";
@@ -113,6 +113,10 @@ function parseDoc(file: string, instanceId: string): (text: string) => StoreDoc 
 export async function openStore(stateDir: string, instanceId: string): Promise<Store> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const file = join(stateDir, "pool.json");
+  // A crash mid-write leaves a temp file; the real file is intact (the rename never happened).
+  for (const name of await readdir(stateDir)) {
+    if (/^\.pool\.json\.\d+\.tmp$/.test(name)) await unlink(join(stateDir, name)).catch(() => {});
+  }
   const db = new Low<StoreDoc>(durableJsonFile(file, parseDoc(file, instanceId)), emptyDoc(instanceId));
   await db.read();
   let writing = false;

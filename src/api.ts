@@ -99,6 +99,8 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         return send(res, 200, { allocations: pool.allocations() });
       case "GET /v1/pool":
         return send(res, 200, pool.summary());
+      case "GET /v1/ips":
+        return send(res, 200, { ips: pool.ips() });
       case "POST /v1/allocate": {
         const body = await readJson(req);
         const containerId = field(body, "containerId", CONTAINER_ID);

@@ -24,6 +24,8 @@ export interface SimulatorOptions {
   logger?: Logger;
   clock?: Clock;
   random?: () => number;
+  /** Called for every authenticated, unthrottled call before it runs (tests use it to time crashes). */
+  onAction?: (action: CloudAction) => void;
 }
 
 export interface Simulator {
@@ -163,6 +165,7 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
     if (authError) return sendError(res, authError, requestId, version, action);
     if (!throttle.take(action)) return sendError(res, apiError("Throttling"), requestId, version, action);
 
+    opts.onAction?.(action);
     const fault = faults.decide(action);
     const isTransition = action === "AttachNetworkInterface" || action === "DetachNetworkInterface";
     const total =

@@ -1,0 +1,107 @@
+// Running real `eniway daemon` processes against an in-process simulator,
+// and talking to them over their unix socket.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const CLI = resolve(fileURLToPath(new URL(".", import.meta.url)), "../dist/src/cli.js");
+
+export interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** One HTTP request over a unix socket; rejects on connection errors and timeouts. */
+export function call(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 15_000): Promise<Reply> {
+  return new Promise((resolvePromise, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      {
+        socketPath,
+        method,
+        path,
+        headers: data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {},
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let parsed: Record<string, unknown> = {};
+          try {
+            parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+          } catch {
+            parsed = { raw: text };
+          }
+          resolvePromise({ status: res.statusCode ?? 0, body: parsed });
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+export interface DaemonProcess {
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+export async function writeDaemonConfig(dir: string, simUrl: string, instanceId: string, extra: object): Promise<string> {
+  const file = join(dir, "config.json");
+  const config = {
+    cloud: {
+      endpoint: simUrl,
+      metadataEndpoint: `${simUrl}/meta/${instanceId}`,
+      accessKeyId: "AK",
+      accessKeySecret: "SK-crash-secret",
+    },
+    socket: join(dir, "eniway.sock"),
+    stateDir: join(dir, "state"),
+    http: { listen: "" },
+    ...extra,
+  };
+  await writeFile(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+export function spawnDaemon(configFile: string): DaemonProcess {
+  const child = spawn(process.execPath, [CLI, "daemon", "--config", configFile], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ENIWAY_LOG_LEVEL: "info" },
+  });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    err += d.toString();
+    if (err.length > 2_000_000) err = err.slice(-1_000_000);
+  });
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return { child, stderr: () => err, exited };
+}
+
+export async function waitReady(socket: string, d: DaemonProcess, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  void d.exited.then(() => {
+    exited = true;
+  });
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`daemon exited during start-up:\n${d.stderr().slice(-3000)}`);
+    const r = await call(socket, "GET", "/readyz", undefined, 1000).catch(() => null);
+    if (r?.status === 200) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`daemon not ready after ${timeoutMs} ms:\n${d.stderr().slice(-3000)}`);
+}
+
+export async function kill9(d: DaemonProcess): Promise<void> {
+  d.child.kill("SIGKILL");
+  await d.exited;
+}
