@@ -146,7 +146,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       if (deps.now() > deadline)
         throw new Error(`${eni.eniId} not attached within ${config.attachTimeoutMs} ms`);
       await deps.sleep(delay);
-      delay = Math.min(delay * 1.5, 2000);
+      delay = Math.min(delay * 1.5, 500);
     }
   };
 

@@ -102,6 +102,9 @@ function grow(input: PlanInput, deficit: number): PlanAction[] {
   }
   if (need <= 0 || input.now < input.createBackoffUntil) return actions;
   // Then new ENIs, each created with its first IPs, in the vSwitch with the most free addresses.
+  // An ENI costs a Create and a slow Attach, so a new one brings up to maxIdle − minIdle IPs of
+  // headroom besides what is needed now; the pool still ends at or below maxIdle idle IPs.
+  let headroom = Math.max(0, input.targets.maxIdle - input.targets.minIdle);
   const vsws = input.vSwitches
     .filter((v) => !isBlocked(input, v.vSwitchId) && v.available > 0)
     .map((v) => ({ ...v }));
@@ -110,9 +113,10 @@ function grow(input: PlanInput, deficit: number): PlanAction[] {
     vsws.sort((a, b) => b.available - a.available);
     const v = vsws[0];
     if (!v || v.available <= 0) break;
-    const ipCount = Math.min(need, ipsPerEni, v.available);
+    const ipCount = Math.min(need + headroom, ipsPerEni, v.available);
     actions.push({ kind: "create", vSwitchId: v.vSwitchId, ipCount });
     v.available -= ipCount;
+    headroom -= Math.max(0, ipCount - need);
     need -= ipCount;
     enis++;
   }

@@ -2,12 +2,20 @@
 // and talking to them over their unix socket.
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const CLI = resolve(fileURLToPath(new URL(".", import.meta.url)), "../dist/src/cli.js");
+/** The repository root: the nearest folder above this file with a package.json (works from dist/ too). */
+function repoRoot(): string {
+  let dir = fileURLToPath(new URL(".", import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) dir = resolve(dir, "..");
+  return dir;
+}
+
+export const CLI = join(repoRoot(), "dist/src/cli.js");
 
 export interface Reply {
   status: number;
@@ -15,7 +23,13 @@ export interface Reply {
 }
 
 /** One HTTP request over a unix socket; rejects on connection errors and timeouts. */
-export function call(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 15_000): Promise<Reply> {
+export function call(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 15_000,
+): Promise<Reply> {
   return new Promise((resolvePromise, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
     const req = request(
@@ -23,7 +37,9 @@ export function call(socketPath: string, method: string, path: string, body?: un
         socketPath,
         method,
         path,
-        headers: data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {},
+        headers: data
+          ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) }
+          : {},
         timeout: timeoutMs,
       },
       (res) => {
@@ -54,7 +70,12 @@ export interface DaemonProcess {
   exited: Promise<number | null>;
 }
 
-export async function writeDaemonConfig(dir: string, simUrl: string, instanceId: string, extra: object): Promise<string> {
+export async function writeDaemonConfig(
+  dir: string,
+  simUrl: string,
+  instanceId: string,
+  extra: object,
+): Promise<string> {
   const file = join(dir, "config.json");
   const config = {
     cloud: {

@@ -2,13 +2,16 @@
 
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { coldBurst, warmAllocate } from "./pool-bench.js";
 import { simThroughput } from "./sim-throughput.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const cli = resolve(here, "../../src/cli.js");
 
 async function main(): Promise<void> {
-  console.log("# simulator throughput through pop-core (simulator pinned to one core, 16 concurrent callers)");
+  console.log(
+    "# simulator throughput through pop-core (simulator pinned to one core, 16 concurrent callers)",
+  );
   const figures = await simThroughput(cli);
   for (const f of figures) {
     console.log(
@@ -16,6 +19,23 @@ async function main(): Promise<void> {
     );
   }
   console.log(JSON.stringify({ bench: "sim-throughput", figures }));
+
+  console.log("\n# daemon allocate from a warm pool (sequential allocate+release over the unix socket)");
+  const warm = await warmAllocate();
+  console.log(
+    `daemon-side p50 ${warm.daemonP50Ms} ms, p99 ${warm.daemonP99Ms} ms; socket round trip p50 ${warm.roundTripP50Ms.toFixed(2)} ms, p99 ${warm.roundTripP99Ms.toFixed(2)} ms (n=${warm.n})`,
+  );
+  console.log(JSON.stringify({ bench: "warm-allocate", ...warm }));
+
+  console.log(
+    "\n# burst of 60 allocations on a cold pool (Attach 1.5 s, other calls 100-300 ms; 8 ENIs x 30 IPs)",
+  );
+  const burst = await coldBurst();
+  console.log(
+    `all served after ${burst.allServedMs} ms (first ${burst.firstMs} ms, median ${burst.p50Ms} ms); lower bound ${burst.lowerBoundMs} ms; ratio ${burst.ratio}x`,
+  );
+  console.log(`cloud calls: ${JSON.stringify(burst.cloudCalls)}; ${burst.callsPerIp} calls per allocated IP`);
+  console.log(JSON.stringify({ bench: "cold-burst", ...burst }));
 }
 
 main().catch((e: unknown) => {

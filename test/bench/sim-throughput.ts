@@ -18,7 +18,10 @@ export interface ThroughputFigure {
 const AK = "bench-ak";
 const SK = "bench-sk";
 
-async function startSimProcess(worldFile: string, cli: string): Promise<{ child: ChildProcess; url: string }> {
+async function startSimProcess(
+  worldFile: string,
+  cli: string,
+): Promise<{ child: ChildProcess; url: string }> {
   const hasTaskset = await readFile("/usr/bin/taskset").then(
     () => true,
     () => false,
@@ -85,7 +88,12 @@ export async function simThroughput(cli: string, seconds = 3, concurrency = 16):
   );
   const { child, url } = await startSimProcess(worldFile, cli);
   try {
-    const ecs = new RPCClient({ endpoint: url, apiVersion: "2014-05-26", accessKeyId: AK, accessKeySecret: SK });
+    const ecs = new RPCClient({
+      endpoint: url,
+      apiVersion: "2014-05-26",
+      accessKeyId: AK,
+      accessKeySecret: SK,
+    });
     const req = <T>(action: string, params: Record<string, unknown>): Promise<T> =>
       ecs.request<T>(action, { RegionId: "cn-hangzhou", ...params }, { method: "POST", formatParams: false });
     // Unattached ENIs to assign into: each takes 49 secondary IPs; give each worker its own.

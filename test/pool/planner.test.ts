@@ -48,9 +48,17 @@ function input(over: Partial<PlanInput> = {}): PlanInput {
 describe("planner", () => {
   const cases: { name: string; in: PlanInput; out: ReturnType<typeof plan> }[] = [
     {
-      name: "cold pool: one ENI created with minIdle IPs in the vSwitch with most free addresses",
+      name: "cold pool: one ENI in the vSwitch with most free addresses, filled towards maxIdle within its quota",
       in: input(),
-      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 2 }],
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 6 }],
+    },
+    {
+      name: "a new ENI's headroom stops at maxIdle",
+      in: input({
+        targets: { minIdle: 2, maxIdle: 3, maxIpsPerCall: 10, idleReclaimMs: 5 * MIN },
+        limits: { maxSecondaryEnis: 2, ipsPerEni: 10 },
+      }),
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 3 }],
     },
     {
       name: "at minIdle: nothing to do",
@@ -88,7 +96,7 @@ describe("planner", () => {
     {
       name: "skips an ENI with a call in flight",
       in: input({ enis: [eni("e1", "aa", { busy: true })], waiting: 2 }),
-      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 4 }],
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 6 }],
     },
     {
       name: "at most maxIpsPerCall IPs in one Assign",
@@ -106,18 +114,18 @@ describe("planner", () => {
       out: [
         { kind: "create", vSwitchId: "vsw-b", ipCount: 10 },
         { kind: "create", vSwitchId: "vsw-b", ipCount: 10 },
-        { kind: "create", vSwitchId: "vsw-b", ipCount: 2 },
+        { kind: "create", vSwitchId: "vsw-b", ipCount: 8 },
       ],
     },
     {
       name: "a blocked vSwitch is not used, neither for create nor for assign",
       in: input({ enis: [eni("e1", "a", { vSwitchId: "vsw-b" })], blockedVSwitches: { "vsw-b": T0 + 1 } }),
-      out: [{ kind: "create", vSwitchId: "vsw-a", ipCount: 2 }],
+      out: [{ kind: "create", vSwitchId: "vsw-a", ipCount: 6 }],
     },
     {
       name: "a vSwitch block expires",
       in: input({ blockedVSwitches: { "vsw-b": T0 } }),
-      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 2 }],
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 6 }],
     },
     {
       name: "no create during the ENI-limit backoff; assigns still happen",
@@ -177,7 +185,10 @@ describe("planner", () => {
     },
     {
       name: "nothing shrinks while allocations wait or IPs are in flight",
-      in: input({ now: T0 + 6 * MIN, enis: [eni("e1", "iiiiii", { pendingIps: 0 }), eni("e2", "iiiiii", { pendingIps: 1, busy: true })] }),
+      in: input({
+        now: T0 + 6 * MIN,
+        enis: [eni("e1", "iiiiii", { pendingIps: 0 }), eni("e2", "iiiiii", { pendingIps: 1, busy: true })],
+      }),
       out: [],
     },
   ];
