@@ -25,7 +25,14 @@ export function isCloudAction(s: string): s is CloudAction {
   return (ALL_ACTIONS as readonly string[]).includes(s);
 }
 
-export type EniStatus = "Creating" | "Available" | "Attaching" | "InUse" | "Detaching" | "Deleting" | "CreateFailed";
+export type EniStatus =
+  | "Creating"
+  | "Available"
+  | "Attaching"
+  | "InUse"
+  | "Detaching"
+  | "Deleting"
+  | "CreateFailed";
 export type EniType = "Primary" | "Secondary";
 
 export interface Eni {

@@ -43,7 +43,15 @@ export interface ActionContext {
 type Result = Record<string, unknown>;
 type Handler = (ctx: ActionContext, p: Params) => Result | Promise<Result>;
 
-const STATUSES: EniStatus[] = ["Creating", "Available", "Attaching", "InUse", "Detaching", "Deleting", "CreateFailed"];
+const STATUSES: EniStatus[] = [
+  "Creating",
+  "Available",
+  "Attaching",
+  "InUse",
+  "Detaching",
+  "Deleting",
+  "CreateFailed",
+];
 const ENI_ID = /^eni-[a-z0-9]{1,64}$/;
 const COMMON = new Set([
   "Action",

@@ -1,6 +1,7 @@
 // Reading RPC request parameters the way the OpenAPI gateway does:
 // flat string keys, repeated lists as `Name.N`, tag lists as `Tag.N.Key`.
 
+import { isIpv4 } from "../ipv4.js";
 import { fail, invalid, missing } from "./errors.js";
 
 export type Params = Record<string, string>;
@@ -46,6 +47,22 @@ export function list(p: Params, name: string, max: number): string[] {
     if (v !== "") items.push([n, v]);
   }
   return items.sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+}
+
+/** An optional dotted-quad IPv4 address; anything else is an InvalidParameter naming the key. */
+export function ipv4(p: Params, name: string): string | undefined {
+  const v = optional(p, name);
+  if (v !== undefined && !isIpv4(v))
+    fail("InvalidParameter", invalid(name, "must be an IPv4 address").message);
+  return v;
+}
+
+/** `Name.N` IPv4 addresses (see `list`), each checked like `ipv4`. */
+export function ipv4List(p: Params, name: string, max: number): string[] {
+  const items = list(p, name, max);
+  for (const v of items)
+    if (!isIpv4(v)) fail("InvalidParameter", invalid(`${name}.N`, "must hold IPv4 addresses").message);
+  return items;
 }
 
 /** `Tag.N.Key` / `Tag.N.Value` pairs, validated as ECS documents them. */

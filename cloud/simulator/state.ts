@@ -5,7 +5,7 @@
 // A datapath can hook attach, detach, assign and unassign.
 
 import { randomBytes } from "node:crypto";
-import { type Cidr, cidrContains, intToIp, ipToInt, parseCidr } from "../ipv4.js";
+import { type Cidr, cidrContains, intToIp, ipToInt, isIpv4, parseCidr } from "../ipv4.js";
 import type { EniStatus, EniType, InstanceTypeLimits } from "../types.js";
 import { fail } from "./errors.js";
 import type { World } from "./world.js";
@@ -200,6 +200,7 @@ export function takeIps(vsw: SimVSwitch, count: number, explicit: string[] = [])
   const out: string[] = [];
   const seen = new Set<number>();
   for (const ip of explicit) {
+    if (!isIpv4(ip)) fail("InvalidIp.Address");
     const n = ipToInt(ip);
     if (!cidrContains(vsw.cidr, n) || n < range.first || n > range.last) fail("InvalidIp.Address");
     if (vsw.used.has(n) || seen.has(n)) fail("InvalidPrivateIpAddress.Duplicated");

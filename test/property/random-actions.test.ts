@@ -52,13 +52,25 @@ describe("random action sequences keep the VPC's invariants", () => {
   let ecs: RPCClient;
   beforeAll(async () => {
     sim = await startSimulator(world);
-    ecs = new RPCClient({ endpoint: sim.url, apiVersion: "2014-05-26", accessKeyId: "AK", accessKeySecret: "SK" });
+    ecs = new RPCClient({
+      endpoint: sim.url,
+      apiVersion: "2014-05-26",
+      accessKeyId: "AK",
+      accessKeySecret: "SK",
+    });
   });
   afterAll(async () => sim.stop());
 
-  const call = async (action: string, params: Record<string, unknown>): Promise<{ ok: boolean; code?: string }> => {
+  const call = async (
+    action: string,
+    params: Record<string, unknown>,
+  ): Promise<{ ok: boolean; code?: string }> => {
     try {
-      await ecs.request(action, { RegionId: "cn-hangzhou", ...params }, { method: "POST", formatParams: false });
+      await ecs.request(
+        action,
+        { RegionId: "cn-hangzhou", ...params },
+        { method: "POST", formatParams: false },
+      );
       return { ok: true };
     } catch (e) {
       const err = e as { code?: string; entry?: { response?: { statusCode?: number } } };
@@ -142,7 +154,10 @@ describe("random action sequences keep the VPC's invariants", () => {
       } else if (kind < 0.33) {
         r = await call("AttachNetworkInterface", { NetworkInterfaceId: eniId, InstanceId: instanceId });
       } else if (kind < 0.45) {
-        r = await call("DetachNetworkInterface", { NetworkInterfaceId: eniId, InstanceId: eni?.InstanceId || instanceId });
+        r = await call("DetachNetworkInterface", {
+          NetworkInterfaceId: eniId,
+          InstanceId: eni?.InstanceId || instanceId,
+        });
       } else if (kind < 0.55) {
         r = await call("DeleteNetworkInterface", { NetworkInterfaceId: eniId });
       } else if (kind < 0.8) {
@@ -156,7 +171,12 @@ describe("random action sequences keep the VPC's invariants", () => {
         if (rnd() < 0.1) chosen.push("10.9.1.30"); // maybe free, maybe reserved
         r = await call("UnassignPrivateIpAddresses", {
           NetworkInterfaceId: eniId,
-          ...Object.fromEntries((chosen.length ? chosen : [ips[0] ?? "10.9.1.1"]).map((ip, i) => [`PrivateIpAddress.${i + 1}`, ip])),
+          ...Object.fromEntries(
+            (chosen.length ? chosen : [ips[0] ?? "10.9.1.1"]).map((ip, i) => [
+              `PrivateIpAddress.${i + 1}`,
+              ip,
+            ]),
+          ),
         });
       }
       const key = r.ok ? "ok" : r.code!;
