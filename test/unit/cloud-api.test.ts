@@ -319,7 +319,7 @@ describe("DescribeNetworkInterfaces", () => {
         NextToken: "",
         NetworkInterfaceSets: {
           NetworkInterfaceSet: [
-            wireEni("eni-1", { Status: "Creating" }),
+            wireEni("eni-1", { Status: "Migrating" }),
             wireEni("eni-2", { Type: "", InstanceId: "", Attachment: { InstanceId: "i-x" } }),
           ],
         },
