@@ -115,7 +115,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   let createFailures = 0;
   const backOffCreates = async (): Promise<void> => {
     createFailures++;
-    const ms = Math.min(config.eniLimitBackoffMs, CREATE_RETRY_BASE_MS * 2 ** Math.min(createFailures - 1, 20));
+    const ms = Math.min(
+      config.eniLimitBackoffMs,
+      CREATE_RETRY_BASE_MS * 2 ** Math.min(createFailures - 1, 20),
+    );
     await store.update((d) => {
       d.createBackoffUntil = Math.max(d.createBackoffUntil, deps.now() + ms);
     });

@@ -110,12 +110,25 @@ function parseDoc(file: string, instanceId: string): (text: string) => StoreDoc 
   };
 }
 
+/** Is another process with this pid alive? (Our own pid counts as a dead writer's.) */
+function isRunning(pid: number): boolean {
+  if (pid === process.pid || !Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 export async function openStore(stateDir: string, instanceId: string): Promise<Store> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const file = join(stateDir, "pool.json");
   // A crash mid-write leaves a temp file; the real file is intact (the rename never happened).
+  // A temp file of a process still running is its write in progress: left alone.
   for (const name of await readdir(stateDir)) {
-    if (/^\.pool\.json\.\d+\.tmp$/.test(name)) await unlink(join(stateDir, name)).catch(() => {});
+    const m = /^\.pool\.json\.(\d+)\.tmp$/.exec(name);
+    if (m && !isRunning(Number(m[1]))) await unlink(join(stateDir, name)).catch(() => {});
   }
   const db = new Low<StoreDoc>(durableJsonFile(file, parseDoc(file, instanceId)), emptyDoc(instanceId));
   await db.read();

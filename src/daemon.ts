@@ -12,7 +12,7 @@ import {
 } from "../cloud/credentials.js";
 import { createMetadataClient, type MetadataClient } from "../cloud/metadata.js";
 import { createExecutor } from "../pool/executor.js";
-import { createPool, type Pool } from "../pool/pool.js";
+import { createPool, type Pool, TryAgainError } from "../pool/pool.js";
 import { type ReconcileDeps, reconcile } from "../pool/reconcile.js";
 import { openStore } from "../pool/store.js";
 import { type ApiServer, startApi } from "./api.js";
@@ -137,8 +137,35 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   };
 
   let ready = false;
+  // Allocations wait for the start-up reconcile: until then the store may list
+  // IPs the cloud no longer has. Releases and reads are served at once.
+  let reconciled!: () => void;
+  const startedUp = new Promise<void>((r) => {
+    reconciled = r;
+  });
+  const allocateTimeoutMs = config.pool.allocateTimeoutSeconds * 1000;
+  const gatedPool: Pool = {
+    ...pool,
+    async allocate(req) {
+      if (!ready) {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new TryAgainError("the daemon is still starting; try again")),
+            allocateTimeoutMs,
+          );
+        });
+        try {
+          await Promise.race([startedUp, late]);
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+      return pool.allocate(req);
+    },
+  };
   const api: ApiServer = await startApi(config.socket, {
-    pool,
+    pool: gatedPool,
     log: nodeLog.child({ component: "api" }),
     ready: () => ready,
   });
@@ -161,6 +188,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   };
   await resync(true);
   ready = true;
+  reconciled();
   nodeLog.info("daemon ready", { socket: config.socket, limits, vSwitchIds, summary: pool.summary() });
   pool.kick();
   const tick = setInterval(() => pool.kick(), 1000);

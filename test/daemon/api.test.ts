@@ -1,0 +1,456 @@
+// The real `eniway daemon` process (dist/src/cli.js) against the simulator
+// running in this process: its config errors, its unix-socket API, its logs,
+// a clean SIGTERM, and a second daemon on the same socket.
+
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import type { Simulator } from "../../cloud/simulator/server.js";
+import type { StoreDoc } from "../../pool/store.js";
+import { AK, CLUSTER, cloudFor, harness, NODE, ourEnis, SK, setKnob, waitFor } from "../pool/helpers.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const CLI = join(ROOT, "dist", "src", "cli.js");
+
+/** Build dist/ unless it is newer than every source the daemon is made of. */
+async function ensureBuilt(): Promise<void> {
+  const newest = async (dir: string): Promise<number> => {
+    let t = 0;
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) t = Math.max(t, await newest(p));
+      else if (e.name.endsWith(".ts")) t = Math.max(t, (await stat(p)).mtimeMs);
+    }
+    return t;
+  };
+  const sources = Math.max(
+    ...(await Promise.all(["src", "pool", "cloud"].map((d) => newest(join(ROOT, d))))),
+  );
+  const built = await stat(CLI).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
+  if (built > sources) return;
+  const started = Date.now();
+  // Type errors elsewhere in the tree (work in progress) still emit; what matters is a fresh cli.js.
+  await promisify(execFile)("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT }).catch((e: unknown) => e);
+  const after = await stat(CLI).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
+  if (after < started - 1000) throw new Error(`tsc did not produce ${relative(ROOT, CLI)}`);
+}
+
+beforeAll(ensureBuilt, 120_000);
+
+// ---- processes and the socket ----------------------------------------------------
+
+interface Daemon {
+  child: ChildProcess;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const h = harness();
+const daemons: Daemon[] = [];
+const dirs: string[] = [];
+
+afterEach(async () => {
+  for (const d of daemons.splice(0)) {
+    if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill("SIGKILL");
+    await d.exited;
+  }
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+function spawnDaemon(args: string[]): Daemon {
+  const child = spawn(process.execPath, [CLI, "daemon", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ENIWAY_LOG_LEVEL: "" },
+  });
+  let err = "";
+  child.stderr!.on("data", (b: Buffer) => {
+    err += b.toString("utf8");
+  });
+  child.stdout!.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once("exit", (code, signal) => r({ code, signal })),
+  );
+  const d = { child, stderr: () => err, exited };
+  daemons.push(d);
+  return d;
+}
+
+interface Reply {
+  status: number;
+  text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: test replies are inspected field by field
+  body: any;
+}
+
+/** One HTTP/1.1 request over the unix socket; `body` is sent as is when a string. */
+function call(socketPath: string, method: string, path: string, body?: unknown): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+    const req = request(
+      {
+        socketPath,
+        method,
+        path,
+        headers: data === undefined ? {} : { "content-type": "application/json" },
+        timeout: 15_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let parsed: unknown = null;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // not JSON: left as text
+          }
+          resolve({ status: res.statusCode ?? 0, text, body: parsed });
+        });
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("request timed out")));
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), "eniway-daemon-test-"));
+  dirs.push(d);
+  return d;
+}
+
+interface Setup {
+  sim: Simulator;
+  dir: string;
+  socket: string;
+  stateDir: string;
+  configFile: string;
+}
+
+async function setup(
+  pool: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+): Promise<Setup> {
+  const sim = await h.sim();
+  const dir = await tempDir();
+  const socket = join(dir, "run", "eniway.sock");
+  const stateDir = join(dir, "state");
+  const config = {
+    cloud: {
+      regionId: "cn-hangzhou",
+      endpoint: sim.url,
+      vpcEndpoint: sim.url,
+      metadataEndpoint: `${sim.url}/meta/${NODE}`,
+      accessKeyId: AK,
+      accessKeySecret: SK,
+    },
+    eni: { tags: { team: "net" } },
+    pool: {
+      minIdle: 2,
+      maxIdle: 8,
+      cooldownSeconds: 0.2,
+      attachTimeoutSeconds: 10,
+      allocateTimeoutSeconds: 8,
+      ...pool,
+    },
+    clusterId: CLUSTER,
+    socket,
+    stateDir,
+    http: { listen: "" },
+    kubernetes: { enabled: false },
+    log: { level: "debug" },
+    ...extra,
+  };
+  const configFile = join(dir, "eniway.yaml");
+  await writeFile(configFile, stringify(config));
+  return { sim, dir, socket, stateDir, configFile };
+}
+
+async function waitReady(s: Setup, d: Daemon, timeoutMs = 20_000): Promise<void> {
+  let exited = false;
+  void d.exited.then(() => {
+    exited = true;
+  });
+  await waitFor(
+    "the daemon to answer /readyz with 200",
+    async () => {
+      if (exited) throw new Error(`the daemon exited:\n${d.stderr()}`);
+      const r = await call(s.socket, "GET", "/readyz").catch(() => null);
+      return r?.status === 200;
+    },
+    timeoutMs,
+    30,
+  );
+}
+
+async function start(pool: Record<string, unknown> = {}): Promise<Setup & { daemon: Daemon }> {
+  const s = await setup(pool);
+  const daemon = spawnDaemon(["--config", s.configFile]);
+  await waitReady(s, daemon);
+  return { ...s, daemon };
+}
+
+/** SIGTERM, and how long the exit took. */
+async function term(d: Daemon): Promise<{ code: number | null; ms: number }> {
+  const t0 = Date.now();
+  d.child.kill("SIGTERM");
+  const r = await Promise.race([
+    d.exited,
+    new Promise<null>((res) => setTimeout(() => res(null), 12_000).unref()),
+  ]);
+  if (r === null) throw new Error("the daemon did not exit within 12 s of SIGTERM");
+  return { code: r.code, ms: Date.now() - t0 };
+}
+
+const exists = (p: string): Promise<boolean> =>
+  lstat(p).then(
+    () => true,
+    () => false,
+  );
+
+const alloc = (containerId: string, ifname = "eth0", name = containerId) => ({
+  containerId,
+  ifname,
+  pod: { namespace: "default", name, uid: `uid-${name}` },
+});
+
+// ---- the tests ---------------------------------------------------------------------
+
+describe("eniway daemon (process)", () => {
+  it("refuses a bad config: non-zero exit, stderr names the key and the file, no socket", async () => {
+    const s = await setup({ minIdle: "two" });
+    const d = spawnDaemon(["--config", s.configFile]);
+    const r = await d.exited;
+    expect(r.code).not.toBe(0);
+    expect(d.stderr()).toContain("pool.minIdle");
+    expect(d.stderr()).toContain(s.configFile);
+    expect(await exists(s.socket)).toBe(false);
+    expect(await exists(s.stateDir)).toBe(false);
+
+    // An unknown key given with --set is named too.
+    const good = await setup();
+    const d2 = spawnDaemon(["--config", good.configFile, "--set", "pool.minIdel=3"]);
+    expect((await d2.exited).code).not.toBe(0);
+    expect(d2.stderr()).toContain("pool.minIdel");
+    expect(await exists(good.socket)).toBe(false);
+
+    // And a missing file.
+    const d3 = spawnDaemon(["--config", join(s.dir, "nope.yaml")]);
+    expect((await d3.exited).code).not.toBe(0);
+    expect(d3.stderr()).toContain(join(s.dir, "nope.yaml"));
+  });
+
+  it("serves allocate, release, allocations and pool on a 0600 unix socket", async () => {
+    const s = await start();
+    const st = await lstat(s.socket);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o600);
+    expect((await call(s.socket, "GET", "/healthz")).status).toBe(200);
+    expect((await call(s.socket, "GET", "/readyz")).body).toEqual({ ready: true });
+
+    const a = await call(s.socket, "POST", "/v1/allocate", alloc("c1"));
+    expect(a.status, a.text).toBe(200);
+    expect(a.body).toMatchObject({
+      containerId: "c1",
+      ifname: "eth0",
+      pod: { namespace: "default", name: "c1", uid: "uid-c1" },
+      gateway: "10.0.1.253",
+      cidr: "10.0.1.0/24",
+    });
+    const eni = s.sim.state.enis.get(a.body.eniId)!;
+    expect(eni.ips).toContain(a.body.ip);
+    expect(eni.instanceId).toBe(NODE);
+    expect(a.body.mac).toBe(eni.mac);
+    // The ENI carries the user's tags besides ours.
+    expect(Object.fromEntries(eni.tags)).toMatchObject({ team: "net", creator: "eniway" });
+
+    // Idempotent for the same key; another key gets another IP.
+    const again = await call(s.socket, "POST", "/v1/allocate", alloc("c1"));
+    expect(again.body.ip).toBe(a.body.ip);
+    const b = await call(s.socket, "POST", "/v1/allocate", alloc("c2"));
+    expect(b.status).toBe(200);
+    expect(b.body.ip).not.toBe(a.body.ip);
+
+    const list = await call(s.socket, "GET", "/v1/allocations");
+    expect(list.status).toBe(200);
+    expect(list.body.allocations.map((x: { ip: string }) => x.ip).sort()).toEqual(
+      [a.body.ip, b.body.ip].sort(),
+    );
+
+    const rel = await call(s.socket, "POST", "/v1/release", { containerId: "c1", ifname: "eth0" });
+    expect(rel.status).toBe(200);
+    expect(rel.body.released).toMatchObject({ containerId: "c1", ip: a.body.ip });
+    const rel2 = await call(s.socket, "POST", "/v1/release", { containerId: "c1", ifname: "eth0" });
+    expect(rel2.body).toEqual({ released: null });
+
+    const pool = await call(s.socket, "GET", "/v1/pool");
+    expect(pool.status).toBe(200);
+    expect(pool.body).toMatchObject({
+      assigned: 1,
+      limits: { maxSecondaryEnis: 2, ipsPerEni: 6 },
+      targets: { minIdle: 2, maxIdle: 8 },
+    });
+    expect(pool.body.enis.map((e: { eniId: string }) => e.eniId)).toEqual(ourEnis(s.sim).map((e) => e.id));
+
+    const nf = await call(s.socket, "GET", "/v1/nothing");
+    expect(nf.status).toBe(404);
+    expect(nf.body.error.code).toBe("NotFound");
+  });
+
+  it("answers malformed requests with 400 and a message naming the field", async () => {
+    const s = await start();
+    const cases: [string, unknown, RegExp][] = [
+      ["/v1/allocate", { ifname: "eth0" }, /containerId/],
+      ["/v1/allocate", alloc("bad id!"), /containerId/],
+      ["/v1/allocate", alloc("c1", "a-very-long-ifname"), /ifname/],
+      ["/v1/allocate", alloc("c1", "eth/0"), /ifname/],
+      ["/v1/allocate", alloc("c1", ""), /ifname/],
+      ["/v1/allocate", { containerId: 42, ifname: "eth0" }, /containerId/],
+      ["/v1/allocate", { ...alloc("c1"), pod: { namespace: "Bad_NS!" } }, /pod\.namespace/],
+      ["/v1/allocate", { ...alloc("c1"), pod: "default/p" }, /pod/],
+      ["/v1/allocate", "{not json", /not valid JSON/],
+      ["/v1/allocate", "[1,2]", /object/],
+      ["/v1/release", { containerId: "c1", ifname: "x".repeat(16) }, /ifname/],
+      ["/v1/release", "nope", /not valid JSON/],
+    ];
+    for (const [path, body, msg] of cases) {
+      const r = await call(s.socket, "POST", path, body);
+      expect(r.status, `${path} ${JSON.stringify(body)}: ${r.text}`).toBe(400);
+      expect(r.body.error.code).toBe("BadRequest");
+      expect(r.body.error.message).toMatch(msg);
+    }
+    // Nothing was allocated by any of them.
+    expect((await call(s.socket, "GET", "/v1/allocations")).body).toEqual({ allocations: [] });
+    // The daemon is still fine.
+    expect((await call(s.socket, "POST", "/v1/allocate", alloc("c1"))).status).toBe(200);
+  });
+
+  it("exits 0 on SIGTERM within 10 s with the store intact; logs are JSON lines without the secret", async () => {
+    const s = await start();
+    const ips: string[] = [];
+    for (const c of ["c1", "c2", "c3"]) {
+      const r = await call(s.socket, "POST", "/v1/allocate", alloc(c));
+      expect(r.status, r.text).toBe(200);
+      ips.push(r.body.ip);
+    }
+    await call(s.socket, "POST", "/v1/release", { containerId: "c3", ifname: "eth0" });
+
+    const { code, ms } = await term(s.daemon);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(10_000);
+    // The socket is gone with the daemon.
+    expect(await exists(s.socket)).toBe(false);
+
+    const doc = JSON.parse(await readFile(join(s.stateDir, "pool.json"), "utf8")) as StoreDoc;
+    expect(doc.format).toBe(1);
+    expect(doc.instanceId).toBe(NODE);
+    expect(doc.intents).toEqual({});
+    expect(doc.ips[ips[0]!]).toMatchObject({
+      phase: "assigned",
+      owner: { containerId: "c1", ifname: "eth0" },
+    });
+    expect(doc.ips[ips[1]!]).toMatchObject({
+      phase: "assigned",
+      owner: { containerId: "c2", ifname: "eth0" },
+    });
+    expect(doc.ips[ips[2]!]?.owner).toBeUndefined();
+    expect(await readdir(s.stateDir)).toEqual(["pool.json"]);
+    expect((await stat(join(s.stateDir, "pool.json"))).mode & 0o777).toBe(0o600);
+
+    const lines = s.daemon
+      .stderr()
+      .split("\n")
+      .filter((l) => l !== "");
+    expect(lines.length).toBeGreaterThan(3);
+    for (const line of lines) {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      expect(typeof rec.level, line).toBe("string");
+      expect(["debug", "info", "warn", "error"]).toContain(rec.level);
+      expect(typeof rec.msg, line).toBe("string");
+      expect(Number.isNaN(Date.parse(String(rec.time)))).toBe(false);
+    }
+    const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(msgs).toContain("daemon ready");
+    expect(msgs).toContain("stopped");
+    expect(s.daemon.stderr()).not.toContain(SK);
+    expect(s.daemon.stderr()).not.toContain(encodeURIComponent(SK));
+
+    // A restart serves the same allocation for the same key.
+    const d2 = spawnDaemon(["--config", s.configFile]);
+    await waitReady(s, d2);
+    const r = await call(s.socket, "POST", "/v1/allocate", alloc("c1"));
+    expect(r.body.ip).toBe(ips[0]);
+    expect((await term(d2)).code).toBe(0);
+  });
+
+  it("a second daemon on the same socket refuses to start and leaves the first one serving", async () => {
+    const s = await start();
+    const second = spawnDaemon(["--config", s.configFile]);
+    const r = await second.exited;
+    expect(r.code).not.toBe(0);
+    expect(second.stderr()).toContain(s.socket);
+    expect(second.stderr()).toMatch(/another daemon/);
+    // The first one still owns the socket and still answers.
+    expect(await exists(s.socket)).toBe(true);
+    expect((await call(s.socket, "GET", "/readyz")).status).toBe(200);
+    expect((await call(s.socket, "POST", "/v1/allocate", alloc("c1"))).status).toBe(200);
+  });
+
+  it("a stale socket file from a crashed daemon does not stop the next one", async () => {
+    const s = await start();
+    s.daemon.child.kill("SIGKILL");
+    await s.daemon.exited;
+    expect(await exists(s.socket)).toBe(true); // nobody removed it
+    const d2 = spawnDaemon(["--config", s.configFile]);
+    await waitReady(s, d2);
+    expect((await lstat(s.socket)).mode & 0o777).toBe(0o600);
+    expect((await term(d2)).code).toBe(0);
+  });
+
+  it("holds allocations until the start-up reconcile is done, so it never hands out an IP the cloud lost", async () => {
+    const s = await start({ minIdle: 4 });
+    // Hold the ENI's primary IP, so that every idle IP can be taken away behind the daemon's back.
+    await waitFor("a warm pool", async () => (await call(s.socket, "GET", "/v1/pool")).body.idle >= 4);
+    const eniId = ourEnis(s.sim)[0]!.id;
+    const primary = s.sim.state.enis.get(eniId)!.ips[0]!;
+    const held: string[] = [];
+    for (let i = 0; i < 6 && !held.includes(primary); i++)
+      held.push((await call(s.socket, "POST", "/v1/allocate", alloc(`h${i}`))).body.ip);
+    expect(held).toContain(primary);
+    expect((await term(s.daemon)).code).toBe(0);
+
+    const doc = JSON.parse(await readFile(join(s.stateDir, "pool.json"), "utf8")) as StoreDoc;
+    const idle = Object.values(doc.ips)
+      .filter((r) => r.phase === "idle" || r.phase === "cooling")
+      .map((r) => r.ip);
+    expect(idle.length).toBeGreaterThan(0);
+    const outsider = cloudFor(s.sim);
+    await outsider.unassignPrivateIpAddresses(eniId, idle);
+    await outsider.close();
+    // A slow DescribeNetworkInterfaces makes the start-up reconcile take a while.
+    await setKnob(s.sim, "latency", { AttachNetworkInterface: [100, 200], DescribeNetworkInterfaces: 400 });
+
+    const d2 = spawnDaemon(["--config", s.configFile]);
+    await waitFor("the socket", () => exists(s.socket), 10_000, 5);
+    const r = await call(s.socket, "POST", "/v1/allocate", alloc("new"));
+    expect(r.status, r.text).toBe(200);
+    expect(idle).not.toContain(r.body.ip);
+    expect(s.sim.state.enis.get(r.body.eniId)?.ips).toContain(r.body.ip);
+    await waitReady(s, d2);
+    expect(d2.stderr()).not.toMatch(/allocation lost/);
+  });
+});

@@ -1,0 +1,187 @@
+// The daemon's configuration file: DESIGN's keys and defaults, and errors that
+// name the offending key (and the file).
+
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { applyOverrides, ConfigError, loadConfig, parseConfig } from "../../src/config.js";
+import { SchemaError } from "../../src/schema.js";
+
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function file(name: string, text: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), "eniway-config-test-"));
+  dirs.push(d);
+  const f = join(d, name);
+  await writeFile(f, text);
+  return f;
+}
+
+/** The example from DESIGN.md ("The daemon's configuration file"), verbatim. */
+const DESIGN_EXAMPLE = `cloud:
+  regionId: cn-hangzhou                  # default: from metadata
+  endpoint: https://ecs.cn-hangzhou.aliyuncs.com   # ECS API; default from region
+  vpcEndpoint: https://vpc.cn-hangzhou.aliyuncs.com
+  metadataEndpoint: http://100.100.100.200         # the simulator: http://HOST:PORT/meta/INSTANCE
+  accessKeyId: AK                        # or credentialsFile; default: the RAM role from metadata
+  accessKeySecret: SK
+eni:
+  vSwitchIds: [vsw-a]                    # default: the node's own vSwitch
+  securityGroupIds: [sg-1]               # default: those of the primary ENI
+  tags: {team: net}                      # added to every ENI we create (besides our own tags)
+pool:
+  minIdle: 2
+  maxIdle: 8
+  cooldownSeconds: 30
+node:
+  netns: /var/run/netns/NAME             # the node namespace to manage; default: the daemon's own
+socket: /run/eniway/eniway.sock
+stateDir: /var/lib/eniway
+http:
+  listen: 127.0.0.1:9470                 # /metrics, /dashboard, /healthz, /readyz
+kubernetes:
+  enabled: auto                          # auto: on when running in a cluster or given a kubeconfig
+`;
+
+/** The SchemaError parseConfig throws for raw, or fails the test. */
+function schemaError(raw: unknown): SchemaError {
+  try {
+    parseConfig(raw);
+  } catch (e) {
+    expect(e).toBeInstanceOf(SchemaError);
+    return e as SchemaError;
+  }
+  throw new Error(`${JSON.stringify(raw)} was accepted`);
+}
+
+describe("config", () => {
+  it("defaults match DESIGN", () => {
+    const c = parseConfig({});
+    expect(c.pool).toMatchObject({ minIdle: 2, maxIdle: 8, cooldownSeconds: 30, maxIpsPerCall: 10 });
+    expect(c.pool.idleReclaimSeconds).toBe(300);
+    expect(c.pool.vSwitchBlockSeconds).toBe(600);
+    expect(c.socket).toBe("/run/eniway/eniway.sock");
+    expect(c.stateDir).toBe("/var/lib/eniway");
+    expect(c.http.listen).toBe("127.0.0.1:9470");
+    expect(c.cloud.metadataEndpoint).toBe("http://100.100.100.200");
+    expect(c.cloud).toMatchObject({ regionId: "", endpoint: "", accessKeyId: "", accessKeySecret: "" });
+    expect(c.eni).toEqual({ vSwitchIds: [], securityGroupIds: [], tags: {} });
+    expect(c.kubernetes.enabled).toBe("auto");
+    expect(c.log.level).toBe("info");
+    // null (an empty YAML file) is the same as {}.
+    expect(parseConfig(null)).toEqual(c);
+    // Defaults are fresh objects, not shared between parses.
+    c.eni.vSwitchIds.push("vsw-x");
+    expect(parseConfig({}).eni.vSwitchIds).toEqual([]);
+  });
+
+  it("a partial section keeps the other defaults of that section", () => {
+    const c = parseConfig({ pool: { minIdle: 3 }, cloud: { regionId: "cn-beijing" } });
+    expect(c.pool).toMatchObject({ minIdle: 3, maxIdle: 8, cooldownSeconds: 30 });
+    expect(c.cloud.metadataEndpoint).toBe("http://100.100.100.200");
+  });
+
+  it("the DESIGN.md example parses, with every value as written", async () => {
+    const c = await loadConfig(await file("eniway.yaml", DESIGN_EXAMPLE));
+    expect(c.cloud).toMatchObject({
+      regionId: "cn-hangzhou",
+      endpoint: "https://ecs.cn-hangzhou.aliyuncs.com",
+      vpcEndpoint: "https://vpc.cn-hangzhou.aliyuncs.com",
+      metadataEndpoint: "http://100.100.100.200",
+      accessKeyId: "AK",
+      accessKeySecret: "SK",
+    });
+    expect(c.eni).toEqual({ vSwitchIds: ["vsw-a"], securityGroupIds: ["sg-1"], tags: { team: "net" } });
+    expect(c.pool).toMatchObject({ minIdle: 2, maxIdle: 8, cooldownSeconds: 30 });
+    expect(c.node.netns).toBe("/var/run/netns/NAME");
+    expect(c.socket).toBe("/run/eniway/eniway.sock");
+    expect(c.stateDir).toBe("/var/lib/eniway");
+    expect(c.http.listen).toBe("127.0.0.1:9470");
+    expect(c.kubernetes.enabled).toBe("auto");
+  });
+
+  it("accepts JSON", async () => {
+    const f = await file(
+      "eniway.json",
+      JSON.stringify({ pool: { minIdle: 4, maxIdle: 10 }, socket: "/tmp/x.sock", http: { listen: "" } }),
+    );
+    const c = await loadConfig(f);
+    expect(c.pool).toMatchObject({ minIdle: 4, maxIdle: 10 });
+    expect(c.socket).toBe("/tmp/x.sock");
+    expect(c.http.listen).toBe("");
+  });
+
+  const bad: [string, unknown, string, RegExp][] = [
+    ["an unknown key", { pool: { minIdel: 2 } }, "pool.minIdel", /not a known key/],
+    ["an unknown top-level key", { pools: {} }, "pools", /not a known key/],
+    ["an ill-typed key", { pool: { minIdle: "two" } }, "pool.minIdle", /number/],
+    ["a non-integer count", { pool: { minIdle: 1.5 } }, "pool.minIdle", /integer/],
+    ["a negative count", { pool: { maxIdle: -1 } }, "pool.maxIdle", />= 0/],
+    ["maxIdle below minIdle", { pool: { minIdle: 5, maxIdle: 4 } }, "pool.maxIdle", /minIdle/],
+    [
+      "an accessKeyId without a secret",
+      { cloud: { accessKeyId: "AK" } },
+      "cloud.accessKeySecret",
+      /required/,
+    ],
+    [
+      "a secret without an accessKeyId",
+      { cloud: { accessKeySecret: "SK" } },
+      "cloud.accessKeyId",
+      /required/,
+    ],
+    ["a relative socket path", { socket: "eniway.sock" }, "socket", /format/],
+    ["a bad endpoint", { cloud: { endpoint: "ecs.aliyuncs.com" } }, "cloud.endpoint", /format/],
+    ["a bad listen address", { http: { listen: "9470" } }, "http.listen", /HOST:PORT/],
+    ["a list where a map goes", { eni: { tags: ["a"] } }, "eni.tags", /object/],
+    ["a bad item in a list", { eni: { vSwitchIds: ["vsw-a", 7] } }, "eni.vSwitchIds[1]", /string/],
+    ["a reserved tag prefix", { eni: { tags: { "acs:x": "y" } } }, "eni.tags.acs:x", /format/],
+    ["kubernetes.enabled maybe", { kubernetes: { enabled: "maybe" } }, "kubernetes.enabled", /auto/],
+    ["a section that is not a map", { pool: 3 }, "pool", /object/],
+  ];
+  for (const [name, raw, path, detail] of bad) {
+    it(`rejects ${name}, naming ${path}`, () => {
+      const e = schemaError(raw);
+      expect(e.path).toBe(path);
+      expect(e.message.startsWith(`${path}: `)).toBe(true);
+      expect(e.message).toMatch(detail);
+    });
+  }
+
+  it("loadConfig names the file on bad YAML, on a schema error, and when it cannot read it", async () => {
+    const yamlFile = await file("bad.yaml", "pool:\n  minIdle: [1\n");
+    await expect(loadConfig(yamlFile)).rejects.toThrow(ConfigError);
+    await expect(loadConfig(yamlFile)).rejects.toThrow(new RegExp(`${yamlFile}.*not valid YAML`));
+
+    const schemaFile = await file("schema.yaml", "pool:\n  minIdle: two\n");
+    const err = await loadConfig(schemaFile).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err?.message).toContain(schemaFile);
+    expect(err?.message).toContain("pool.minIdle");
+
+    const missing = join(tmpdir(), "eniway-no-such-config.yaml");
+    await expect(loadConfig(missing)).rejects.toThrow(new RegExp(`${missing}.*ENOENT`));
+  });
+
+  it("--set overrides parse their value as YAML and reach nested keys", () => {
+    const raw = applyOverrides({ pool: { minIdle: 1 } }, [
+      "pool.minIdle=3",
+      "eni.vSwitchIds=[vsw-a, vsw-b]",
+      'http.listen=""',
+    ]);
+    const c = parseConfig(raw);
+    expect(c.pool.minIdle).toBe(3);
+    expect(c.eni.vSwitchIds).toEqual(["vsw-a", "vsw-b"]);
+    expect(c.http.listen).toBe("");
+    expect(() => applyOverrides({}, ["novalue"])).toThrow(/KEY=VALUE/);
+    // A --set of an unknown key is still rejected by name.
+    expect(schemaError(applyOverrides({}, ["pool.minIdel=2"])).path).toBe("pool.minIdel");
+  });
+});
