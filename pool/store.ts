@@ -3,7 +3,7 @@
 // contains the mutation is on disk. Writes are serialized and coalesced:
 // while one write runs, every later mutation rides on the next one.
 
-import { mkdir, readdir, unlink } from "node:fs/promises";
+import { mkdir, readdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Low } from "lowdb";
 import { durableJsonFile } from "./durable-file.js";
@@ -121,6 +121,20 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/** One daemon per state dir (e.g. during a DaemonSet surge): a pid file, taken over when its owner is dead. */
+async function takeLock(lock: string): Promise<void> {
+  try {
+    await writeFile(lock, `${process.pid}\n`, { flag: "wx", mode: 0o600 });
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
+  const owner = Number((await readFile(lock, "utf8").catch(() => "")).trim());
+  if (isRunning(owner))
+    throw new StoreError(`store ${lock} is held by running process ${owner}; refusing to start`);
+  await writeFile(lock, `${process.pid}\n`, { mode: 0o600 });
+}
+
 export async function openStore(stateDir: string, instanceId: string): Promise<Store> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const file = join(stateDir, "pool.json");
@@ -130,6 +144,7 @@ export async function openStore(stateDir: string, instanceId: string): Promise<S
     const m = /^\.pool\.json\.(\d+)\.tmp$/.exec(name);
     if (m && !isRunning(Number(m[1]))) await unlink(join(stateDir, name)).catch(() => {});
   }
+  await takeLock(join(stateDir, "pool.lock"));
   const db = new Low<StoreDoc>(durableJsonFile(file, parseDoc(file, instanceId)), emptyDoc(instanceId));
   await db.read();
   let writing = false;

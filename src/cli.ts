@@ -2,15 +2,12 @@
 
 // `eniway`: one binary, a subcommand per part.
 
-import { readFile } from "node:fs/promises";
-import { parse as parseYaml } from "yaml";
 import { startSimulator } from "../cloud/simulator/server.js";
 import { defaultWorld, loadWorld } from "../cloud/simulator/world.js";
-import { applyOverrides, ConfigError, loadConfig, parseConfig } from "./config.js";
+import { loadConfig } from "./config.js";
 import { startDaemon } from "./daemon.js";
 import { parseFlags, parseListen } from "./flags.js";
 import { createLogger, isLevel } from "./log.js";
-import { SchemaError } from "./schema.js";
 
 const USAGE = `usage:
   eniway sim [--world FILE] [--listen HOST:PORT]   the cloud simulator (ECS, VPC, metadata)
@@ -36,22 +33,18 @@ async function daemon(args: string[]): Promise<void> {
   const flags = parseFlags(args, ["config", "set"]);
   const file = flags.values.config?.[0];
   if (!file) throw new Error("daemon needs --config FILE");
-  let config = await loadConfig(file);
-  const sets = flags.values.set ?? [];
-  if (sets.length > 0) {
-    const raw = (parseYaml(await readFile(file, "utf8")) ?? {}) as Record<string, unknown>;
-    try {
-      config = parseConfig(applyOverrides(raw, sets));
-    } catch (e) {
-      if (e instanceof SchemaError) throw new ConfigError(`config ${file} with --set: ${e.message}`);
-      throw e;
-    }
-  }
+  const config = await loadConfig(file, flags.values.set ?? []);
+  // A signal during start-up exits at once: every cloud call in flight is written ahead.
+  const early = (): never => process.exit(0);
+  process.once("SIGINT", early);
+  process.once("SIGTERM", early);
   const log = createLogger({
     level: isLevel(config.log.level) ? config.log.level : "info",
     base: { component: "daemon" },
   });
   const d = await startDaemon(config, log);
+  process.off("SIGINT", early);
+  process.off("SIGTERM", early);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

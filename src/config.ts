@@ -112,7 +112,8 @@ export function parseConfig(raw: unknown): Config {
   return c;
 }
 
-export async function loadConfig(file: string): Promise<Config> {
+/** Read, apply `--set` overrides, then validate: an override can fix what the file gets wrong. */
+export async function loadConfig(file: string, sets: string[] = []): Promise<Config> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -125,10 +126,17 @@ export async function loadConfig(file: string): Promise<Config> {
   } catch (e) {
     throw new ConfigError(`config ${file} is not valid YAML: ${(e as Error).message.split("\n")[0]}`);
   }
+  if (sets.length > 0) {
+    if (raw === null || raw === undefined) raw = {};
+    if (typeof raw !== "object" || Array.isArray(raw))
+      throw new ConfigError(`config ${file}: (root): must be a mapping`);
+    raw = applyOverrides(raw as Record<string, unknown>, sets);
+  }
   try {
     return parseConfig(raw);
   } catch (e) {
-    if (e instanceof SchemaError) throw new ConfigError(`config ${file}: ${e.message}`);
+    if (e instanceof SchemaError)
+      throw new ConfigError(`config ${file}${sets.length ? " with --set" : ""}: ${e.message}`);
     throw e;
   }
 }

@@ -116,7 +116,7 @@ describe("store", () => {
         }),
       ),
     );
-    expect(await readdir(dir)).toEqual(["pool.json"]);
+    expect((await readdir(dir)).sort()).toEqual(["pool.json", "pool.lock"]);
     expect((await stat(store.file)).mode & 0o777).toBe(0o600);
   });
 
@@ -140,7 +140,7 @@ describe("store", () => {
     await mkdir(store.file);
     await writeFile(join(store.file, "inside"), "x");
     await expect(store.update(() => {})).rejects.toThrow();
-    expect(await readdir(dir)).toEqual(["pool.json"]);
+    expect((await readdir(dir)).sort()).toEqual(["pool.json", "pool.lock"]);
     // The store keeps working once the obstacle is gone.
     await rm(store.file, { recursive: true });
     await store.update((d) => {
@@ -163,7 +163,7 @@ describe("store", () => {
     await writeFile(join(dir, liveTmp), "{in progress");
     const again = await openStore(dir, "i-a");
     expect(again.data.format).toBe(STORE_FORMAT);
-    expect((await readdir(dir)).sort()).toEqual([liveTmp, "pool.json"].sort());
+    expect((await readdir(dir)).sort()).toEqual([liveTmp, "pool.json", "pool.lock"].sort());
   });
 
   describe("refuses to open a store that is not ours", () => {
