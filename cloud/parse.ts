@@ -3,7 +3,14 @@
 // missing Type) and strict about what eniway relies on (ids, IPs, status).
 
 import { isIpv4 } from "./ipv4.js";
-import type { Eni, EniStatus, EniType, InstanceTypeLimits, VSwitch } from "./types.js";
+import {
+  ENI_STATUSES,
+  type Eni,
+  type EniStatus,
+  type EniType,
+  type InstanceTypeLimits,
+  type VSwitch,
+} from "./types.js";
 
 export class ResponseShapeError extends Error {
   constructor(message: string) {
@@ -13,16 +20,6 @@ export class ResponseShapeError extends Error {
 }
 
 export type Json = Record<string, unknown>;
-
-const ENI_STATUSES: readonly EniStatus[] = [
-  "Creating",
-  "Available",
-  "Attaching",
-  "InUse",
-  "Detaching",
-  "Deleting",
-  "CreateFailed",
-];
 
 export function isObject(v: unknown): v is Json {
   return typeof v === "object" && v !== null && !Array.isArray(v);

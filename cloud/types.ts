@@ -25,14 +25,17 @@ export function isCloudAction(s: string): s is CloudAction {
   return (ALL_ACTIONS as readonly string[]).includes(s);
 }
 
-export type EniStatus =
-  | "Creating"
-  | "Available"
-  | "Attaching"
-  | "InUse"
-  | "Detaching"
-  | "Deleting"
-  | "CreateFailed";
+/** ENI statuses, as DescribeNetworkInterfaces documents them. */
+export const ENI_STATUSES = [
+  "Creating",
+  "Available",
+  "Attaching",
+  "InUse",
+  "Detaching",
+  "Deleting",
+  "CreateFailed",
+] as const;
+export type EniStatus = (typeof ENI_STATUSES)[number];
 export type EniType = "Primary" | "Secondary";
 
 export interface Eni {

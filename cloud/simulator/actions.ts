@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import {
   type CloudAction,
   ECS_API_VERSION,
-  type EniStatus,
+  ENI_STATUSES,
   VPC_API_VERSION,
   type WireAssignPrivateIpAddressesResponse,
   type WireDescribeInstanceTypesResponse,
@@ -43,15 +43,6 @@ export interface ActionContext {
 type Result = Record<string, unknown>;
 type Handler = (ctx: ActionContext, p: Params) => Result | Promise<Result>;
 
-const STATUSES: EniStatus[] = [
-  "Creating",
-  "Available",
-  "Attaching",
-  "InUse",
-  "Detaching",
-  "Deleting",
-  "CreateFailed",
-];
 const ENI_ID = /^eni-[a-z0-9]{1,64}$/;
 const COMMON = new Set([
   "Action",
@@ -288,7 +279,7 @@ const describeNetworkInterfaces: Handler = (ctx, p) => {
   const privateIps = new Set(list(p, "PrivateIpAddress", 100));
   const tagFilter = tags(p, 20, true);
   const status = optional(p, "Status");
-  if (status !== undefined && !STATUSES.includes(status as EniStatus))
+  if (status !== undefined && !(ENI_STATUSES as readonly string[]).includes(status))
     fail("InvalidParameter", invalid("Status").message);
   const type = optional(p, "Type");
   if (type !== undefined && type !== "Primary" && type !== "Secondary")

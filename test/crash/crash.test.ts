@@ -18,22 +18,13 @@ import {
   waitReady,
   writeDaemonConfig,
 } from "../daemon-harness.js";
+import { prng } from "../helpers/prng.js";
 
 const NODE = "i-crash-node";
 const CLUSTER = "crash-test";
 const CYCLES = Number(process.env.ENIWAY_CRASH_CYCLES ?? 200);
 const MIN_KILLS = Number(process.env.ENIWAY_CRASH_KILLS ?? 30);
 const SEED = Number(process.env.ENIWAY_CRASH_SEED ?? 7);
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const world = parseWorld({
   regionId: "cn-hangzhou",

@@ -9,18 +9,7 @@ import { type Simulator, startSimulator } from "../../cloud/simulator/server.js"
 import { checkInvariants } from "../../cloud/simulator/state.js";
 import { parseWorld } from "../../cloud/simulator/world.js";
 import type { WireDescribeNetworkInterfacesResponse, WireNetworkInterfaceSet } from "../../cloud/types.js";
-
-/** mulberry32: a small seeded PRNG so a failing sequence can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../helpers/prng.js";
 
 const world = parseWorld({
   regionId: "cn-hangzhou",
