@@ -44,10 +44,11 @@ describe("allocation under injected cloud faults", () => {
     const config = await writeDaemonConfig(dir, sim.url, NODE, {
       clusterId: CLUSTER,
       pool: {
-        minIdle: 2,
-        maxIdle: 6,
-        cooldownSeconds: 0.2,
-        idleReclaimSeconds: 0.5,
+        // A small pool that churns: many creates, assigns, unassigns and deletes go through the faults.
+        minIdle: 1,
+        maxIdle: 2,
+        cooldownSeconds: 0.1,
+        idleReclaimSeconds: 0.1,
         allocateTimeoutSeconds: 3,
         leakGraceSeconds: 1,
         resyncSeconds: 1,
@@ -70,7 +71,7 @@ describe("allocation under injected cloud faults", () => {
     const outcomes = { ok: 0, tryAgain: 0, released: 0 };
     let n = 0;
     const worker = async (w: number): Promise<void> => {
-      for (let i = 0; i < 40; i++) {
+      for (let i = 0; i < 60; i++) {
         const mine = [...live.keys()].filter((k) => k.startsWith(`w${w}-`));
         if (mine.length > 4 || (mine.length > 0 && i % 3 === 2)) {
           const key = mine[0]!;
@@ -92,7 +93,7 @@ describe("allocation under injected cloud faults", () => {
         }
       }
     };
-    await Promise.all([0, 1, 2, 3].map(worker));
+    await Promise.all([0, 1, 2, 3, 4, 5].map(worker));
     expect(outcomes.ok).toBeGreaterThan(20);
     const ips = [...live.values()];
     expect(new Set(ips).size).toBe(ips.length);
@@ -134,7 +135,7 @@ describe("allocation under injected cloud faults", () => {
       (s, e) => s + Object.values(e).reduce((a, b) => a + b, 0),
       0,
     );
-    expect(injected, "faults were injected").toBeGreaterThan(10);
+    expect(injected, "faults were injected").toBeGreaterThan(40);
     console.log(`faults test: ${JSON.stringify(outcomes)}, ${injected} cloud errors injected or returned`);
   }, 180_000);
 });
