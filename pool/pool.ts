@@ -30,7 +30,15 @@ export interface Allocation {
 }
 
 export interface PoolSummary {
-  enis: { eniId: string; phase: string; vSwitchId: string; mac: string; ips: number; assigned: number }[];
+  enis: {
+    eniId: string;
+    phase: string;
+    vSwitchId: string;
+    mac: string;
+    gateway: string;
+    ips: number;
+    assigned: number;
+  }[];
   idle: number;
   assigned: number;
   cooling: number;
@@ -361,6 +369,7 @@ export function createPool(deps: PoolDeps): Pool {
         phase: e.phase,
         vSwitchId: e.vSwitchId,
         mac: e.mac,
+        gateway: e.gateway,
         ips: ips.filter((r) => r.eniId === e.eniId).length,
         assigned: ips.filter((r) => r.eniId === e.eniId && r.phase === "assigned").length,
       })),

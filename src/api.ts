@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createConnection } from "node:net";
 import { dirname } from "node:path";
 import { type Pool, TryAgainError } from "../pool/pool.js";
+import { type CniHandlers, CniRequestError } from "./cni.js";
 import type { Logger } from "./log.js";
 
 export const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
@@ -15,6 +16,7 @@ const K8S_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
 
 export interface ApiDeps {
   pool: Pool;
+  cni?: CniHandlers;
   log: Logger;
   ready(): boolean;
 }
@@ -24,6 +26,14 @@ export interface ApiServer {
 }
 
 class BadRequest extends Error {}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: namespace paths exclude control characters
+const NETNS = /^\/[^\x00-\x1f]{1,4095}$/;
+
+function need<T>(v: T | undefined): T {
+  if (!v) throw new BadRequest("this daemon has no datapath");
+  return v;
+}
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
@@ -124,6 +134,62 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         if (released) log.info("released", { containerId, ifname, ip: released.ip });
         return send(res, 200, { released });
       }
+      case "POST /v1/cni/add": {
+        const cni = need(deps.cni);
+        const body = await readJson(req);
+        const containerId = field(body, "containerId", CONTAINER_ID);
+        const ifname = field(body, "ifname", IFNAME);
+        const netns = field(body, "netns", NETNS);
+        const args = (typeof body.args === "object" && body.args !== null ? body.args : {}) as Record<
+          string,
+          unknown
+        >;
+        const pod = podOf({
+          pod: {
+            namespace: args.K8S_POD_NAMESPACE ?? "",
+            name: args.K8S_POD_NAME ?? "",
+            uid: args.K8S_POD_UID ?? "",
+          },
+        });
+        const r = await cni.add({ containerId, ifname, netns, pod });
+        log.info("cni add", { containerId, ifname, ip: r.ip, eniId: r.eniId, ...r.timings });
+        return send(res, 200, r);
+      }
+      case "POST /v1/cni/del": {
+        const cni = need(deps.cni);
+        const body = await readJson(req);
+        const containerId = field(body, "containerId", CONTAINER_ID);
+        const ifname = field(body, "ifname", IFNAME);
+        const r = await cni.del({ containerId, ifname });
+        log.info("cni del", { containerId, ifname, released: r.released });
+        return send(res, 200, r);
+      }
+      case "POST /v1/cni/check": {
+        const cni = need(deps.cni);
+        const body = await readJson(req);
+        await cni.check({
+          containerId: field(body, "containerId", CONTAINER_ID),
+          ifname: field(body, "ifname", IFNAME),
+          netns: field(body, "netns", NETNS),
+        });
+        return send(res, 200, { ok: true });
+      }
+      case "POST /v1/cni/gc": {
+        const cni = need(deps.cni);
+        const body = await readJson(req);
+        const list = body.validAttachments;
+        if (!Array.isArray(list)) throw new BadRequest("validAttachments must be an array");
+        const valid = list.map((v: unknown, i: number) => {
+          if (typeof v !== "object" || v === null)
+            throw new BadRequest(`validAttachments[${i}] must be an object`);
+          const o = v as Record<string, unknown>;
+          return {
+            containerId: field({ c: o.containerId ?? o.containerID }, "c", CONTAINER_ID),
+            ifname: field({ i: o.ifname }, "i", IFNAME),
+          };
+        });
+        return send(res, 200, await cni.gc(valid));
+      }
       default:
         return send(res, 404, { error: { code: "NotFound", message: `no route ${m}` } });
     }
@@ -131,7 +197,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
 
   const server: Server = createServer((req, res) => {
     route(req, res).catch((e: unknown) => {
-      if (e instanceof BadRequest)
+      if (e instanceof BadRequest || e instanceof CniRequestError)
         return send(res, 400, { error: { code: "BadRequest", message: e.message } });
       if (e instanceof TryAgainError)
         return send(res, 503, { error: { code: "TryAgainLater", message: e.message } });

@@ -62,6 +62,14 @@ const configSchema = obj({
     }),
     { netns: "", instanceId: "" },
   ),
+  datapath: opt(
+    obj({
+      enabled: opt(bool, true),
+      mtu: opt(num({ min: 576, max: 9000, int: true }), 1500),
+      repairSeconds: opt(num({ min: 1, max: 3600 }), 10),
+    }),
+    { enabled: true, mtu: 1500, repairSeconds: 10 },
+  ),
   clusterId: opt(str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/ }), "default"),
   socket: opt(str({ pattern: ABS_PATH }), "/run/eniway/eniway.sock"),
   stateDir: opt(str({ pattern: ABS_PATH }), "/var/lib/eniway"),

@@ -11,11 +11,13 @@ import {
   staticCredentialsProvider,
 } from "../cloud/credentials.js";
 import { createMetadataClient, type MetadataClient } from "../cloud/metadata.js";
+import { createDatapath } from "../cni/datapath/datapath.js";
 import { createExecutor } from "../pool/executor.js";
 import { createPool, type Pool, TryAgainError } from "../pool/pool.js";
 import { type ReconcileDeps, reconcile } from "../pool/reconcile.js";
 import { openStore } from "../pool/store.js";
 import { type ApiServer, startApi } from "./api.js";
+import { createCniHandlers } from "./cni.js";
 import type { Config } from "./config.js";
 import { parseListen } from "./flags.js";
 import type { Logger } from "./log.js";
@@ -164,8 +166,19 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       return pool.allocate(req);
     },
   };
+  const datapath = config.datapath.enabled
+    ? createDatapath({
+        nodeNetns: config.node.netns,
+        mtu: config.datapath.mtu,
+        log: nodeLog.child({ component: "datapath" }),
+      })
+    : null;
+  const cni = datapath
+    ? createCniHandlers({ pool: gatedPool, datapath, log: nodeLog.child({ component: "cni" }) })
+    : undefined;
   const api: ApiServer = await startApi(config.socket, {
     pool: gatedPool,
+    ...(cni ? { cni } : {}),
     log: nodeLog.child({ component: "api" }),
     ready: () => ready,
   });
@@ -197,6 +210,31 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       nodeLog.warn("resync failed", { error: e instanceof Error ? e.message : String(e) }),
     );
   }, config.pool.resyncSeconds * 1000);
+  let repairing = false;
+  const repairTimer = datapath
+    ? setInterval(() => {
+        if (repairing || !ready) return;
+        repairing = true;
+        const s = pool.summary();
+        const enis = s.enis
+          .filter((e) => e.phase === "ready")
+          .map((e) => ({ eniId: e.eniId, mac: e.mac, gateway: e.gateway }));
+        const attachments = pool.allocations().map((a) => ({
+          containerId: a.containerId,
+          ifname: a.ifname,
+          ip: a.ip,
+          eni: { eniId: a.eniId, mac: a.mac, gateway: a.gateway },
+        }));
+        datapath
+          .repair(attachments, enis)
+          .catch((e: unknown) =>
+            nodeLog.warn("datapath repair failed", { error: e instanceof Error ? e.message : String(e) }),
+          )
+          .finally(() => {
+            repairing = false;
+          });
+      }, config.datapath.repairSeconds * 1000)
+    : null;
 
   return {
     pool,
@@ -204,6 +242,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     async stop() {
       clearInterval(tick);
       clearInterval(resyncTimer);
+      if (repairTimer) clearInterval(repairTimer);
       ready = false;
       const closing = api.close();
       // In-flight work gets most of the 10 s budget; intents make an early exit safe anyway.

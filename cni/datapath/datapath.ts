@@ -1,0 +1,187 @@
+// The datapath the daemon drives: ENI bring-up, pod wiring and teardown,
+// CHECK, and the drift repair that keeps the node namespace matching the
+// allocations. Everything happens in one node namespace (node.netns).
+
+import type { Logger } from "../../src/log.js";
+import { bringUpEni, checkEni, type EniDevice } from "./eni.js";
+import { ipBatch, ipJson, sysctl } from "./ip.js";
+import { HOST_VETH_PREFIX, RULE_FROM_POD, RULE_TO_POD } from "./names.js";
+import {
+  addPod,
+  checkPod,
+  nodeLines,
+  type PodSpec,
+  type PodWiring,
+  removeNodeSide,
+  wiringOf,
+} from "./pod.js";
+
+export interface EniRef {
+  eniId: string;
+  mac: string;
+  gateway: string;
+}
+
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+  ip: string;
+  eni: EniRef;
+}
+
+export interface RepairReport {
+  enisBroughtUp: string[];
+  restored: string[];
+  removed: string[];
+}
+
+export interface Datapath {
+  ensureEni(eni: EniRef): Promise<EniDevice>;
+  add(
+    spec: Omit<PodSpec, "table" | "mtu"> & { eni: EniRef },
+  ): Promise<PodWiring & { table: number; mtu: number }>;
+  del(containerId: string, ifname: string, ip: string | null): Promise<void>;
+  check(spec: Omit<PodSpec, "table" | "mtu"> & { eni: EniRef }): Promise<string[]>;
+  repair(attachments: Attachment[], enis: EniRef[]): Promise<RepairReport>;
+}
+
+const OUR_VETH = new RegExp(`^${HOST_VETH_PREFIX}[0-9a-f]{11}$`);
+
+export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logger }): Datapath {
+  const ns = opts.nodeNetns;
+  const log = opts.log;
+  const devices = new Map<string, EniDevice>();
+  let initialized: Promise<void> | null = null;
+
+  const init = (): Promise<void> => {
+    initialized ??= sysctl(ns, { "net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0" }).catch(
+      (e: unknown) => {
+        initialized = null;
+        throw e;
+      },
+    );
+    return initialized;
+  };
+
+  const ensureEni = async (eni: EniRef): Promise<EniDevice> => {
+    await init();
+    const known = devices.get(eni.eniId);
+    if (known) return known;
+    const dev = await bringUpEni(ns, { mac: eni.mac, gateway: eni.gateway, mtu: opts.mtu });
+    devices.set(eni.eniId, dev);
+    log.info("ENI device up", { eniId: eni.eniId, device: dev.device, table: dev.table });
+    return dev;
+  };
+
+  const add: Datapath["add"] = async (spec) => {
+    let dev = await ensureEni(spec.eni);
+    try {
+      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu });
+      return { ...w, table: dev.table, mtu: opts.mtu };
+    } catch (e) {
+      // The device may have been renamed or replaced under us: look it up again once.
+      devices.delete(spec.eni.eniId);
+      dev = await ensureEni(spec.eni);
+      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }).catch(() => {
+        throw e;
+      });
+      return { ...w, table: dev.table, mtu: opts.mtu };
+    }
+  };
+
+  const del: Datapath["del"] = async (containerId, ifname, ip) => {
+    await removeNodeSide(ns, wiringOf(containerId, ifname).hostIfname, ip);
+  };
+
+  const check: Datapath["check"] = async (spec) => {
+    const problems = await checkEni(ns, spec.eni);
+    const dev = devices.get(spec.eni.eniId);
+    const table = dev?.table ?? -1;
+    return [...problems, ...(await checkPod(ns, { ...spec, table, mtu: opts.mtu }))];
+  };
+
+  const repair: Datapath["repair"] = async (attachments, enis) => {
+    const report: RepairReport = { enisBroughtUp: [], restored: [], removed: [] };
+    // ENIs first: each pool ENI whose device exists gets its state back.
+    const used = new Map<string, EniRef>();
+    for (const e of enis) used.set(e.eniId, e);
+    for (const a of attachments) used.set(a.eni.eniId, a.eni);
+    for (const e of used.values()) {
+      const problems = await checkEni(ns, e).catch(() => ["unreadable"]);
+      if (problems.some((p) => p.startsWith("no device"))) {
+        devices.delete(e.eniId);
+        continue; // not attached yet (or gone): nothing to bring up
+      }
+      if (problems.length === 0 && devices.has(e.eniId)) continue;
+      devices.delete(e.eniId);
+      await ensureEni(e).then(
+        () => {
+          if (problems.length > 0) report.enisBroughtUp.push(e.eniId);
+        },
+        (err: unknown) => log.warn("ENI bring-up failed", { eniId: e.eniId, error: String(err) }),
+      );
+    }
+    const rules = await ipJson<{ priority: number; src?: string; dst?: string; table?: string }[]>(ns, [
+      "rule",
+      "show",
+    ]);
+    const routes = await ipJson<{ dst: string; dev?: string }[]>(ns, ["route", "show", "table", "main"]);
+    const links = await ipJson<{ ifname: string; flags?: string[] }[]>(ns, ["link", "show", "type", "veth"]);
+    const wantIps = new Map<string, { host: string; table: number }>();
+    const lines: string[] = [];
+    for (const a of attachments) {
+      const host = wiringOf(a.containerId, a.ifname).hostIfname;
+      const dev = devices.get(a.eni.eniId);
+      wantIps.set(a.ip, { host, table: dev?.table ?? -1 });
+      if (!dev) continue; // its ENI has no device now: keep what exists, restore nothing
+      const hostLink = links.find((l) => l.ifname === host);
+      if (!hostLink) continue; // the pod is gone; GC or DEL will release it
+      const ok =
+        hostLink.flags?.includes("UP") &&
+        routes.some((r) => r.dst === a.ip && r.dev === host) &&
+        rules.some((r) => r.priority === RULE_TO_POD && r.dst === a.ip && r.table === "main") &&
+        rules.some((r) => r.priority === RULE_FROM_POD && r.src === a.ip && r.table === String(dev.table));
+      if (ok) continue;
+      for (const r of rules)
+        if (
+          (r.priority === RULE_TO_POD && r.dst === a.ip) ||
+          (r.priority === RULE_FROM_POD && r.src === a.ip)
+        )
+          lines.push(
+            `rule del priority ${r.priority} ${r.priority === RULE_TO_POD ? "to" : "from"} ${a.ip}/32`,
+          );
+      lines.push(...nodeLines(host, a.ip, dev.table));
+      report.restored.push(`${a.containerId}/${a.ifname} ${a.ip}`);
+    }
+    const removals: string[] = [];
+    for (const r of rules) {
+      if (r.priority !== RULE_TO_POD && r.priority !== RULE_FROM_POD) continue;
+      const ip = r.priority === RULE_TO_POD ? r.dst : r.src;
+      if (ip && !wantIps.has(ip)) {
+        removals.push(
+          `rule del priority ${r.priority} ${r.priority === RULE_TO_POD ? "to" : "from"} ${ip}/32`,
+        );
+        report.removed.push(`rule ${r.priority} ${ip}`);
+      }
+    }
+    const wantHosts = new Set([...wantIps.values()].map((w) => w.host));
+    for (const a of attachments) wantHosts.add(wiringOf(a.containerId, a.ifname).hostIfname);
+    for (const r of routes) {
+      if (!r.dev || !OUR_VETH.test(r.dev) || wantIps.get(r.dst)?.host === r.dev) continue;
+      removals.push(`route del ${r.dst} dev ${r.dev}`);
+      report.removed.push(`route ${r.dst} dev ${r.dev}`);
+    }
+    for (const l of links) {
+      if (!OUR_VETH.test(l.ifname) || wantHosts.has(l.ifname)) continue;
+      removals.push(`link del dev ${l.ifname}`);
+      report.removed.push(`veth ${l.ifname}`);
+    }
+    await ipBatch(ns, removals, true);
+    await ipBatch(ns, lines, true);
+    if (report.restored.length || report.removed.length || report.enisBroughtUp.length)
+      log.warn("datapath drift repaired", { ...report });
+    return report;
+  };
+
+  return { ensureEni, add, del, check, repair };
+}

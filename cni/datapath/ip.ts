@@ -1,0 +1,93 @@
+// Running iproute2 and sysctl inside a network namespace, always with an
+// argument vector. A namespace is a path: "" is the daemon's own,
+// /var/run/netns/NAME (or /run/netns/NAME) uses `ip -n NAME`, anything else
+// goes through `nsenter --net=PATH`.
+
+import { spawn } from "node:child_process";
+
+const NAMED = /^\/(?:var\/)?run\/netns\/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$/;
+const PROC_NS = /^\/proc\/(\d+)\/ns\/net$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: paths must not carry control characters
+const SAFE_PATH = /^\/[^\x00-\x1f]{1,4095}$/;
+
+export class CommandError extends Error {
+  constructor(
+    readonly command: string[],
+    readonly code: number | null,
+    readonly stderr: string,
+  ) {
+    super(`${command.join(" ")} failed (exit ${code}): ${stderr.trim().split("\n").slice(-3).join("; ")}`);
+    this.name = "CommandError";
+  }
+}
+
+export function checkNetnsPath(ns: string): void {
+  if (ns !== "" && !SAFE_PATH.test(ns))
+    throw new Error(`invalid network namespace path ${JSON.stringify(ns)}`);
+}
+
+/** How `ip link set … netns X` names a namespace from inside another one. */
+export function netnsRef(ns: string): string {
+  if (ns === "") return String(process.pid);
+  const named = NAMED.exec(ns);
+  if (named) return named[1]!;
+  const proc = PROC_NS.exec(ns);
+  if (proc) return proc[1]!;
+  throw new Error(`node namespace ${ns} must be /var/run/netns/NAME or /proc/PID/ns/net`);
+}
+
+function prefix(ns: string, argv: string[]): string[] {
+  checkNetnsPath(ns);
+  if (ns === "") return argv;
+  const named = NAMED.exec(ns);
+  if (named && argv[0] === "ip") return ["ip", "-n", named[1]!, ...argv.slice(1)];
+  return ["nsenter", `--net=${ns}`, ...argv];
+}
+
+export function run(ns: string, argv: string[], input?: string): Promise<string> {
+  const cmd = prefix(ns, argv);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd[0]!, cmd.slice(1), {
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.once("error", (e) => reject(new CommandError(cmd, null, e.message)));
+    child.once("close", (code) => (code === 0 ? resolve(out) : reject(new CommandError(cmd, code, err))));
+    if (child.stdin) {
+      // A program that fails early closes its stdin; its exit code tells the story.
+      child.stdin.on("error", () => {});
+      child.stdin.end(input);
+    }
+  });
+}
+
+/** One `ip -batch -` run. With force, every line runs and failures are ignored (teardown). */
+export async function ipBatch(ns: string, lines: string[], force = false): Promise<void> {
+  if (lines.length === 0) return;
+  for (const l of lines) if (/[\n\r\0]/.test(l)) throw new Error("ip batch line contains a line break");
+  try {
+    await run(ns, force ? ["ip", "-force", "-batch", "-"] : ["ip", "-batch", "-"], `${lines.join("\n")}\n`);
+  } catch (e) {
+    if (!force) throw e;
+  }
+}
+
+export async function ipJson<T>(ns: string, args: string[]): Promise<T> {
+  const out = await run(ns, ["ip", "-j", ...args]);
+  return (out.trim() ? JSON.parse(out) : []) as T;
+}
+
+export async function sysctl(ns: string, settings: Record<string, string>): Promise<void> {
+  const pairs = Object.entries(settings).map(([k, v]) => {
+    if (!/^[a-z0-9_.]+$/.test(k) || !/^[0-9]+$/.test(v)) throw new Error(`invalid sysctl ${k}=${v}`);
+    return `${k}=${v}`;
+  });
+  if (pairs.length) await run(ns, ["sysctl", "-q", "-w", ...pairs]);
+}

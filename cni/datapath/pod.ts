@@ -1,0 +1,157 @@
+// Wiring one pod: a veth pair created inside the pod's namespace whose host
+// end moves to the node namespace. In the pod: the IP as /32, a link route
+// to 169.254.1.1 and a default route via it, and a permanent neighbour entry
+// for 169.254.1.1 with the host veth's MAC. On the node: a /32 route to the
+// pod, `to podIP lookup main` at priority 512 and `from podIP lookup <ENI
+// table>` at priority 2048.
+
+import { CommandError, ipBatch, ipJson, netnsRef } from "./ip.js";
+import {
+  check,
+  derivedMac,
+  hostVethName,
+  IFNAME,
+  IPV4,
+  POD_GATEWAY,
+  RULE_FROM_POD,
+  RULE_TO_POD,
+} from "./names.js";
+
+export interface PodSpec {
+  containerId: string;
+  ifname: string;
+  /** The pod's namespace path (CNI_NETNS). */
+  netns: string;
+  ip: string;
+  table: number;
+  mtu: number;
+}
+
+export interface PodWiring {
+  hostIfname: string;
+  hostMac: string;
+  podMac: string;
+}
+
+export function wiringOf(containerId: string, ifname: string): PodWiring {
+  return {
+    hostIfname: hostVethName(containerId, ifname),
+    hostMac: derivedMac(containerId, ifname, "host"),
+    podMac: derivedMac(containerId, ifname, "pod"),
+  };
+}
+
+/** The node-side lines, shared by ADD and drift repair. */
+export function nodeLines(hostIfname: string, ip: string, table: number): string[] {
+  return [
+    `link set dev ${hostIfname} up`,
+    `route replace ${ip}/32 dev ${hostIfname} scope link`,
+    `rule add to ${ip}/32 lookup main priority ${RULE_TO_POD}`,
+    `rule add from ${ip}/32 lookup ${table} priority ${RULE_FROM_POD}`,
+  ];
+}
+
+export async function addPod(nodeNs: string, spec: PodSpec): Promise<PodWiring> {
+  check(spec.ifname, IFNAME, "interface name");
+  check(spec.ip, IPV4, "pod IP");
+  const w = wiringOf(spec.containerId, spec.ifname);
+  const mtu = Math.trunc(spec.mtu);
+  const podLines = [
+    `link add ${spec.ifname} address ${w.podMac} mtu ${mtu} type veth peer name ${w.hostIfname} address ${w.hostMac} mtu ${mtu} netns ${netnsRef(nodeNs)}`,
+    "link set dev lo up",
+    `addr add ${spec.ip}/32 dev ${spec.ifname}`,
+    `link set dev ${spec.ifname} up`,
+    `route add ${POD_GATEWAY} dev ${spec.ifname} scope link`,
+    `route add default via ${POD_GATEWAY} dev ${spec.ifname}`,
+    `neigh replace ${POD_GATEWAY} lladdr ${w.hostMac} dev ${spec.ifname} nud permanent`,
+  ];
+  try {
+    await ipBatch(spec.netns, podLines);
+  } catch (e) {
+    // Leftovers of an earlier, interrupted ADD of the same attachment: clear them and try once more.
+    if (!(e instanceof CommandError) || !/File exists/.test(e.stderr)) throw e;
+    await removeNodeSide(nodeNs, w.hostIfname, spec.ip);
+    await ipBatch(spec.netns, [`link del dev ${spec.ifname}`], true);
+    await ipBatch(spec.netns, podLines);
+  }
+  try {
+    await ipBatch(nodeNs, nodeLines(w.hostIfname, spec.ip, spec.table));
+  } catch (e) {
+    await removeNodeSide(nodeNs, w.hostIfname, spec.ip);
+    throw e;
+  }
+  return w;
+}
+
+/** Remove the node side; deleting the host veth also removes the pod's end. Missing pieces are fine. */
+export async function removeNodeSide(nodeNs: string, hostIfname: string, ip: string | null): Promise<void> {
+  check(hostIfname, IFNAME, "host interface");
+  const lines = [`link del dev ${hostIfname}`];
+  if (ip) {
+    check(ip, IPV4, "pod IP");
+    // A rule may exist more than once after a crash: delete a few times.
+    for (let i = 0; i < 3; i++)
+      lines.push(
+        `rule del to ${ip}/32 priority ${RULE_TO_POD}`,
+        `rule del from ${ip}/32 priority ${RULE_FROM_POD}`,
+      );
+    lines.push(`route del ${ip}/32`);
+  }
+  await ipBatch(nodeNs, lines, true);
+}
+
+interface RuleJson {
+  priority: number;
+  src?: string;
+  srclen?: number;
+  dst?: string;
+  dstlen?: number;
+  table?: string;
+}
+
+export async function checkPod(nodeNs: string, spec: PodSpec): Promise<string[]> {
+  const w = wiringOf(spec.containerId, spec.ifname);
+  const problems: string[] = [];
+  const hostLinks = await ipJson<{ ifname: string; flags?: string[]; address?: string }[]>(nodeNs, [
+    "link",
+    "show",
+  ]);
+  const host = hostLinks.find((l) => l.ifname === w.hostIfname);
+  if (!host) problems.push(`host veth ${w.hostIfname} is missing`);
+  else if (!host.flags?.includes("UP")) problems.push(`host veth ${w.hostIfname} is down`);
+  const routes = await ipJson<{ dst: string; dev?: string }[]>(nodeNs, ["route", "show", "table", "main"]);
+  if (!routes.some((r) => r.dst === spec.ip && r.dev === w.hostIfname))
+    problems.push(`no route ${spec.ip}/32 dev ${w.hostIfname}`);
+  const rules = await ipJson<RuleJson[]>(nodeNs, ["rule", "show"]);
+  if (!rules.some((r) => r.priority === RULE_TO_POD && r.dst === spec.ip && r.table === "main"))
+    problems.push(`no rule ${RULE_TO_POD}: to ${spec.ip} lookup main`);
+  if (!rules.some((r) => r.priority === RULE_FROM_POD && r.src === spec.ip && r.table === String(spec.table)))
+    problems.push(`no rule ${RULE_FROM_POD}: from ${spec.ip} lookup ${spec.table}`);
+  const podLinks = await ipJson<{ ifname: string; flags?: string[] }[]>(spec.netns, ["link", "show"]).catch(
+    () => null,
+  );
+  if (!podLinks) return [...problems, `pod namespace ${spec.netns} is not reachable`];
+  const pod = podLinks.find((l) => l.ifname === spec.ifname);
+  if (!pod) return [...problems, `pod interface ${spec.ifname} is missing`];
+  if (!pod.flags?.includes("UP")) problems.push(`pod interface ${spec.ifname} is down`);
+  const addrs = await ipJson<{ addr_info?: { local: string; prefixlen: number }[] }[]>(spec.netns, [
+    "addr",
+    "show",
+    "dev",
+    spec.ifname,
+  ]);
+  if (!addrs[0]?.addr_info?.some((a) => a.local === spec.ip && a.prefixlen === 32))
+    problems.push(`pod interface has no ${spec.ip}/32`);
+  const podRoutes = await ipJson<{ dst: string; gateway?: string }[]>(spec.netns, ["route", "show"]);
+  if (!podRoutes.some((r) => r.dst === "default" && r.gateway === POD_GATEWAY))
+    problems.push(`pod has no default route via ${POD_GATEWAY}`);
+  const neigh = await ipJson<{ dst: string; lladdr?: string; state?: string[] }[]>(spec.netns, [
+    "neigh",
+    "show",
+    "dev",
+    spec.ifname,
+  ]);
+  if (!neigh.some((n) => n.dst === POD_GATEWAY && n.lladdr === w.hostMac && n.state?.includes("PERMANENT")))
+    problems.push(`pod has no permanent neighbour ${POD_GATEWAY} → ${w.hostMac}`);
+  return problems;
+}
