@@ -6,12 +6,17 @@ import { startSimulator } from "../cloud/simulator/server.js";
 import { defaultWorld, loadWorld } from "../cloud/simulator/world.js";
 import { loadConfig } from "./config.js";
 import { startDaemon } from "./daemon.js";
+import { demo } from "./demo.js";
 import { parseFlags, parseListen } from "./flags.js";
 import { createLogger, isLevel } from "./log.js";
+import { sandboxDown, sandboxUp } from "./sandbox.js";
 
 const USAGE = `usage:
   eniway sim [--world FILE] [--listen HOST:PORT]   the cloud simulator (ECS, VPC, metadata)
   eniway daemon --config FILE [--set KEY=VALUE ...] the node daemon
+  eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...]
+  eniway sandbox down --dir DIR                      clean up after a crashed sandbox
+  eniway sandbox demo                                what npm start runs
 `;
 
 async function sim(args: string[]): Promise<void> {
@@ -70,6 +75,41 @@ async function daemon(args: string[]): Promise<void> {
   process.once("SIGTERM", () => stop("SIGTERM"));
 }
 
+async function sandbox(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const log = createLogger({ base: { component: "sandbox" } });
+  if (sub === "demo") return demo(log);
+  const flags = parseFlags(rest, ["dir", "nodes", "world", "set"]);
+  const dir = flags.values.dir?.[0];
+  if (!dir) throw new Error(`sandbox ${sub ?? ""} needs --dir DIR`);
+  if (sub === "down") return sandboxDown(dir, log);
+  if (sub !== "up") throw new Error(`usage: eniway sandbox up|down|demo\n${USAGE}`);
+  const sb = await sandboxUp({
+    dir,
+    nodes: Number(flags.values.nodes?.[0] ?? 2),
+    ...(flags.values.world?.[0] ? { worldFile: flags.values.world[0] } : {}),
+    sets: flags.values.set ?? [],
+    log,
+  });
+  process.stdout.write(
+    `sandbox up: ${dir}/sandbox.json (${sb.file.nodes.length} nodes); Ctrl-C removes it\n`,
+  );
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    sb.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log.error("sandbox cleanup failed", { error: String(e) });
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -77,6 +117,8 @@ async function main(argv: string[]): Promise<void> {
       return sim(rest);
     case "daemon":
       return daemon(rest);
+    case "sandbox":
+      return sandbox(rest);
     case undefined:
     case "help":
     case "--help":

@@ -10,6 +10,7 @@ import { SchemaError } from "../../src/schema.js";
 import { type CloudAction, isCloudAction, VPC_API_VERSION } from "../types.js";
 import { ACTIONS, type ActionContext, renderEni } from "./actions.js";
 import { createAuthenticator } from "./auth.js";
+import { type Datapath, setupDatapath } from "./datapath.js";
 import { type ApiError, ApiFailure, apiError, missing } from "./errors.js";
 import { createFaultInjector } from "./faults.js";
 import { createMetadataService } from "./metadata.js";
@@ -32,6 +33,8 @@ export interface Simulator {
   url: string;
   state: SimState;
   world: World;
+  /** The VPC made of network namespaces, when the world asks for one (`datapath`). */
+  datapath?: Datapath;
   /** Resolves when every pending Attach/Detach has settled. */
   settle(): Promise<void>;
   stop(): Promise<void>;
@@ -287,10 +290,21 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
     while (state.transitions.size > 0) await Promise.all([...state.transitions.values()]);
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
-  });
+  // Datapath mode: the namespaces exist before the first request can attach anything.
+  const datapath = world.datapath
+    ? await setupDatapath(world, state, log.child({ component: "sim-datapath" }))
+    : undefined;
+  if (datapath) state.hooks = datapath.hooks;
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+    });
+  } catch (e) {
+    await datapath?.teardown();
+    throw e;
+  }
   const addr = server.address() as AddressInfo;
   const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
@@ -300,6 +314,7 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
     url,
     state,
     world,
+    ...(datapath ? { datapath } : {}),
     settle,
     async stop() {
       stopState(state);
@@ -307,6 +322,7 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await datapath?.teardown();
     },
   };
 }

@@ -1,0 +1,131 @@
+// `npm start`: a 2-node sandbox with 2 pods per node, created through the
+// real plugin, then a cross-node ping. Ctrl-C removes everything.
+
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { Logger } from "./log.js";
+import { type Sandbox, type SandboxNode, sandboxUp } from "./sandbox.js";
+
+const run = promisify(execFile);
+
+interface Pod {
+  name: string;
+  node: SandboxNode;
+  netns: string;
+  containerId: string;
+  ip: string;
+  eniId: string;
+}
+
+async function plugin(
+  node: SandboxNode,
+  command: "ADD" | "DEL",
+  pod: Omit<Pod, "ip" | "eniId">,
+): Promise<string> {
+  const conf = JSON.parse(await readFile(node.cniConfFile, "utf8")) as {
+    cniVersion: string;
+    name: string;
+    plugins: Record<string, unknown>[];
+  };
+  const stdin = JSON.stringify({ cniVersion: conf.cniVersion, name: conf.name, ...conf.plugins[0] });
+  const child = execFile(join(node.cniBinDir, "eniway"), [], {
+    env: {
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: pod.containerId,
+      CNI_NETNS: `/var/run/netns/${pod.netns}`,
+      CNI_IFNAME: "eth0",
+      CNI_PATH: node.cniBinDir,
+      CNI_ARGS: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name};IgnoreUnknown=1`,
+      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    },
+  });
+  child.stdin?.end(stdin);
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const code = await new Promise<number | null>((r) => child.once("exit", r));
+  if (code !== 0) throw new Error(`plugin ${command} for ${pod.name} failed: ${out}`);
+  return out;
+}
+
+function getJson(socket: string, path: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, path }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => {
+        body += d.toString();
+      });
+      res.on("end", () => resolve(JSON.parse(body)));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+export async function demo(log: Logger): Promise<void> {
+  const dir = join(tmpdir(), "eniway-sandbox");
+  process.stdout.write(`starting a 2-node sandbox in ${dir} …\n`);
+  const sb: Sandbox = await sandboxUp({ dir, nodes: 2, sets: [], log });
+  const pods: Pod[] = [];
+  let cleaning = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaning) return;
+    cleaning = true;
+    process.stdout.write("\ncleaning up …\n");
+    for (const p of pods) {
+      await plugin(p.node, "DEL", p).catch(() => {});
+      await run("ip", ["netns", "del", p.netns]).catch(() => {});
+    }
+    await sb.stop();
+    process.stdout.write("done: namespaces, links, daemons and the simulator are gone\n");
+  };
+  process.once("SIGINT", () => void cleanup().then(() => process.exit(0)));
+  process.once("SIGTERM", () => void cleanup().then(() => process.exit(0)));
+  try {
+    for (const node of sb.file.nodes) {
+      for (const i of [1, 2]) {
+        const name = `pod-${node.name.replace(/^sandbox-/, "")}-${i}`;
+        const pod = { name, node, netns: `eniway-${name}`, containerId: `demo-${name}` };
+        await run("ip", ["netns", "add", pod.netns]);
+        const result = JSON.parse(await plugin(node, "ADD", pod)) as { ips: { address: string }[] };
+        const ip = result.ips[0]!.address.split("/")[0]!;
+        const allocs = (await getJson(node.socket, "/v1/allocations")) as {
+          allocations: { containerId: string; eniId: string }[];
+        };
+        const eniId = allocs.allocations.find((a) => a.containerId === pod.containerId)?.eniId ?? "?";
+        pods.push({ ...pod, ip, eniId });
+      }
+    }
+    process.stdout.write("\npod                node             IP           ENI\n");
+    for (const p of pods)
+      process.stdout.write(
+        `${p.name.padEnd(18)} ${p.node.instanceId.padEnd(16)} ${p.ip.padEnd(12)} ${p.eniId}\n`,
+      );
+    const [from, to] = [pods[0]!, pods.find((p) => p.node !== pods[0]!.node)!];
+    const ping = await run("ip", ["netns", "exec", from.netns, "ping", "-c", "3", "-W", "1", to.ip]).then(
+      (r) => r.stdout,
+      (e: { stdout?: string }) => e.stdout ?? "ping failed",
+    );
+    const summary = ping.split("\n").find((l) => l.includes("packets transmitted")) ?? ping;
+    process.stdout.write(`\ncross-node ping ${from.name} (${from.ip}) → ${to.name} (${to.ip}): ${summary}\n`);
+    const n = sb.file.nodes[0]!;
+    process.stdout.write(`
+look further (as root, while this runs):
+  ip netns exec ${from.netns} ping ${to.ip}
+  ip -n ${n.netns} rule; ip -n ${n.netns} route show table all | grep -v local
+  curl -s --unix-socket ${n.socket} http://eniway/v1/pool
+  curl -s ${sb.file.sim.endpoint}/admin/state
+  cat ${join(dir, "sandbox.json")}
+Ctrl-C removes everything.
+`);
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+  await new Promise(() => {});
+}

@@ -1,0 +1,212 @@
+// `eniway sandbox`: a whole local cluster on one machine. The simulator in
+// datapath mode makes the VPC out of namespaces; one daemon per node manages
+// its node's namespace; a conflist per node points runtimes at the built
+// plugin. Everything it makes is removed on SIGINT/SIGTERM or by `down`.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { copyFile, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { nodeNetnsNames, teardownDatapath } from "../cloud/simulator/datapath.js";
+import { type Simulator, startSimulator } from "../cloud/simulator/server.js";
+import { loadWorld, parseWorld, type World } from "../cloud/simulator/world.js";
+import { applyOverrides } from "./config.js";
+import type { Logger } from "./log.js";
+
+export interface SandboxNode {
+  name: string;
+  instanceId: string;
+  netns: string;
+  socket: string;
+  cniConfFile: string;
+  cniBinDir: string;
+}
+
+export interface SandboxFile {
+  sim: { endpoint: string; regionId: string; accessKeyId: string; accessKeySecret: string };
+  vpcNetns: string;
+  nodes: SandboxNode[];
+  /** Extra, for `sandbox down` after a crash: the world and the daemons' pids. */
+  world: World;
+  pids: number[];
+}
+
+export interface Sandbox {
+  file: SandboxFile;
+  sim: Simulator;
+  stop(): Promise<void>;
+}
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const PLUGIN_BINARY = join(ROOT, "dist/bin/eniway-cni");
+const CLI = join(ROOT, "dist/src/cli.js");
+
+export function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      `${what} needs root: it creates network namespaces, veth pairs and routes (run it as root, e.g. sudo npm start)`,
+    );
+}
+
+export function sandboxWorld(nodes: number): World {
+  const letters = "abcdefghijklmnopqrstuvwxyz";
+  if (nodes < 1 || nodes > letters.length) throw new Error(`--nodes must be 1..${letters.length}`);
+  return parseWorld({
+    regionId: "cn-hangzhou",
+    credentials: [{ accessKeyId: "LTAI-sandbox", accessKeySecret: "sandbox-secret-do-not-log" }],
+    vpc: { vpcId: "vpc-sandbox", cidr: "10.0.0.0/16" },
+    vSwitches: [
+      { vSwitchId: "vsw-sandbox-a", zoneId: "cn-hangzhou-k", cidr: "10.0.1.0/24" },
+      { vSwitchId: "vsw-sandbox-b", zoneId: "cn-hangzhou-k", cidr: "10.0.2.0/24" },
+    ],
+    securityGroups: ["sg-sandbox"],
+    instanceTypes: [{ instanceTypeId: "ecs.g7.large", eniQuantity: 3, eniPrivateIpAddressQuantity: 6 }],
+    instances: Array.from({ length: nodes }, (_, i) => ({
+      instanceId: `i-sandbox-${letters[i]}`,
+      instanceType: "ecs.g7.large",
+      zoneId: "cn-hangzhou-k",
+      vSwitchId: "vsw-sandbox-a",
+      netns: `eniway-node-${letters[i]}`,
+    })),
+    latencyMs: { "*": [5, 20], AttachNetworkInterface: 300, DetachNetworkInterface: 300 },
+    datapath: { vpcNetns: "eniway-vpc" },
+  });
+}
+
+async function waitReady(socket: string, child: ChildProcess, log: string): Promise<void> {
+  const { request } = await import("node:http");
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`daemon exited (${child.exitCode}); see ${log}`);
+    const ok = await new Promise<boolean>((r) => {
+      const req = request({ socketPath: socket, path: "/readyz", timeout: 1000 }, (res) => {
+        res.resume();
+        r(res.statusCode === 200);
+      });
+      req.on("error", () => r(false));
+      req.end();
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`daemon not ready after 60 s; see ${log}`);
+}
+
+export async function sandboxUp(opts: {
+  dir: string;
+  nodes: number;
+  worldFile?: string;
+  sets: string[];
+  log: Logger;
+}): Promise<Sandbox> {
+  requireRoot("eniway sandbox");
+  const dir = resolve(opts.dir);
+  const world = opts.worldFile ? await loadWorld(opts.worldFile) : sandboxWorld(opts.nodes);
+  if (!world.datapath) world.datapath = { vpcNetns: "eniway-vpc" };
+  await mkdir(dir, { recursive: true });
+  const binDir = join(dir, "bin");
+  await mkdir(binDir, { recursive: true });
+  try {
+    await copyFile(PLUGIN_BINARY, join(binDir, "eniway"));
+  } catch {
+    throw new Error(`the plugin is not built (${PLUGIN_BINARY}): run npm run build`);
+  }
+  const sim = await startSimulator(world, { logger: opts.log.child({ component: "sim" }) });
+  const cred = world.credentials[0]!;
+  const netnsOf = nodeNetnsNames(world);
+  const children: ChildProcess[] = [];
+  const nodes: SandboxNode[] = [];
+  const stop = async (): Promise<void> => {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+    await Promise.all(
+      children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once("exit", r)))),
+    );
+    await sim.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (const inst of world.instances) {
+      const name = inst.instanceId.replace(/^i-/, "");
+      const nodeDir = join(dir, name);
+      await mkdir(nodeDir, { recursive: true });
+      const netns = netnsOf.get(inst.instanceId)!;
+      const socket = join(nodeDir, "eniway.sock");
+      const raw: Record<string, unknown> = {
+        cloud: {
+          endpoint: sim.url,
+          metadataEndpoint: `${sim.url}/meta/${inst.instanceId}`,
+          accessKeyId: cred.accessKeyId,
+          accessKeySecret: cred.accessKeySecret,
+        },
+        node: { netns: `/var/run/netns/${netns}` },
+        clusterId: "sandbox",
+        socket,
+        stateDir: join(nodeDir, "state"),
+        http: { listen: "" },
+        pool: { resyncSeconds: 30 },
+      };
+      const configFile = join(nodeDir, "config.json");
+      await writeFile(configFile, JSON.stringify(applyOverrides(raw, opts.sets), null, 2));
+      const logFile = join(nodeDir, "daemon.log");
+      const out = await open(logFile, "a");
+      const child = spawn(process.execPath, [CLI, "daemon", "--config", configFile], {
+        stdio: ["ignore", out.fd, out.fd],
+      });
+      await out.close();
+      children.push(child);
+      await waitReady(socket, child, logFile);
+      const cniConfFile = join(nodeDir, "eniway.conflist");
+      await writeFile(
+        cniConfFile,
+        JSON.stringify(
+          {
+            cniVersion: "1.1.0",
+            name: "eniway",
+            plugins: [{ type: "eniway", socket, nodeNetns: `/var/run/netns/${netns}` }],
+          },
+          null,
+          2,
+        ),
+      );
+      nodes.push({ name, instanceId: inst.instanceId, netns, socket, cniConfFile, cniBinDir: binDir });
+    }
+    const file: SandboxFile = {
+      sim: {
+        endpoint: sim.url,
+        regionId: world.regionId,
+        accessKeyId: cred.accessKeyId,
+        accessKeySecret: cred.accessKeySecret,
+      },
+      vpcNetns: world.datapath.vpcNetns,
+      nodes,
+      world,
+      pids: children.map((c) => c.pid ?? 0).filter((p) => p > 0),
+    };
+    await writeFile(join(dir, "sandbox.json"), JSON.stringify(file, null, 2));
+    return { file, sim, stop };
+  } catch (e) {
+    await stop().catch(() => {});
+    throw e;
+  }
+}
+
+/** Clean up after a sandbox that could not clean up itself. */
+export async function sandboxDown(dirArg: string, log: Logger): Promise<void> {
+  requireRoot("eniway sandbox down");
+  const dir = resolve(dirArg);
+  let file: SandboxFile | null = null;
+  try {
+    file = JSON.parse(await readFile(join(dir, "sandbox.json"), "utf8")) as SandboxFile;
+  } catch {
+    log.warn("no readable sandbox.json; removing the folder only", { dir });
+  }
+  if (file) {
+    for (const pid of file.pids ?? []) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    if (file.world) await teardownDatapath(parseWorld(file.world), log);
+  }
+  await rm(dir, { recursive: true, force: true });
+}
