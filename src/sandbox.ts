@@ -48,7 +48,8 @@ export function requireRoot(what: string): void {
     );
 }
 
-export function sandboxWorld(nodes: number): World {
+/** The default sandbox world; `prefix` names its namespaces (`PREFIX-vpc`, `PREFIX-node-a`, …). */
+export function sandboxWorld(nodes: number, prefix = "eniway"): World {
   const letters = "abcdefghijklmnopqrstuvwxyz";
   if (nodes < 1 || nodes > letters.length) throw new Error(`--nodes must be 1..${letters.length}`);
   return parseWorld({
@@ -66,10 +67,10 @@ export function sandboxWorld(nodes: number): World {
       instanceType: "ecs.g7.large",
       zoneId: "cn-hangzhou-k",
       vSwitchId: "vsw-sandbox-a",
-      netns: `eniway-node-${letters[i]}`,
+      netns: `${prefix}-node-${letters[i]}`,
     })),
     latencyMs: { "*": [5, 20], AttachNetworkInterface: 300, DetachNetworkInterface: 300 },
-    datapath: { vpcNetns: "eniway-vpc" },
+    datapath: { vpcNetns: `${prefix}-vpc` },
   });
 }
 
@@ -96,12 +97,14 @@ export async function sandboxUp(opts: {
   dir: string;
   nodes: number;
   worldFile?: string;
+  /** A world object instead of a file (tests use unique namespace names). */
+  world?: World;
   sets: string[];
   log: Logger;
 }): Promise<Sandbox> {
   requireRoot("eniway sandbox");
   const dir = resolve(opts.dir);
-  const world = opts.worldFile ? await loadWorld(opts.worldFile) : sandboxWorld(opts.nodes);
+  const world = opts.world ?? (opts.worldFile ? await loadWorld(opts.worldFile) : sandboxWorld(opts.nodes));
   if (!world.datapath) world.datapath = { vpcNetns: "eniway-vpc" };
   await mkdir(dir, { recursive: true });
   const binDir = join(dir, "bin");
