@@ -4,6 +4,7 @@
 // plugin. Everything it makes is removed on SIGINT/SIGTERM or by `down`.
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,7 +38,13 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+/** The package root: the nearest folder above this file with a package.json (from src/ or dist/src/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) && dir !== "/") dir = resolve(dir, "..");
+  return dir;
+}
+const ROOT = packageRoot();
 export const PLUGIN_BINARY = join(ROOT, "dist/bin/eniway-cni");
 const CLI = join(ROOT, "dist/src/cli.js");
 
