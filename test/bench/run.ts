@@ -2,6 +2,7 @@
 
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cniBench } from "./cni-bench.js";
 import { coldBurst, warmAllocate } from "./pool-bench.js";
 import { simThroughput } from "./sim-throughput.js";
 
@@ -36,6 +37,26 @@ async function main(): Promise<void> {
   );
   console.log(`cloud calls: ${JSON.stringify(burst.cloudCalls)}; ${burst.callsPerIp} calls per allocated IP`);
   console.log(JSON.stringify({ bench: "cold-burst", ...burst }));
+
+  console.log(
+    "\n# CNI ADD/DEL from a warm pool: eniway plugin vs reference bridge + host-local (same run, ms)",
+  );
+  const c = await cniBench();
+  console.log(`            ADD p50  ADD p90  DEL p50  DEL p90  VERSION p50`);
+  for (const [name, v] of [
+    ["eniway", c.eniway],
+    ["bridge", c.bridge],
+  ] as const)
+    console.log(
+      `${name.padEnd(10)} ${String(v.addP50).padStart(8)} ${String(v.addP90).padStart(8)} ${String(v.delP50).padStart(8)} ${String(v.delP90).padStart(8)} ${String(v.versionP50).padStart(12)}`,
+    );
+  console.log(
+    `ratio eniway/bridge: ADD ${c.ratio.add}x (target <= 1.25), DEL ${c.ratio.del}x (target <= 1.0)`,
+  );
+  console.log(
+    `daemon share of an ADD (p50): allocation ${c.daemon.allocateP50} ms, kernel work ${c.daemon.kernelP50} ms`,
+  );
+  console.log(JSON.stringify({ bench: "cni", ...c }));
 }
 
 main().catch((e: unknown) => {

@@ -1,0 +1,98 @@
+// The ADD result, built from the daemon's answer in the version the
+// configuration asks for. Sources as in spec.ts ([spec] = the CNI SPEC.md of
+// each version, section 5 "Result Types"; [skel] = libcni's types packages).
+// Only node: built-ins may be imported here.
+
+import { CniError, ERR, isObject, versionAtLeast } from "./spec.js";
+
+/** What the daemon answers to a successful ADD. */
+export interface DaemonAddAnswer {
+  ip: string;
+  prefix: number;
+  gateway: string;
+  podMac: string;
+  hostIfname: string;
+  hostMac: string;
+  eniId?: string;
+  mtu?: number;
+}
+
+export const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+export const HOST_IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const MAC = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
+
+/** Checks the daemon's ADD answer before it becomes a result (code 999 if malformed). */
+export function checkAddAnswer(v: unknown): DaemonAddAnswer {
+  const bad = (what: string): never => {
+    throw new CniError(ERR.internal, "invalid answer from the eniway daemon", what);
+  };
+  if (!isObject(v)) return bad("not a JSON object");
+  if (typeof v.ip !== "string" || !IPV4.test(v.ip)) bad(`ip ${JSON.stringify(v.ip)}`);
+  const prefix = v.prefix ?? 32;
+  if (typeof prefix !== "number" || !Number.isInteger(prefix) || prefix < 0 || prefix > 32)
+    bad(`prefix ${JSON.stringify(v.prefix)}`);
+  if (typeof v.gateway !== "string" || !IPV4.test(v.gateway)) bad(`gateway ${JSON.stringify(v.gateway)}`);
+  if (typeof v.hostIfname !== "string" || !HOST_IFNAME.test(v.hostIfname))
+    bad(`hostIfname ${JSON.stringify(v.hostIfname)}`);
+  if (typeof v.podMac !== "string" || !MAC.test(v.podMac)) bad(`podMac ${JSON.stringify(v.podMac)}`);
+  if (typeof v.hostMac !== "string" || !MAC.test(v.hostMac)) bad(`hostMac ${JSON.stringify(v.hostMac)}`);
+  if (v.mtu !== undefined && (typeof v.mtu !== "number" || !Number.isInteger(v.mtu) || v.mtu <= 0))
+    bad(`mtu ${JSON.stringify(v.mtu)}`);
+  return v as unknown as DaemonAddAnswer;
+}
+
+const ipVersion = (address: string): string => (address.includes(":") ? "6" : "4");
+
+/**
+ * The ADD result in the requested version.
+ * - 1.0.0 [spec]: interfaces {name, mac, sandbox}; ips {address, gateway,
+ *   interface} — 1.0.0 removed ips[].version.
+ * - 1.1.0 [spec]: as 1.0.0, and interfaces may carry `mtu` (new in 1.1.0,
+ *   like `socketPath` and `pciID`, which a veth has not).
+ * - 0.3.0, 0.3.1 and 0.4.0 [spec]: same shape as 1.0.0 but every ips entry
+ *   carries "version": "4" or "6" (0.4.0 only added CHECK and prevResult on DEL).
+ * A prevResult handed to an ADD is passed through with our interfaces
+ * appended ([spec] ADD: "it MUST handle prevResult by either passing it
+ * through, or modifying it appropriately").
+ */
+export function addResult(
+  version: string,
+  a: DaemonAddAnswer,
+  ifname: string,
+  netns: string,
+  dns: Record<string, unknown>,
+  prev?: Record<string, unknown>,
+): Record<string, unknown> {
+  const v1 = versionAtLeast(version, "1.0.0");
+  const withMtu = versionAtLeast(version, "1.1.0") && typeof a.mtu === "number";
+  const list = (x: unknown): Record<string, unknown>[] =>
+    Array.isArray(x) ? x.filter((e): e is Record<string, unknown> => isObject(e)) : [];
+
+  const prevIfaces = list(prev?.interfaces);
+  const ips = list(prev?.ips).map((ip) => {
+    const { version: _v, ...rest } = ip;
+    if (v1) return rest;
+    return { version: typeof ip.address === "string" ? ipVersion(ip.address) : "4", ...rest };
+  });
+  const routes = list(prev?.routes);
+  const prevDns = isObject(prev?.dns) && Object.keys(prev.dns).length > 0 ? prev.dns : undefined;
+
+  const host: Record<string, unknown> = { name: a.hostIfname, mac: a.hostMac };
+  const pod: Record<string, unknown> = { name: ifname, mac: a.podMac };
+  if (withMtu) {
+    host.mtu = a.mtu;
+    pod.mtu = a.mtu;
+  }
+  pod.sandbox = netns;
+  const podIndex = prevIfaces.length + 1;
+  const ip: Record<string, unknown> = v1 ? {} : { version: "4" };
+  Object.assign(ip, { interface: podIndex, address: `${a.ip}/${a.prefix}`, gateway: a.gateway });
+
+  return {
+    cniVersion: version,
+    interfaces: [...prevIfaces, host, pod],
+    ips: [...ips, ip],
+    routes: [...routes, { dst: "0.0.0.0/0", gw: a.gateway }],
+    dns: prevDns ?? dns,
+  };
+}
