@@ -4,7 +4,7 @@
 
 import type { Logger } from "../../src/log.js";
 import { bringUpEni, checkEni, type EniDevice } from "./eni.js";
-import { ipBatch, ipJson, sysctl } from "./ip.js";
+import { createIpSession, ipJson, sysctl } from "./ip.js";
 import { HOST_VETH_PREFIX, RULE_FROM_POD, RULE_TO_POD } from "./names.js";
 import {
   addPod,
@@ -13,6 +13,7 @@ import {
   type PodSpec,
   type PodWiring,
   removeNodeSide,
+  unrouteLines,
   wiringOf,
 } from "./pod.js";
 
@@ -51,6 +52,9 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
   const ns = opts.nodeNetns;
   const log = opts.log;
   const devices = new Map<string, EniDevice>();
+  // One long-lived `ip -batch` for the node namespace: no process start on the ADD/DEL path.
+  const session = createIpSession(ns);
+  const nodeBatch = (lines: string[], force = false): Promise<void> => session.batch(lines, force);
   let initialized: Promise<void> | null = null;
 
   const init = (): Promise<void> => {
@@ -76,13 +80,13 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
   const add: Datapath["add"] = async (spec) => {
     let dev = await ensureEni(spec.eni);
     try {
-      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu });
+      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, nodeBatch);
       return { ...w, table: dev.table, mtu: opts.mtu };
     } catch (e) {
       // The device may have been renamed or replaced under us: look it up again once.
       devices.delete(spec.eni.eniId);
       dev = await ensureEni(spec.eni);
-      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }).catch(() => {
+      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, nodeBatch).catch(() => {
         throw e;
       });
       return { ...w, table: dev.table, mtu: opts.mtu };
@@ -90,7 +94,13 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
   };
 
   const del: Datapath["del"] = async (containerId, ifname, ip) => {
-    await removeNodeSide(ns, wiringOf(containerId, ifname).hostIfname, ip);
+    const host = wiringOf(containerId, ifname).hostIfname;
+    // Routing goes at once; the veth (slow to delete, and gone anyway with the pod's namespace)
+    // goes right after, off the DEL path. A re-ADD meanwhile clears it first (File exists).
+    if (ip) await nodeBatch(unrouteLines(ip), true);
+    void removeNodeSide(ns, host, null, nodeBatch).catch((e: unknown) =>
+      log.warn("host veth removal failed", { host, error: String(e) }),
+    );
   };
 
   const check: Datapath["check"] = async (spec) => {
@@ -176,8 +186,8 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
       removals.push(`link del dev ${l.ifname}`);
       report.removed.push(`veth ${l.ifname}`);
     }
-    await ipBatch(ns, removals, true);
-    await ipBatch(ns, lines, true);
+    await nodeBatch(removals, true);
+    await nodeBatch(lines, true);
     if (report.restored.length || report.removed.length || report.enisBroughtUp.length)
       log.warn("datapath drift repaired", { ...report });
     return report;

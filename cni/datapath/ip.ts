@@ -91,3 +91,93 @@ export async function sysctl(ns: string, settings: Record<string, string>): Prom
   });
   if (pairs.length) await run(ns, ["sysctl", "-q", "-w", ...pairs]);
 }
+
+/**
+ * A long-lived `ip -force -batch -` in one namespace: no process start per
+ * request. Each request's lines are followed by a marker command that always
+ * fails; its "Command failed -:N" on stderr tells that every line before it
+ * has run, and the failures in between are the request's own.
+ */
+export interface IpSession {
+  batch(lines: string[], force?: boolean): Promise<void>;
+  close(): void;
+}
+
+const MARKER = "link show dev eniway-marker0";
+
+export function createIpSession(ns: string): IpSession {
+  let child: ReturnType<typeof spawn> | null = null;
+  let lineNo = 0;
+  let stderr = "";
+  let waiting: {
+    marker: number;
+    from: number;
+    resolve: (errs: string[]) => void;
+    reject: (e: Error) => void;
+  } | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const start = (): NonNullable<typeof child> => {
+    const cmd = prefix(ns, ["ip", "-force", "-batch", "-"]);
+    const c = spawn(cmd[0]!, cmd.slice(1), { stdio: ["pipe", "ignore", "pipe"] });
+    lineNo = 0;
+    stderr = "";
+    c.stdin!.on("error", () => {});
+    c.stderr!.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      const w = waiting;
+      if (!w || !stderr.includes(`Command failed -:${w.marker}\n`)) return;
+      // Errors of this request: each "Command failed -:N" with N in [from, marker).
+      const errs: string[] = [];
+      let block: string[] = [];
+      for (const l of stderr.split("\n")) {
+        const m = /^Command failed -:(\d+)$/.exec(l);
+        if (!m) {
+          if (l) block.push(l);
+          continue;
+        }
+        const n = Number(m[1]);
+        if (n >= w.from && n < w.marker) errs.push(`line ${n - w.from + 1}: ${block.join("; ")}`);
+        block = [];
+      }
+      stderr = "";
+      waiting = null;
+      w.resolve(errs);
+    });
+    c.once("exit", (code) => {
+      child = null;
+      const w = waiting;
+      waiting = null;
+      w?.reject(new CommandError(cmd, code, `ip batch session exited: ${stderr}`));
+    });
+    child = c;
+    return c;
+  };
+
+  const batch = (lines: string[], force = false): Promise<void> => {
+    for (const l of lines) if (/[\n\r\0]/.test(l)) throw new Error("ip batch line contains a line break");
+    const run = async (): Promise<void> => {
+      if (lines.length === 0) return;
+      const c = child ?? start();
+      const from = lineNo + 1;
+      lineNo += lines.length + 1;
+      const errs = await new Promise<string[]>((resolve, reject) => {
+        waiting = { marker: lineNo, from, resolve, reject };
+        c.stdin!.write(`${lines.join("\n")}\n${MARKER}\n`);
+      });
+      if (errs.length && !force)
+        throw new CommandError(["ip", "-batch", ...(ns ? [ns] : [])], 1, errs.join("\n"));
+    };
+    const p = queue.then(run, run);
+    queue = p.catch(() => {});
+    return p;
+  };
+
+  return {
+    batch,
+    close() {
+      child?.stdin?.end();
+      child = null;
+    },
+  };
+}

@@ -51,7 +51,14 @@ export function nodeLines(hostIfname: string, ip: string, table: number): string
   ];
 }
 
-export async function addPod(nodeNs: string, spec: PodSpec): Promise<PodWiring> {
+/** Runs lines in the node namespace: a long-lived session, or one `ip -batch` each time. */
+export type NodeBatch = (lines: string[], force?: boolean) => Promise<void>;
+
+export async function addPod(
+  nodeNs: string,
+  spec: PodSpec,
+  node: NodeBatch = (l, f) => ipBatch(nodeNs, l, f),
+): Promise<PodWiring> {
   check(spec.ifname, IFNAME, "interface name");
   check(spec.ip, IPV4, "pod IP");
   const w = wiringOf(spec.containerId, spec.ifname);
@@ -70,34 +77,44 @@ export async function addPod(nodeNs: string, spec: PodSpec): Promise<PodWiring> 
   } catch (e) {
     // Leftovers of an earlier, interrupted ADD of the same attachment: clear them and try once more.
     if (!(e instanceof CommandError) || !/File exists/.test(e.stderr)) throw e;
-    await removeNodeSide(nodeNs, w.hostIfname, spec.ip);
+    await removeNodeSide(nodeNs, w.hostIfname, spec.ip, node);
     await ipBatch(spec.netns, [`link del dev ${spec.ifname}`], true);
     await ipBatch(spec.netns, podLines);
   }
   try {
-    await ipBatch(nodeNs, nodeLines(w.hostIfname, spec.ip, spec.table));
+    await node(nodeLines(w.hostIfname, spec.ip, spec.table));
   } catch (e) {
-    await removeNodeSide(nodeNs, w.hostIfname, spec.ip);
+    await removeNodeSide(nodeNs, w.hostIfname, spec.ip, node);
     throw e;
   }
   return w;
 }
 
+/** The lines that take a pod's routing off the node (not its veth). Missing pieces are fine. */
+export function unrouteLines(ip: string): string[] {
+  check(ip, IPV4, "pod IP");
+  const lines: string[] = [];
+  // A rule may exist more than once after a crash: delete a few times.
+  for (let i = 0; i < 3; i++)
+    lines.push(
+      `rule del to ${ip}/32 priority ${RULE_TO_POD}`,
+      `rule del from ${ip}/32 priority ${RULE_FROM_POD}`,
+    );
+  lines.push(`route del ${ip}/32`);
+  return lines;
+}
+
 /** Remove the node side; deleting the host veth also removes the pod's end. Missing pieces are fine. */
-export async function removeNodeSide(nodeNs: string, hostIfname: string, ip: string | null): Promise<void> {
+export async function removeNodeSide(
+  nodeNs: string,
+  hostIfname: string,
+  ip: string | null,
+  node: NodeBatch = (l, f) => ipBatch(nodeNs, l, f),
+): Promise<void> {
   check(hostIfname, IFNAME, "host interface");
   const lines = [`link del dev ${hostIfname}`];
-  if (ip) {
-    check(ip, IPV4, "pod IP");
-    // A rule may exist more than once after a crash: delete a few times.
-    for (let i = 0; i < 3; i++)
-      lines.push(
-        `rule del to ${ip}/32 priority ${RULE_TO_POD}`,
-        `rule del from ${ip}/32 priority ${RULE_FROM_POD}`,
-      );
-    lines.push(`route del ${ip}/32`);
-  }
-  await ipBatch(nodeNs, lines, true);
+  if (ip) lines.push(...unrouteLines(ip));
+  await node(lines, true);
 }
 
 interface RuleJson {
