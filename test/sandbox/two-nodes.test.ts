@@ -29,6 +29,7 @@ interface Pod {
   containerId: string;
   node: SandboxNode;
   ip: string;
+  result: string;
 }
 
 function runPlugin(
@@ -69,12 +70,44 @@ describe("two-node sandbox through the real plugin", () => {
       dir,
       nodes: 2,
       world: sandboxWorld(2, PREFIX),
-      sets: ["datapath.repairSeconds=1"],
+      sets: ["datapath.repairSeconds=1", "pool.cooldownSeconds=0.2", "pool.idleReclaimSeconds=0.5"],
       log: silentLogger,
     });
   }, 120_000);
 
   afterAll(async () => {
+    // Every pod goes; the pools then hand surplus IPs back to the cloud.
+    for (const p of pods) {
+      await runPlugin(
+        p.node,
+        {
+          CNI_COMMAND: "DEL",
+          CNI_CONTAINERID: p.containerId,
+          CNI_NETNS: "",
+          CNI_IFNAME: "eth0",
+          CNI_PATH: p.node.cniBinDir,
+        },
+        await netconf(p.node),
+      );
+    }
+    let extra: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const state = (await (await fetch(`${sb.file.sim.endpoint}/admin/state`)).json()) as {
+        networkInterfaces: { Type: string; InstanceId: string; PrivateIpSets: { PrivateIpSet: unknown[] } }[];
+      };
+      extra = sb.file.nodes
+        .map((n) => ({
+          n: n.instanceId,
+          ips: state.networkInterfaces
+            .filter((e) => e.Type === "Secondary" && e.InstanceId === n.instanceId)
+            .reduce((sum, e) => sum + e.PrivateIpSets.PrivateIpSet.length, 0),
+        }))
+        .filter((x) => x.ips > 8)
+        .map((x) => `${x.n} holds ${x.ips} IPs`);
+      if (extra.length === 0) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(extra, "cloud-side IPs beyond the pool's maxIdle").toEqual([]);
     for (const p of pods) {
       try {
         sh("ip", "netns", "del", p.ns);
@@ -102,7 +135,7 @@ describe("two-node sandbox through the real plugin", () => {
     );
     expect(r.code, r.out).toBe(0);
     const result = JSON.parse(r.out) as { ips: { address: string; gateway: string }[] };
-    const pod = { ns, containerId, node, ip: result.ips[0]!.address.split("/")[0]! };
+    const pod = { ns, containerId, node, ip: result.ips[0]!.address.split("/")[0]!, result: r.out };
     pods.push(pod);
     return pod;
   }
@@ -159,6 +192,59 @@ describe("two-node sandbox through the real plugin", () => {
     }
     expect(back, "drift repair did not restore the from rule").toBe(true);
     expect(tryPing(a1.ns, b1.ip)).toBe(true);
+  });
+
+  it("CHECK passes on a wired pod and fails once a piece is missing", async () => {
+    const a1 = pods[0]!;
+    const env = {
+      CNI_COMMAND: "CHECK",
+      CNI_CONTAINERID: a1.containerId,
+      CNI_NETNS: `/var/run/netns/${a1.ns}`,
+      CNI_IFNAME: "eth0",
+      CNI_PATH: a1.node.cniBinDir,
+    };
+    const conf = { ...JSON.parse(await netconf(a1.node)), prevResult: JSON.parse(a1.result) };
+    const ok = await runPlugin(a1.node, env, JSON.stringify(conf));
+    expect(ok.code, ok.out).toBe(0);
+    sh("ip", "netns", "exec", a1.ns, "ip", "neigh", "del", "169.254.1.1", "dev", "eth0");
+    const bad = await runPlugin(a1.node, env, JSON.stringify(conf));
+    expect(bad.code).not.toBe(0);
+    expect(JSON.parse(bad.out).msg).toMatch(/169\.254\.1\.1/);
+    sh(
+      "ip",
+      "netns",
+      "exec",
+      a1.ns,
+      "ip",
+      "neigh",
+      "replace",
+      "169.254.1.1",
+      "lladdr",
+      JSON.parse(a1.result).interfaces[0].mac,
+      "dev",
+      "eth0",
+      "nud",
+      "permanent",
+    );
+  });
+
+  it("GC releases exactly the attachments that are not listed", async () => {
+    const a = sb.file.nodes[0]!;
+    const a2 = await addPod(a, "a2");
+    const a1 = pods[0]!;
+    const gc = {
+      ...JSON.parse(await netconf(a)),
+      cniVersion: "1.1.0",
+      "cni.dev/valid-attachments": [{ containerID: a1.containerId, ifname: "eth0" }],
+    };
+    const r = await runPlugin(a, { CNI_COMMAND: "GC", CNI_PATH: a.cniBinDir }, JSON.stringify(gc));
+    expect(r.code, r.out).toBe(0);
+    const allocs = (await call(a.socket, "GET", "/v1/allocations")).body as {
+      allocations: { containerId: string }[];
+    };
+    expect(allocs.allocations.map((x) => x.containerId)).toEqual([a1.containerId]);
+    expect(sh("ip", "-n", a.netns, "rule")).not.toContain(`${a2.ip} `);
+    expect(tryPing(a1.ns, pods[1]!.ip)).toBe(true);
   });
 
   it("DEL removes the pod's wiring and releases its IP; DEL twice is fine", async () => {
