@@ -166,11 +166,15 @@ export async function sandboxUp(opts: {
       children.push(child);
       await waitReady(socket, child, logFile);
       const cniConfFile = join(nodeDir, "eniway.conflist");
+      // cniVersion 1.0.0: libcni before 1.2 (containerd 1.6/1.7, podman 4)
+      // rejects a 1.1.0 result ("unsupported CNI result version"); newer
+      // runtimes pick the highest of cniVersions they know (CNI 1.1).
       await writeFile(
         cniConfFile,
         JSON.stringify(
           {
-            cniVersion: "1.1.0",
+            cniVersion: "1.0.0",
+            cniVersions: ["1.0.0", "1.1.0"],
             name: "eniway",
             plugins: [{ type: "eniway", socket, nodeNetns: `/var/run/netns/${netns}` }],
           },
@@ -216,7 +220,9 @@ export async function sandboxDown(dirArg: string, log: Logger): Promise<void> {
         process.kill(pid, "SIGKILL");
       } catch {}
     }
-    if (file.world) await teardownDatapath(parseWorld(file.world), log);
+    // The stored world is already parsed (defaults filled in, e.g.
+    // instanceTypeFamily: ""), which parseWorld would reject: use it as is.
+    if (file.world) await teardownDatapath(file.world, log);
   }
   await rm(dir, { recursive: true, force: true });
 }

@@ -4,6 +4,8 @@
 // goes through `nsenter --net=PATH`.
 
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 
 const NAMED = /^\/(?:var\/)?run\/netns\/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$/;
 const PROC_NS = /^\/proc\/(\d+)\/ns\/net$/;
@@ -36,12 +38,27 @@ export function netnsRef(ns: string): string {
   throw new Error(`node namespace ${ns} must be /var/run/netns/NAME or /proc/PID/ns/net`);
 }
 
+const SYSTEM_DIRS = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+const resolved = new Map<string, string>();
+
+/** ip, nsenter and sysctl live in sbin: found even when PATH lacks it (as under some runtimes). */
+function tool(name: string): string {
+  let p = resolved.get(name);
+  if (!p) {
+    const dirs = [...(process.env.PATH ?? "").split(":").filter(Boolean), ...SYSTEM_DIRS];
+    p = dirs.map((d) => join(d, name)).find((f) => existsSync(f)) ?? name;
+    resolved.set(name, p);
+  }
+  return p;
+}
+
 function prefix(ns: string, argv: string[]): string[] {
   checkNetnsPath(ns);
-  if (ns === "") return argv;
+  const [bin = "", ...rest] = argv;
+  if (ns === "") return [tool(bin), ...rest];
   const named = NAMED.exec(ns);
-  if (named && argv[0] === "ip") return ["ip", "-n", named[1]!, ...argv.slice(1)];
-  return ["nsenter", `--net=${ns}`, ...argv];
+  if (named && bin === "ip") return [tool("ip"), "-n", named[1]!, ...rest];
+  return [tool("nsenter"), `--net=${ns}`, tool(bin), ...rest];
 }
 
 export function run(ns: string, argv: string[], input?: string): Promise<string> {
