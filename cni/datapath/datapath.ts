@@ -4,7 +4,7 @@
 
 import type { Logger } from "../../src/log.js";
 import { bringUpEni, checkEni, type EniDevice } from "./eni.js";
-import { createIpSession, ipJson, sysctl } from "./ip.js";
+import { createIpSession, ipJson, run, sysctl } from "./ip.js";
 import { HOST_VETH_PREFIX, RULE_FROM_POD, RULE_TO_POD } from "./names.js";
 import {
   addPod,
@@ -48,6 +48,64 @@ export interface Datapath {
 
 const OUR_VETH = new RegExp(`^${HOST_VETH_PREFIX}[0-9a-f]{11}$`);
 
+/** The connmark bit for connections that entered through the primary interface. */
+const PRIMARY_MARK = "0x80";
+const RULE_PRIMARY_RETURN = 1024;
+
+/**
+ * Connections that enter the node through its primary interface to a local
+ * address (a hostPort DNAT'd to a pod) must answer through that interface:
+ * the pod's `from` rule would send the reply out of the pod's ENI with the
+ * node's address as source, and the VPC's source check drops it. As the AWS
+ * VPC CNI does: mark such connections, restore the mark on the pod's packets,
+ * and route marked packets by the main table.
+ */
+async function connmarkReturnPath(
+  ns: string,
+  node: (lines: string[], force?: boolean) => Promise<void>,
+): Promise<void> {
+  const routes = await ipJson<{ dst: string; dev?: string }[]>(ns, ["route", "show", "table", "main"]);
+  const primary = routes.find((r) => r.dst === "default")?.dev;
+  if (!primary || !/^[A-Za-z0-9_.-]{1,15}$/.test(primary))
+    throw new Error("the node namespace has no default route");
+  const ipt = (...args: string[]): Promise<string> =>
+    run(ns, ["iptables", "-w", "5", "-t", "mangle", ...args]);
+  const chain = "ENIWAY-PREROUTING";
+  await ipt("-N", chain).catch(() => "");
+  await ipt("-F", chain);
+  await ipt(
+    "-A",
+    chain,
+    "-i",
+    primary,
+    "-m",
+    "addrtype",
+    "--dst-type",
+    "LOCAL",
+    "--limit-iface-in",
+    "-j",
+    "CONNMARK",
+    "--set-xmark",
+    `${PRIMARY_MARK}/${PRIMARY_MARK}`,
+  );
+  await ipt(
+    "-A",
+    chain,
+    "-i",
+    `${HOST_VETH_PREFIX}+`,
+    "-j",
+    "CONNMARK",
+    "--restore-mark",
+    "--nfmask",
+    PRIMARY_MARK,
+    "--ctmask",
+    PRIMARY_MARK,
+  );
+  await ipt("-C", "PREROUTING", "-j", chain).catch(() => ipt("-A", "PREROUTING", "-j", chain));
+  await node([`rule del fwmark ${PRIMARY_MARK}/${PRIMARY_MARK} priority ${RULE_PRIMARY_RETURN}`], true);
+  await node([`rule add fwmark ${PRIMARY_MARK}/${PRIMARY_MARK} lookup main priority ${RULE_PRIMARY_RETURN}`]);
+}
+
 export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logger }): Datapath {
   const ns = opts.nodeNetns;
   const log = opts.log;
@@ -58,12 +116,17 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
   let initialized: Promise<void> | null = null;
 
   const init = (): Promise<void> => {
-    initialized ??= sysctl(ns, { "net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0" }).catch(
-      (e: unknown) => {
-        initialized = null;
-        throw e;
-      },
-    );
+    initialized ??= (async () => {
+      await sysctl(ns, { "net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0" });
+      await connmarkReturnPath(ns, nodeBatch).catch((e: unknown) =>
+        log.warn("no return path for connections to the node's own address (hostPort from other nodes)", {
+          error: e instanceof Error ? e.message : String(e),
+        }),
+      );
+    })().catch((e: unknown) => {
+      initialized = null;
+      throw e;
+    });
     return initialized;
   };
 
