@@ -88,8 +88,11 @@ export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: L
 
   const del: CniHandlers["del"] = async (req) => {
     const a = find(req.containerId, req.ifname);
-    await datapath.del(req.containerId, req.ifname, a?.ip ?? null);
-    const released = await pool.release(req.containerId, req.ifname);
+    // Unrouting and the durable release are independent: run them together.
+    const [, released] = await Promise.all([
+      datapath.del(req.containerId, req.ifname, a?.ip ?? null),
+      pool.release(req.containerId, req.ifname),
+    ]);
     return { released: released?.ip ?? null };
   };
 
