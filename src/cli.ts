@@ -106,8 +106,8 @@ async function sandbox(args: string[]): Promise<void> {
       },
     );
   };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
 }
 
 async function main(argv: string[]): Promise<void> {

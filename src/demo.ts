@@ -2,7 +2,7 @@
 // real plugin, then a cross-node ping. Ctrl-C removes everything.
 
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -84,14 +84,24 @@ export async function demo(log: Logger): Promise<void> {
     await sb.stop();
     process.stdout.write("done: namespaces, links, daemons and the simulator are gone\n");
   };
-  process.once("SIGINT", () => void cleanup().then(() => process.exit(0)));
-  process.once("SIGTERM", () => void cleanup().then(() => process.exit(0)));
+  // A second Ctrl-C (or a signal forwarded twice) must not cut the clean-up short.
+  const onSignal = (): void => {
+    if (cleaning) {
+      process.stdout.write("still cleaning up …\n");
+      return;
+    }
+    void cleanup().then(() => process.exit(0));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     for (const node of sb.file.nodes) {
       for (const i of [1, 2]) {
         const name = `pod-${node.name.replace(/^sandbox-/, "")}-${i}`;
         const pod = { name, node, netns: `eniway-${name}`, containerId: `demo-${name}` };
         await run("ip", ["netns", "add", pod.netns]);
+        // Recorded first, so `eniway sandbox down` can remove it after a crash.
+        await writeFile(join(dir, "pods.json"), JSON.stringify([...pods.map((p) => p.netns), pod.netns]));
         const result = JSON.parse(await plugin(node, "ADD", pod)) as { ips: { address: string }[] };
         const ip = result.ips[0]!.address.split("/")[0]!;
         const allocs = (await getJson(node.socket, "/v1/allocations")) as {

@@ -3,7 +3,7 @@
 // its node's namespace; a conflist per node points runtimes at the built
 // plugin. Everything it makes is removed on SIGINT/SIGTERM or by `down`.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -223,6 +223,21 @@ export async function sandboxDown(dirArg: string, log: Logger): Promise<void> {
     // The stored world is already parsed (defaults filled in, e.g.
     // instanceTypeFamily: ""), which parseWorld would reject: use it as is.
     if (file.world) await teardownDatapath(file.world, log);
+  }
+  // Pod namespaces the demo made (it records them as it goes).
+  const pods = await readFile(join(dir, "pods.json"), "utf8").then(
+    (t) => JSON.parse(t) as unknown,
+    () => [],
+  );
+  if (Array.isArray(pods)) {
+    for (const ns of pods) {
+      if (typeof ns !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(ns)) continue;
+      try {
+        execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+      } catch {
+        // already gone
+      }
+    }
   }
   await rm(dir, { recursive: true, force: true });
 }

@@ -9,6 +9,7 @@ import { ALL_ACTIONS, isCloudAction } from "../types.js";
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const NETNS_OR_EMPTY = /^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$/;
 const id = str({ pattern: ID });
 
 const cidr = str({ pattern: /^\d+\.\d+\.\d+\.\d+\/\d+$/ });
@@ -61,7 +62,7 @@ const worldSchema = obj({
       eniQuantity: num({ min: 1, max: 64, int: true }),
       eniPrivateIpAddressQuantity: num({ min: 1, max: 256, int: true }),
       eniIpv6AddressQuantity: opt(num({ min: 0, max: 256, int: true }), 0),
-      instanceTypeFamily: opt(str({ minLength: 1 }), ""),
+      instanceTypeFamily: opt(str({}), ""), // "" derives it from the id
       cpuCoreCount: opt(num({ min: 1, int: true }), 2),
       memorySize: opt(num({ min: 0 }), 8),
     }),
@@ -73,9 +74,9 @@ const worldSchema = obj({
       instanceType: id,
       zoneId: id,
       vSwitchId: id,
-      netns: opt(str({ pattern: NETNS }), ""),
-      securityGroupIds: opt(arr(id, { min: 1 }), []),
-      primaryIp: opt(str({ pattern: /^\d+\.\d+\.\d+\.\d+$/ }), ""),
+      netns: opt(str({ pattern: NETNS_OR_EMPTY }), ""), // "" derives a name
+      securityGroupIds: opt(arr(id), []), // [] means the first security group
+      primaryIp: opt(str({ pattern: /^(\d+\.\d+\.\d+\.\d+)?$/ }), ""), // "" picks one
     }),
   ),
   latencyMs: opt(latencySchema, {}),
