@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Logger } from "./log.js";
-import { type Sandbox, type SandboxNode, sandboxUp } from "./sandbox.js";
+import { requireRoot, requireTools, type Sandbox, type SandboxNode, sandboxUp } from "./sandbox.js";
 
 const run = promisify(execFile);
 
@@ -68,6 +68,8 @@ function getJson(socket: string, path: string): Promise<unknown> {
 }
 
 export async function demo(log: Logger): Promise<void> {
+  requireRoot("eniway sandbox demo (npm start)");
+  requireTools({ ping: "iputils-ping" });
   const dir = join(tmpdir(), "eniway-sandbox");
   process.stdout.write(`starting a 2-node sandbox in ${dir} …\n`);
   const sb: Sandbox = await sandboxUp({ dir, nodes: 2, sets: [], log });

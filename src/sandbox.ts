@@ -56,6 +56,33 @@ export function requireRoot(what: string): void {
 }
 
 /** The default sandbox world; `prefix` names its namespaces (`PREFIX-vpc`, `PREFIX-node-a`, …). */
+/** The programs the sandbox and the datapath run, and the Debian package of each. */
+const TOOLS: Record<string, string> = {
+  ip: "iproute2",
+  nsenter: "util-linux",
+  sysctl: "procps",
+  iptables: "iptables",
+};
+
+export function requireTools(extra: Record<string, string> = {}): void {
+  const dirs = [
+    ...(process.env.PATH ?? "").split(":").filter(Boolean),
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+  ];
+  const missing = Object.entries({ ...TOOLS, ...extra }).filter(
+    ([bin]) => !dirs.some((d) => existsSync(join(d, bin))),
+  );
+  if (missing.length > 0) {
+    const pkgs = [...new Set(missing.map(([, pkg]) => pkg))].join(" ");
+    throw new Error(
+      `missing ${missing.map(([b]) => b).join(", ")}: install them with apt-get install -y ${pkgs} (bash test/setup.sh installs everything)`,
+    );
+  }
+}
+
 export function sandboxWorld(nodes: number, prefix = "eniway"): World {
   const letters = "abcdefghijklmnopqrstuvwxyz";
   if (nodes < 1 || nodes > letters.length) throw new Error(`--nodes must be 1..${letters.length}`);
@@ -110,6 +137,7 @@ export async function sandboxUp(opts: {
   log: Logger;
 }): Promise<Sandbox> {
   requireRoot("eniway sandbox");
+  requireTools();
   const dir = resolve(opts.dir);
   const world = opts.world ?? (opts.worldFile ? await loadWorld(opts.worldFile) : sandboxWorld(opts.nodes));
   if (!world.datapath) world.datapath = { vpcNetns: "eniway-vpc" };
