@@ -16,6 +16,7 @@ import { createExecutor } from "../pool/executor.js";
 import { createPool, type Pool, TryAgainError } from "../pool/pool.js";
 import { type ReconcileDeps, reconcile } from "../pool/reconcile.js";
 import { openStore } from "../pool/store.js";
+import { createVSwitchCache } from "../pool/vswitches.js";
 import { type ApiServer, startApi } from "./api.js";
 import { createCniHandlers } from "./cni.js";
 import type { Config } from "./config.js";
@@ -98,15 +99,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     },
   });
 
-  let vSwitchFree = vSwitchIds.map((vSwitchId) => ({ vSwitchId, available: 0 }));
-  const refreshVSwitches = async (): Promise<void> => {
-    const found = await cloud.describeVSwitches({ vSwitchIds });
-    vSwitchFree = vSwitchIds.map((id) => ({
-      vSwitchId: id,
-      available: found.find((v) => v.vSwitchId === id)?.availableIpAddressCount ?? 0,
-    }));
-  };
-  await refreshVSwitches();
+  const vSwitchCache = createVSwitchCache(cloud, vSwitchIds);
+  await vSwitchCache.refresh();
 
   const pool = createPool({
     store,
@@ -122,7 +116,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       idleReclaimMs: config.pool.idleReclaimSeconds * 1000,
       allocateTimeoutMs: config.pool.allocateTimeoutSeconds * 1000,
     },
-    vSwitches: () => vSwitchFree,
+    vSwitches: () => vSwitchCache.list(),
   });
   const reconcileDeps: ReconcileDeps = {
     cloud,
@@ -188,9 +182,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const resync = (startup: boolean): Promise<void> => {
     resyncing ??= (async () => {
       try {
-        await refreshVSwitches().catch((e: unknown) =>
-          nodeLog.warn("DescribeVSwitches failed", { error: String(e) }),
-        );
+        await vSwitchCache
+          .refresh()
+          .catch((e: unknown) => nodeLog.warn("DescribeVSwitches failed", { error: String(e) }));
         const report = await reconcile(reconcileDeps, startup);
         nodeLog.info(startup ? "start-up reconcile done" : "resync done", { ...report });
       } finally {

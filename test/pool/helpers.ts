@@ -19,6 +19,7 @@ import { createExecutor, type Executor, type ExecutorConfig } from "../../pool/e
 import { createPool, type Pool, type PoolTargets } from "../../pool/pool.js";
 import { type ReconcileDeps, type ReconcileReport, reconcile } from "../../pool/reconcile.js";
 import { openStore, type Store, type StoreDoc } from "../../pool/store.js";
+import { createVSwitchCache } from "../../pool/vswitches.js";
 import { OWN_TAG_CLUSTER, OWN_TAG_CREATOR, OWN_TAG_CREATOR_VALUE, OWN_TAG_NODE } from "../../src/daemon.js";
 import { createLogger } from "../../src/log.js";
 
@@ -278,15 +279,8 @@ export function harness(): Harness {
         config: { ...DEFAULT_EXECUTOR, ...opts.executor },
       });
       const vSwitchIds = opts.vSwitchIds ?? [VSW];
-      let vSwitchFree = vSwitchIds.map((vSwitchId) => ({ vSwitchId, available: 0 }));
-      const refreshVSwitches = async (): Promise<void> => {
-        const found = await cloud.describeVSwitches({ vSwitchIds });
-        vSwitchFree = vSwitchIds.map((id) => ({
-          vSwitchId: id,
-          available: found.find((v) => v.vSwitchId === id)?.availableIpAddressCount ?? 0,
-        }));
-      };
-      await refreshVSwitches();
+      const vSwitchCache = createVSwitchCache(cloud, vSwitchIds);
+      await vSwitchCache.refresh();
       const targets: PoolTargets = { ...DEFAULT_TARGETS, ...opts.targets };
       const pool = createPool({
         store,
@@ -295,7 +289,7 @@ export function harness(): Harness {
         now,
         limits: { maxSecondaryEnis: ENI_QUANTITY - 1, ipsPerEni: IPS_PER_ENI },
         targets,
-        vSwitches: () => vSwitchFree,
+        vSwitches: () => vSwitchCache.list(),
       });
       const deps: ReconcileDeps = {
         cloud,
@@ -325,9 +319,9 @@ export function harness(): Harness {
         logs,
         startup,
         deps,
-        refreshVSwitches,
+        refreshVSwitches: () => vSwitchCache.refresh(),
         async resync(isStartup = false) {
-          await refreshVSwitches();
+          await vSwitchCache.refresh();
           return reconcile(deps, isStartup);
         },
         stop() {
