@@ -19,6 +19,8 @@ export interface ApiDeps {
   cni?: CniHandlers;
   log: Logger;
   ready(): boolean;
+  /** Resync with the cloud now (the operator's `eniway gc`). */
+  resync?(): Promise<unknown>;
 }
 
 export interface ApiServer {
@@ -109,6 +111,9 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         return send(res, 200, { allocations: pool.allocations() });
       case "GET /v1/pool":
         return send(res, 200, pool.summary());
+      case "POST /v1/resync":
+        if (!deps.resync) throw new BadRequest("this daemon cannot resync");
+        return send(res, 200, await deps.resync());
       case "GET /v1/ips":
         return send(res, 200, { ips: pool.ips() });
       case "POST /v1/allocate": {

@@ -5,6 +5,7 @@
 import { startSimulator } from "../cloud/simulator/server.js";
 import { defaultWorld, loadWorld } from "../cloud/simulator/world.js";
 import { loadConfig } from "./config.js";
+import { ctl } from "./ctl.js";
 import { startDaemon } from "./daemon.js";
 import { demo } from "./demo.js";
 import { parseFlags, parseListen } from "./flags.js";
@@ -17,6 +18,8 @@ const USAGE = `usage:
   eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...]
   eniway sandbox down --dir DIR                      clean up after a crashed sandbox
   eniway sandbox demo                                what npm start runs
+  eniway status|pods|enis|mapping|gc [--socket PATH] [--json]
+                                                     ask a daemon: its pool, pods, ENIs, IP map; gc resyncs now
 `;
 
 async function sim(args: string[]): Promise<void> {
@@ -119,6 +122,12 @@ async function main(argv: string[]): Promise<void> {
       return daemon(rest);
     case "sandbox":
       return sandbox(rest);
+    case "status":
+    case "pods":
+    case "enis":
+    case "mapping":
+    case "gc":
+      return ctl(cmd, rest, (text) => process.stdout.write(text));
     case undefined:
     case "help":
     case "--help":

@@ -14,7 +14,7 @@ import { createMetadataClient, type MetadataClient } from "../cloud/metadata.js"
 import { createDatapath } from "../cni/datapath/datapath.js";
 import { createExecutor } from "../pool/executor.js";
 import { createPool, type Pool, TryAgainError } from "../pool/pool.js";
-import { type ReconcileDeps, reconcile } from "../pool/reconcile.js";
+import { type ReconcileDeps, type ReconcileReport, reconcile } from "../pool/reconcile.js";
 import { openStore } from "../pool/store.js";
 import { createVSwitchCache } from "../pool/vswitches.js";
 import { type ApiServer, startApi } from "./api.js";
@@ -133,6 +133,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   };
 
   let ready = false;
+  let resyncNow: (startup: boolean) => Promise<ReconcileReport> = () =>
+    Promise.reject(new Error("not started"));
   // Allocations wait for the start-up reconcile: until then the store may list
   // IPs the cloud no longer has. Releases and reads are served at once.
   let reconciled!: () => void;
@@ -175,11 +177,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ...(cni ? { cni } : {}),
     log: nodeLog.child({ component: "api" }),
     ready: () => ready,
+    resync: () => resyncNow(false),
   });
   const http = config.http.listen ? await startHttp(config.http.listen, pool, () => ready) : null;
 
-  let resyncing: Promise<void> | null = null;
-  const resync = (startup: boolean): Promise<void> => {
+  let resyncing: Promise<ReconcileReport> | null = null;
+  resyncNow = (startup: boolean): Promise<ReconcileReport> => {
     resyncing ??= (async () => {
       try {
         await vSwitchCache
@@ -187,12 +190,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
           .catch((e: unknown) => nodeLog.warn("DescribeVSwitches failed", { error: String(e) }));
         const report = await reconcile(reconcileDeps, startup);
         nodeLog.info(startup ? "start-up reconcile done" : "resync done", { ...report });
+        return report;
       } finally {
         resyncing = null;
       }
     })();
     return resyncing;
   };
+  const resync = (startup: boolean): Promise<ReconcileReport> => resyncNow(startup);
   await resync(true);
   ready = true;
   reconciled();

@@ -7,11 +7,13 @@ import { execFile, execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/log.js";
 import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox.js";
-import { call } from "../daemon-harness.js";
+import { CLI, call } from "../daemon-harness.js";
 
+const execFileAsync = promisify(execFile);
 const PREFIX = `ews${process.pid % 100000}`;
 const sh = (...argv: string[]): string =>
   execFileSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }).toString();
@@ -245,6 +247,32 @@ describe("two-node sandbox through the real plugin", () => {
     expect(allocs.allocations.map((x) => x.containerId)).toEqual([a1.containerId]);
     expect(sh("ip", "-n", a.netns, "rule")).not.toContain(`${a2.ip} `);
     expect(tryPing(a1.ns, pods[1]!.ip)).toBe(true);
+  });
+
+  it("the operator CLI shows the pool, the pods, the ENIs and the IP map", async () => {
+    const a = sb.file.nodes[0]!;
+    // Asynchronous: `gc` makes the daemon call the simulator, which runs in this process.
+    const cli = async (...args: string[]): Promise<string> =>
+      (await execFileAsync(process.execPath, [CLI, ...args, "--socket", a.socket])).stdout;
+    expect(await cli("status")).toMatch(/ready:\s+yes[\s\S]*IPs:\s+\d+ idle, 1 assigned/);
+    const podsJson = JSON.parse(await cli("pods", "--json")) as { containerId: string; ip: string }[];
+    expect(podsJson.map((p) => p.containerId)).toEqual([pods[0]!.containerId]);
+    expect(await cli("pods")).toContain(pods[0]!.ip);
+    expect(await cli("enis")).toMatch(/^ENI\s+PHASE\s+VSWITCH/);
+    const mapping = JSON.parse(await cli("mapping", "--json")) as {
+      ip: string;
+      phase: string;
+      container: string;
+    }[];
+    expect(mapping.find((m) => m.ip === pods[0]!.ip)).toMatchObject({
+      phase: "assigned",
+      container: pods[0]!.containerId,
+    });
+    const gc = JSON.parse(await cli("gc", "--json")) as {
+      droppedIps: string[];
+      brokenAllocations: unknown[];
+    };
+    expect(gc.brokenAllocations).toEqual([]);
   });
 
   it("DEL removes the pod's wiring and releases its IP; DEL twice is fine", async () => {

@@ -1,0 +1,135 @@
+// The operator CLI against a daemon socket: `eniway status|pods|enis|mapping|gc`.
+// Human tables by default, `--json` for scripts.
+
+import { request } from "node:http";
+import type { Allocation, PoolSummary } from "../pool/pool.js";
+import { parseFlags } from "./flags.js";
+
+const DEFAULT_SOCKET = "/run/eniway/eniway.sock";
+
+function api(socket: string, method: string, path: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, method, path, timeout: 60_000 }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => {
+        body += d.toString();
+      });
+      res.on("end", () => {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(body);
+        } catch {
+          return reject(new Error(`the daemon answered ${res.statusCode} with a body that is not JSON`));
+        }
+        if ((res.statusCode ?? 500) >= 400) {
+          const e = (parsed as { error?: { message?: string } }).error;
+          return reject(new Error(`the daemon answered ${res.statusCode}: ${e?.message ?? body}`));
+        }
+        resolve(parsed);
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          `cannot reach the daemon at ${socket}: ${e.code ?? e.message} (is it running? --socket PATH)`,
+        ),
+      ),
+    );
+    req.end();
+  });
+}
+
+/** Left-aligned columns from rows of strings. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+const podName = (a: Allocation): string => (a.pod.name ? `${a.pod.namespace}/${a.pod.name}` : "-");
+
+export async function ctl(
+  cmd: "status" | "pods" | "enis" | "mapping" | "gc",
+  args: string[],
+  out: (s: string) => void,
+): Promise<void> {
+  const flags = parseFlags(args, ["socket"], ["json"]);
+  const socket = flags.values.socket?.[0] ?? DEFAULT_SOCKET;
+  const json = flags.values.json?.[0] === "true";
+  const show = (data: unknown, human: () => string): void =>
+    out(`${json ? JSON.stringify(data, null, 2) : human()}\n`);
+  switch (cmd) {
+    case "status": {
+      const s = (await api(socket, "GET", "/v1/pool")) as PoolSummary;
+      // /readyz answers 503 while the daemon starts: that is "not ready", not a failure.
+      const ready = (await api(socket, "GET", "/readyz").catch(() => ({ ready: false }))) as {
+        ready: boolean;
+      };
+      return show({ ready: ready.ready, ...s }, () =>
+        [
+          `ready:     ${ready.ready ? "yes" : "no"}`,
+          `ENIs:      ${s.enis.length} of ${s.limits.maxSecondaryEnis} (${s.limits.ipsPerEni} IPs each)`,
+          `IPs:       ${s.idle} idle, ${s.assigned} assigned, ${s.cooling} cooling, ${s.pending} pending, ${s.releasing} releasing`,
+          `targets:   minIdle ${s.targets.minIdle}, maxIdle ${s.targets.maxIdle}`,
+          `waiting:   ${s.waiting} allocation(s)`,
+          `in flight: ${s.intents} cloud operation(s)`,
+          ...Object.entries(s.blockedVSwitches)
+            .filter(([, until]) => until > Date.now())
+            .map(([v, until]) => `blocked:   ${v} until ${new Date(until).toISOString()}`),
+        ].join("\n"),
+      );
+    }
+    case "pods": {
+      const { allocations } = (await api(socket, "GET", "/v1/allocations")) as { allocations: Allocation[] };
+      return show(allocations, () =>
+        table(
+          ["POD", "CONTAINER", "IFNAME", "IP", "ENI"],
+          allocations.map((a) => [podName(a), a.containerId.slice(0, 12), a.ifname, a.ip, a.eniId]),
+        ),
+      );
+    }
+    case "enis": {
+      const s = (await api(socket, "GET", "/v1/pool")) as PoolSummary;
+      return show(s.enis, () =>
+        table(
+          ["ENI", "PHASE", "VSWITCH", "MAC", "IPS", "ASSIGNED"],
+          s.enis.map((e) => [e.eniId, e.phase, e.vSwitchId, e.mac, String(e.ips), String(e.assigned)]),
+        ),
+      );
+    }
+    case "mapping": {
+      const [{ ips }, { allocations }] = (await Promise.all([
+        api(socket, "GET", "/v1/ips"),
+        api(socket, "GET", "/v1/allocations"),
+      ])) as [{ ips: { ip: string; eniId: string; phase: string }[] }, { allocations: Allocation[] }];
+      const byIp = new Map(allocations.map((a) => [a.ip, a]));
+      const rows = ips.map((i) => ({
+        ...i,
+        pod: byIp.get(i.ip) ? podName(byIp.get(i.ip)!) : "",
+        container: byIp.get(i.ip)?.containerId ?? "",
+      }));
+      return show(rows, () =>
+        table(
+          ["IP", "ENI", "STATE", "POD", "CONTAINER"],
+          rows.map((r) => [r.ip, r.eniId, r.phase, r.pod, r.container.slice(0, 12)]),
+        ),
+      );
+    }
+    case "gc": {
+      const report = (await api(socket, "POST", "/v1/resync")) as Record<string, unknown[] | number>;
+      return show(report, () =>
+        Object.entries(report)
+          .map(
+            ([k, v]) =>
+              `${k.padEnd(20)} ${Array.isArray(v) ? (v.length ? v.map((x) => (typeof x === "string" ? x : JSON.stringify(x))).join(", ") : "-") : v}`,
+          )
+          .join("\n"),
+      );
+    }
+  }
+}
