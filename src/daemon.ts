@@ -218,12 +218,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         const enis = s.enis
           .filter((e) => e.phase === "ready")
           .map((e) => ({ eniId: e.eniId, mac: e.mac, gateway: e.gateway }));
-        const attachments = pool.allocations().map((a) => ({
-          containerId: a.containerId,
-          ifname: a.ifname,
-          ip: a.ip,
-          eni: { eniId: a.eniId, mac: a.mac, gateway: a.gateway },
-        }));
+        const attachments = () =>
+          pool.allocations().map((a) => ({
+            containerId: a.containerId,
+            ifname: a.ifname,
+            ip: a.ip,
+            eni: { eniId: a.eniId, mac: a.mac, gateway: a.gateway },
+          }));
         datapath
           .repair(attachments, enis)
           .catch((e: unknown) =>

@@ -43,7 +43,12 @@ export interface Datapath {
   ): Promise<PodWiring & { table: number; mtu: number }>;
   del(containerId: string, ifname: string, ip: string | null): Promise<void>;
   check(spec: Omit<PodSpec, "table" | "mtu"> & { eni: EniRef }): Promise<string[]>;
-  repair(attachments: Attachment[], enis: EniRef[]): Promise<RepairReport>;
+  /**
+   * `attachments` is read after the kernel state: a veth or rule seen there
+   * always has its allocation in the list (an ADD allocates before it wires),
+   * so an ADD in progress is never taken for a stray.
+   */
+  repair(attachments: () => Attachment[], enis: EniRef[]): Promise<RepairReport>;
 }
 
 const OUR_VETH = new RegExp(`^${HOST_VETH_PREFIX}[0-9a-f]{11}$`);
@@ -114,6 +119,16 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
   const session = createIpSession(ns);
   const nodeBatch = (lines: string[], force = false): Promise<void> => session.batch(lines, force);
   let initialized: Promise<void> | null = null;
+  /** Host veths and pod IPs of ADDs and DELs in progress: repair keeps away from them. */
+  const inflight = new Set<string>();
+  const guarded = async <T>(keys: string[], work: () => Promise<T>): Promise<T> => {
+    for (const k of keys) inflight.add(k);
+    try {
+      return await work();
+    } finally {
+      for (const k of keys) inflight.delete(k);
+    }
+  };
 
   const init = (): Promise<void> => {
     initialized ??= (async () => {
@@ -140,7 +155,10 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
     return dev;
   };
 
-  const add: Datapath["add"] = async (spec) => {
+  const add: Datapath["add"] = (spec) =>
+    guarded([wiringOf(spec.containerId, spec.ifname).hostIfname, spec.ip], () => addUnguarded(spec));
+
+  const addUnguarded: Datapath["add"] = async (spec) => {
     let dev = await ensureEni(spec.eni);
     try {
       const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, nodeBatch);
@@ -173,12 +191,12 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
     return [...problems, ...(await checkPod(ns, { ...spec, table, mtu: opts.mtu }))];
   };
 
-  const repair: Datapath["repair"] = async (attachments, enis) => {
+  const repair: Datapath["repair"] = async (current, enis) => {
     const report: RepairReport = { enisBroughtUp: [], restored: [], removed: [] };
     // ENIs first: each pool ENI whose device exists gets its state back.
     const used = new Map<string, EniRef>();
     for (const e of enis) used.set(e.eniId, e);
-    for (const a of attachments) used.set(a.eni.eniId, a.eni);
+    for (const a of current()) used.set(a.eni.eniId, a.eni);
     for (const e of used.values()) {
       const problems = await checkEni(ns, e).catch(() => ["unreadable"]);
       if (problems.some((p) => p.startsWith("no device"))) {
@@ -200,13 +218,16 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
     ]);
     const routes = await ipJson<{ dst: string; dev?: string }[]>(ns, ["route", "show", "table", "main"]);
     const links = await ipJson<{ ifname: string; flags?: string[] }[]>(ns, ["link", "show", "type", "veth"]);
+    // Only now: anything wired before these reads was allocated before it.
+    const attachments = current();
+    const busy = new Set(inflight);
     const wantIps = new Map<string, { host: string; table: number }>();
     const lines: string[] = [];
     for (const a of attachments) {
       const host = wiringOf(a.containerId, a.ifname).hostIfname;
       const dev = devices.get(a.eni.eniId);
       wantIps.set(a.ip, { host, table: dev?.table ?? -1 });
-      if (!dev) continue; // its ENI has no device now: keep what exists, restore nothing
+      if (!dev || busy.has(host)) continue; // no ENI device now, or being wired: restore nothing
       const hostLink = links.find((l) => l.ifname === host);
       if (!hostLink) continue; // the pod is gone; GC or DEL will release it
       const ok =
@@ -230,7 +251,7 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
     for (const r of rules) {
       if (r.priority !== RULE_TO_POD && r.priority !== RULE_FROM_POD) continue;
       const ip = r.priority === RULE_TO_POD ? r.dst : r.src;
-      if (ip && !wantIps.has(ip)) {
+      if (ip && !wantIps.has(ip) && !busy.has(ip)) {
         removals.push(
           `rule del priority ${r.priority} ${r.priority === RULE_TO_POD ? "to" : "from"} ${ip}/32`,
         );
@@ -240,12 +261,12 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
     const wantHosts = new Set([...wantIps.values()].map((w) => w.host));
     for (const a of attachments) wantHosts.add(wiringOf(a.containerId, a.ifname).hostIfname);
     for (const r of routes) {
-      if (!r.dev || !OUR_VETH.test(r.dev) || wantIps.get(r.dst)?.host === r.dev) continue;
+      if (!r.dev || !OUR_VETH.test(r.dev) || wantIps.get(r.dst)?.host === r.dev || busy.has(r.dev)) continue;
       removals.push(`route del ${r.dst} dev ${r.dev}`);
       report.removed.push(`route ${r.dst} dev ${r.dev}`);
     }
     for (const l of links) {
-      if (!OUR_VETH.test(l.ifname) || wantHosts.has(l.ifname)) continue;
+      if (!OUR_VETH.test(l.ifname) || wantHosts.has(l.ifname) || busy.has(l.ifname)) continue;
       removals.push(`link del dev ${l.ifname}`);
       report.removed.push(`veth ${l.ifname}`);
     }

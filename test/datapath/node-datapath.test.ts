@@ -101,7 +101,7 @@ describe("node datapath", () => {
     sh("ip", "-n", NODE, "rule", "add", "from", "10.9.1.99/32", "lookup", "1234", "priority", "2048");
     sh("ip", "-n", NODE, "link", "add", "eni0123456789a", "type", "veth", "peer", "name", "strayp");
     const report = await dp.repair(
-      [{ containerId: "ctr0", ifname: "eth0", ip: "10.9.1.7", eni: ENI }],
+      () => [{ containerId: "ctr0", ifname: "eth0", ip: "10.9.1.7", eni: ENI }],
       [ENI],
     );
     expect(report.restored).toEqual(["ctr0/eth0 10.9.1.7"]);
@@ -109,6 +109,22 @@ describe("node datapath", () => {
     expect(await dp.check(spec(0))).toEqual([]);
     expect(ping(PODS[0]!, ENI.gateway)).toBe(true);
     expect(sh("ip", "-n", NODE, "rule")).not.toContain("10.9.1.99");
+  });
+
+  it("a repair that runs during an ADD leaves the pod being wired alone", async () => {
+    // As in the daemon: the allocation exists before the wiring starts, and the
+    // repairs began before the allocation did.
+    let allocated = false;
+    const current = () => [
+      { containerId: "ctr0", ifname: "eth0", ip: "10.9.1.7", eni: ENI },
+      ...(allocated ? [{ containerId: "ctr1", ifname: "eth0", ip: "10.9.1.8", eni: ENI }] : []),
+    ];
+    const repairs = Array.from({ length: 5 }, () => dp.repair(current, [ENI]));
+    allocated = true;
+    await Promise.all([dp.add(spec(1)), ...repairs]);
+    await dp.repair(current, [ENI]);
+    expect(sh("ip", "-n", NODE, "link")).toContain(hostVethName("ctr1", "eth0"));
+    expect(ping(PODS[1]!, ENI.gateway)).toBe(true);
   });
 
   it("a second pod on the same ENI works alongside", async () => {
