@@ -62,23 +62,35 @@ function makeLog(conf: PluginConfig, env: CniEnv): Log {
 const call = (conf: PluginConfig, method: "GET" | "POST", path: string, payload?: unknown) =>
   request(conf.socket, method, path, payload, conf.timeoutMs);
 
-async function cmdAdd(env: CniEnv, conf: PluginConfig, log: Log): Promise<Outcome> {
-  checkNotOwnNetns(env.netns);
-  const started = performance.now();
-  let res: Awaited<ReturnType<typeof call>>;
+/**
+ * A POST that needs the daemon: unreachable means "try again later" (code 11).
+ * [spec] CHECK and GC "should return an error if ... external dependencies such
+ * as a daemon required for connectivity" are missing; ADD waits for it too.
+ */
+async function forward(
+  conf: PluginConfig,
+  path: string,
+  payload: unknown,
+): Promise<Awaited<ReturnType<typeof call>>> {
   try {
-    res = await call(conf, "POST", "/v1/cni/add", {
-      containerId: env.containerId,
-      ifname: env.ifname,
-      netns: env.netns,
-      args: env.args,
-      network: conf.name,
-    });
+    return await call(conf, "POST", path, payload);
   } catch (e) {
     if (e instanceof DaemonUnreachable)
       throw new CniError(ERR.tryAgainLater, "try again later: daemon not reachable", e.message);
     throw e;
   }
+}
+
+async function cmdAdd(env: CniEnv, conf: PluginConfig, log: Log): Promise<Outcome> {
+  checkNotOwnNetns(env.netns);
+  const started = performance.now();
+  const res = await forward(conf, "/v1/cni/add", {
+    containerId: env.containerId,
+    ifname: env.ifname,
+    netns: env.netns,
+    args: env.args,
+    network: conf.name,
+  });
   log("daemon answered", { status: res.status, ms: +(performance.now() - started).toFixed(2) });
   if (res.status !== 200) throw daemonError(res);
   const answer = checkAddAnswer(res.json);
@@ -118,24 +130,16 @@ async function cmdCheck(env: CniEnv, conf: PluginConfig, log: Log): Promise<Outc
   // [spec] CHECK: "must include a prevResult field".
   if (!conf.prevResult) throw new CniError(ERR.invalidConfig, "CHECK requires prevResult");
   checkNotOwnNetns(env.netns);
-  try {
-    const res = await call(conf, "POST", "/v1/cni/check", {
-      containerId: env.containerId,
-      ifname: env.ifname,
-      netns: env.netns,
-      network: conf.name,
-      prevResult: conf.prevResult,
-    });
-    log("daemon answered", { status: res.status });
-    if (res.status !== 200) throw daemonError(res);
-    return { code: 0 };
-  } catch (e) {
-    // [spec] CHECK "should return an error if ... external dependencies such
-    // as a daemon required for connectivity" are missing.
-    if (e instanceof DaemonUnreachable)
-      throw new CniError(ERR.tryAgainLater, "try again later: daemon not reachable", e.message);
-    throw e;
-  }
+  const res = await forward(conf, "/v1/cni/check", {
+    containerId: env.containerId,
+    ifname: env.ifname,
+    netns: env.netns,
+    network: conf.name,
+    prevResult: conf.prevResult,
+  });
+  log("daemon answered", { status: res.status });
+  if (res.status !== 200) throw daemonError(res);
+  return { code: 0 };
 }
 
 /**
@@ -157,16 +161,10 @@ async function cmdGc(conf: PluginConfig, log: Log): Promise<Outcome> {
       );
     return { containerId: o.containerID, ifname: o.ifname };
   });
-  try {
-    const res = await call(conf, "POST", "/v1/cni/gc", { network: conf.name, validAttachments: valid });
-    log("daemon answered", { status: res.status, released: (res.json as { released?: unknown })?.released });
-    if (res.status !== 200) throw daemonError(res);
-    return { code: 0 };
-  } catch (e) {
-    if (e instanceof DaemonUnreachable)
-      throw new CniError(ERR.tryAgainLater, "try again later: daemon not reachable", e.message);
-    throw e;
-  }
+  const res = await forward(conf, "/v1/cni/gc", { network: conf.name, validAttachments: valid });
+  log("daemon answered", { status: res.status, released: (res.json as { released?: unknown })?.released });
+  if (res.status !== 200) throw daemonError(res);
+  return { code: 0 };
 }
 
 /** [spec 1.1.0] STATUS: success when the daemon can serve ADDs, else code 50. */
