@@ -1,43 +1,24 @@
 // The operator CLI against a daemon socket: `eniway status|pods|enis|mapping|gc`.
 // Human tables by default, `--json` for scripts.
 
-import { request } from "node:http";
 import type { Allocation, PoolSummary } from "../pool/pool.js";
 import { parseFlags } from "./flags.js";
+import { socketRequest } from "./socket-client.js";
 
 const DEFAULT_SOCKET = "/run/eniway/eniway.sock";
 
-function api(socket: string, method: string, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, method, path, timeout: 60_000 }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => {
-        body += d.toString();
-      });
-      res.on("end", () => {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body);
-        } catch {
-          return reject(new Error(`the daemon answered ${res.statusCode} with a body that is not JSON`));
-        }
-        if ((res.statusCode ?? 500) >= 400) {
-          const e = (parsed as { error?: { message?: string } }).error;
-          return reject(new Error(`the daemon answered ${res.statusCode}: ${e?.message ?? body}`));
-        }
-        resolve(parsed);
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error("timed out")));
-    req.on("error", (e: NodeJS.ErrnoException) =>
-      reject(
-        new Error(
-          `cannot reach the daemon at ${socket}: ${e.code ?? e.message} (is it running? --socket PATH)`,
-        ),
-      ),
+async function api(socket: string, method: string, path: string): Promise<unknown> {
+  const r = await socketRequest(socket, method, path, undefined, 60_000).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(
+      `cannot reach the daemon at ${socket}: ${e.code ?? e.message} (is it running? --socket PATH)`,
     );
-    req.end();
   });
+  if ("raw" in r.body) throw new Error(`the daemon answered ${r.status} with a body that is not JSON`);
+  if (r.status >= 400) {
+    const e = (r.body as { error?: { message?: string } }).error;
+    throw new Error(`the daemon answered ${r.status}: ${e?.message ?? JSON.stringify(r.body)}`);
+  }
+  return r.body;
 }
 
 /** Left-aligned columns from rows of strings. */

@@ -3,12 +3,12 @@
 
 import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Logger } from "./log.js";
 import { requireRoot, requireTools, type Sandbox, type SandboxNode, sandboxUp } from "./sandbox.js";
+import { socketRequest } from "./socket-client.js";
 
 const run = promisify(execFile);
 
@@ -53,20 +53,6 @@ async function plugin(
   return out;
 }
 
-function getJson(socket: string, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, path }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => {
-        body += d.toString();
-      });
-      res.on("end", () => resolve(JSON.parse(body)));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 export async function demo(log: Logger): Promise<void> {
   requireRoot("eniway sandbox demo (npm start)");
   requireTools({ ping: "iputils-ping" });
@@ -106,7 +92,7 @@ export async function demo(log: Logger): Promise<void> {
         await writeFile(join(dir, "pods.json"), JSON.stringify([...pods.map((p) => p.netns), pod.netns]));
         const result = JSON.parse(await plugin(node, "ADD", pod)) as { ips: { address: string }[] };
         const ip = result.ips[0]!.address.split("/")[0]!;
-        const allocs = (await getJson(node.socket, "/v1/allocations")) as {
+        const allocs = (await socketRequest(node.socket, "GET", "/v1/allocations")).body as {
           allocations: { containerId: string; eniId: string }[];
         };
         const eniId = allocs.allocations.find((a) => a.containerId === pod.containerId)?.eniId ?? "?";

@@ -11,8 +11,10 @@ import { fileURLToPath } from "node:url";
 import { nodeNetnsNames, teardownDatapath } from "../cloud/simulator/datapath.js";
 import { type Simulator, startSimulator } from "../cloud/simulator/server.js";
 import { loadWorld, parseWorld, type World } from "../cloud/simulator/world.js";
+import { findTool } from "../cni/datapath/ip.js";
 import { applyOverrides } from "./config.js";
 import type { Logger } from "./log.js";
+import { socketRequest } from "./socket-client.js";
 
 export interface SandboxNode {
   name: string;
@@ -39,7 +41,7 @@ export interface Sandbox {
 }
 
 /** The package root: the nearest folder above this file with a package.json (from src/ or dist/src/). */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, "package.json")) && dir !== "/") dir = resolve(dir, "..");
   return dir;
@@ -65,16 +67,7 @@ const TOOLS: Record<string, string> = {
 };
 
 export function requireTools(extra: Record<string, string> = {}): void {
-  const dirs = [
-    ...(process.env.PATH ?? "").split(":").filter(Boolean),
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-  ];
-  const missing = Object.entries({ ...TOOLS, ...extra }).filter(
-    ([bin]) => !dirs.some((d) => existsSync(join(d, bin))),
-  );
+  const missing = Object.entries({ ...TOOLS, ...extra }).filter(([bin]) => findTool(bin) === null);
   if (missing.length > 0) {
     const pkgs = [...new Set(missing.map(([, pkg]) => pkg))].join(" ");
     throw new Error(
@@ -109,20 +102,12 @@ export function sandboxWorld(nodes: number, prefix = "eniway"): World {
 }
 
 async function waitReady(socket: string, child: ChildProcess, log: string): Promise<void> {
-  const { request } = await import("node:http");
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`daemon exited (${child.exitCode}); see ${log}`);
-    const ok = await new Promise<boolean>((r) => {
-      const req = request({ socketPath: socket, path: "/readyz", timeout: 1000 }, (res) => {
-        res.resume();
-        r(res.statusCode === 200);
-      });
-      req.on("error", () => r(false));
-      req.end();
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
+    const r = await socketRequest(socket, "GET", "/readyz", undefined, 1000).catch(() => null);
+    if (r?.status === 200) return;
+    await new Promise((res) => setTimeout(res, 100));
   }
   throw new Error(`daemon not ready after 60 s; see ${log}`);
 }

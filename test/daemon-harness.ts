@@ -2,67 +2,17 @@
 // and talking to them over their unix socket.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { request } from "node:http";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../src/sandbox.js";
+import { socketRequest } from "../src/socket-client.js";
 
-/** The repository root: the nearest folder above this file with a package.json (works from dist/ too). */
-function repoRoot(): string {
-  let dir = fileURLToPath(new URL(".", import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) dir = resolve(dir, "..");
-  return dir;
-}
+export const CLI = join(packageRoot(), "dist/src/cli.js");
 
-export const CLI = join(repoRoot(), "dist/src/cli.js");
-
-export interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-}
+export type { Reply } from "../src/socket-client.js";
 
 /** One HTTP request over a unix socket; rejects on connection errors and timeouts. */
-export function call(
-  socketPath: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  timeoutMs = 15_000,
-): Promise<Reply> {
-  return new Promise((resolvePromise, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      {
-        socketPath,
-        method,
-        path,
-        headers: data
-          ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) }
-          : {},
-        timeout: timeoutMs,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let parsed: Record<string, unknown> = {};
-          try {
-            parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-          } catch {
-            parsed = { raw: text };
-          }
-          resolvePromise({ status: res.statusCode ?? 0, body: parsed });
-        });
-        res.on("error", reject);
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end(data);
-  });
-}
+export const call = socketRequest;
 
 export interface DaemonProcess {
   child: ChildProcess;

@@ -42,11 +42,16 @@ const SYSTEM_DIRS = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 const resolved = new Map<string, string>();
 
 /** ip, nsenter and sysctl live in sbin: found even when PATH lacks it (as under some runtimes). */
+/** The program's path in PATH or the system folders, or null when it is not installed. */
+export function findTool(name: string): string | null {
+  const dirs = [...(process.env.PATH ?? "").split(":").filter(Boolean), ...SYSTEM_DIRS];
+  return dirs.map((d) => join(d, name)).find((f) => existsSync(f)) ?? null;
+}
+
 function tool(name: string): string {
   let p = resolved.get(name);
   if (!p) {
-    const dirs = [...(process.env.PATH ?? "").split(":").filter(Boolean), ...SYSTEM_DIRS];
-    p = dirs.map((d) => join(d, name)).find((f) => existsSync(f)) ?? name;
+    p = findTool(name) ?? name;
     resolved.set(name, p);
   }
   return p;
