@@ -4,6 +4,7 @@
 // documented keys.
 
 import { beforeEach, describe, expect, it } from "vitest";
+import { ALL_ACTIONS } from "../../cloud/types.js";
 import { type Cloud, expectErrorShape, simHarness, toApiErr } from "../helpers/sim.js";
 
 const h = simHarness();
@@ -277,17 +278,7 @@ describe("malformed values → InvalidParameter (400), never 5xx", () => {
 
   it("unknown region on every action → InvalidRegionId.NotFound (404)", async () => {
     const c = await h.start();
-    for (const action of [
-      "CreateNetworkInterface",
-      "AttachNetworkInterface",
-      "DetachNetworkInterface",
-      "DeleteNetworkInterface",
-      "DescribeNetworkInterfaces",
-      "AssignPrivateIpAddresses",
-      "UnassignPrivateIpAddresses",
-      "DescribeInstanceTypes",
-      "DescribeVSwitches",
-    ]) {
+    for (const action of ALL_ACTIONS) {
       const e = await c.callError(action, { RegionId: "us-nowhere-1" });
       expect([e.code, e.status], action).toEqual(["InvalidRegionId.NotFound", 404]);
       expectErrorShape(e);

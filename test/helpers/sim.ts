@@ -9,6 +9,17 @@ import { afterEach, expect } from "vitest";
 import { type Simulator, startSimulator } from "../../cloud/simulator/server.js";
 import type { Clock } from "../../cloud/simulator/state.js";
 import { parseWorld } from "../../cloud/simulator/world.js";
+import type {
+  WireAssignPrivateIpAddressesResponse,
+  WireCreateNetworkInterfaceResponse,
+  WireDescribeInstanceTypesResponse,
+  WireDescribeNetworkInterfacesResponse,
+  WireDescribeVSwitchesResponse,
+  WireInstanceType,
+  WireNetworkInterfaceSet,
+  WirePrivateIpSet,
+  WireVSwitch,
+} from "../../cloud/types.js";
 
 export const REGION = "cn-hangzhou";
 export const AK = "LTAIcontractTestKey";
@@ -18,79 +29,17 @@ export const VPC_VERSION = "2016-04-28";
 export const ZONE = "cn-hangzhou-k";
 export const OTHER_ZONE = "cn-hangzhou-j";
 
-// ---- documented wire shapes --------------------------------------------------
+// ---- documented wire shapes (cloud/types.ts, shared with the client) ---------
 
-export interface PrivateIpSet {
-  PrivateIpAddress: string;
-  Primary: boolean;
-}
-
-export interface NetworkInterfaceSet {
-  NetworkInterfaceId: string;
-  Status: string;
-  Type: string;
-  InstanceId: string;
-  VpcId: string;
-  VSwitchId: string;
-  ZoneId: string;
-  MacAddress: string;
-  PrivateIpAddress: string;
-  CreationTime: string;
-  SecurityGroupIds: { SecurityGroupId: string[] };
-  PrivateIpSets: { PrivateIpSet: PrivateIpSet[] };
-  Tags: { Tag: { TagKey: string; TagValue: string }[] };
-}
-
-export interface CreateResponse extends Omit<NetworkInterfaceSet, "InstanceId" | "CreationTime"> {
-  RequestId: string;
-}
-
-export interface DescribeResponse {
-  RequestId: string;
-  NextToken: string;
-  TotalCount?: number;
-  PageNumber?: number;
-  PageSize?: number;
-  NetworkInterfaceSets: { NetworkInterfaceSet: NetworkInterfaceSet[] };
-}
-
-export interface AssignResponse {
-  RequestId: string;
-  AssignedPrivateIpAddressesSet: {
-    NetworkInterfaceId: string;
-    PrivateIpSet: { PrivateIpAddress: string[] };
-  };
-}
-
-export interface InstanceTypeItem {
-  InstanceTypeId: string;
-  EniQuantity: number;
-  EniPrivateIpAddressQuantity: number;
-  EniIpv6AddressQuantity: number;
-}
-
-export interface DescribeInstanceTypesResponse {
-  RequestId: string;
-  NextToken: string;
-  InstanceTypes: { InstanceType: InstanceTypeItem[] };
-}
-
-export interface VSwitchItem {
-  VSwitchId: string;
-  VpcId: string;
-  ZoneId: string;
-  CidrBlock: string;
-  Status: string;
-  AvailableIpAddressCount: number;
-}
-
-export interface DescribeVSwitchesResponse {
-  RequestId: string;
-  TotalCount: number;
-  PageNumber: number;
-  PageSize: number;
-  VSwitches: { VSwitch: VSwitchItem[] };
-}
+export type PrivateIpSet = WirePrivateIpSet;
+export type NetworkInterfaceSet = WireNetworkInterfaceSet;
+export type CreateResponse = WireCreateNetworkInterfaceResponse;
+export type DescribeResponse = WireDescribeNetworkInterfacesResponse;
+export type AssignResponse = WireAssignPrivateIpAddressesResponse;
+export type InstanceTypeItem = WireInstanceType;
+export type DescribeInstanceTypesResponse = WireDescribeInstanceTypesResponse;
+export type VSwitchItem = WireVSwitch;
+export type DescribeVSwitchesResponse = WireDescribeVSwitchesResponse;
 
 export interface ApiErr {
   code: string;
