@@ -190,11 +190,13 @@ describe("executor against the simulator", () => {
       "the timed-out ENI to be deleted",
       async () => {
         await node.resync();
-        return !sim.state.enis.has(first);
+        // The store forgets the ENI right after the cloud's delete answers: wait for both.
+        return !sim.state.enis.has(first) && node.store.data.enis[first] === undefined;
       },
       8000,
       200,
     );
+    expect(sim.state.enis.has(first)).toBe(false);
     expect(node.store.data.enis[first]).toBeUndefined();
     expect(Object.values(node.store.data.intents).filter((i) => "eniId" in i && i.eniId === first)).toEqual(
       [],
