@@ -4,13 +4,14 @@
 // keep one ClientToken across retries; "already done" errors count as success.
 
 import { randomUUID } from "node:crypto";
-import { type Logger, silentLogger } from "../src/log.js";
+import { type RetryOptions, retry, SCHEDULES } from "../lib/backoff.js";
+import type { Json } from "../lib/json.js";
+import { type Logger, silentLogger } from "../lib/log.js";
 import type { CredentialsProvider } from "./credentials.js";
 import { CloudError, hasCode, SYNTHETIC_CODES } from "./errors.js";
 import { type ActionLimiter, createActionLimiter, type RateLimitOverrides } from "./limiter.js";
 import { chunk, repeatList, tagParams } from "./params.js";
 import {
-  type Json,
   nestedList,
   parseAssignedIps,
   parseCreatedEni,
@@ -20,7 +21,6 @@ import {
   ResponseShapeError,
   str,
 } from "./parse.js";
-import { RETRY_DEFAULTS, type RetryOptions, retry } from "./retry.js";
 import { createRpcTransport, type RpcParams, type RpcTransport } from "./rpc.js";
 import {
   type CloudAction,
@@ -177,7 +177,7 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
           return limiter.schedule(action, () => transport.call(action, wire));
         },
         {
-          ...RETRY_DEFAULTS,
+          ...SCHEDULES.cloudApi,
           ...opts.retry,
           signal: closing.signal,
           isRetryable: (err) => err instanceof CloudError && err.retryable,

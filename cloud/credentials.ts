@@ -3,7 +3,7 @@
 // the metadata service. Errors name the source, never its content.
 
 import { readFile, stat } from "node:fs/promises";
-import { type Logger, silentLogger } from "../src/log.js";
+import { type Logger, silentLogger } from "../lib/log.js";
 import type { MetadataClient } from "./metadata.js";
 
 export interface Credentials {

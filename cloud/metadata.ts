@@ -3,9 +3,9 @@
 // throttling, server errors and connection failures, and never logs a token or
 // a response body.
 
-import { type Logger, silentLogger } from "../src/log.js";
-import { isIpv4 } from "./ipv4.js";
-import { type RetryOptions, retry } from "./retry.js";
+import { type RetryOptions, retry } from "../lib/backoff.js";
+import { type Logger, silentLogger } from "../lib/log.js";
+import { isIpv4 } from "../lib/net.js";
 import {
   assertEniId,
   assertInstanceId,

@@ -2,7 +2,8 @@
 // (single items not wrapped in arrays, Key/Value vs TagKey/TagValue tags, a
 // missing Type) and strict about what eniway relies on (ids, IPs, status).
 
-import { isIpv4 } from "./ipv4.js";
+import { isObject, type Json } from "../lib/json.js";
+import { isIpv4 } from "../lib/net.js";
 import {
   ENI_STATUSES,
   type Eni,
@@ -17,12 +18,6 @@ export class ResponseShapeError extends Error {
     super(message);
     this.name = "ResponseShapeError";
   }
-}
-
-export type Json = Record<string, unknown>;
-
-export function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function obj(o: Json, key: string): Json {

@@ -6,9 +6,9 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import diagnostics from "node:diagnostics_channel";
 import type { ClientRequest, IncomingMessage } from "node:http";
 import PopCore from "@alicloud/pop-core";
+import { isObject, type Json } from "../lib/json.js";
 import type { CredentialsProvider } from "./credentials.js";
 import { CloudError, httpErrorCode, SYNTHETIC_CODES, scrubMessage } from "./errors.js";
-import { isObject, type Json } from "./parse.js";
 import type { CloudAction } from "./types.js";
 
 /** Flat wire parameters: `Name.N` and `Tag.N.Key` already spelled out. */

@@ -1,7 +1,7 @@
 // Checks on every value that reaches the cloud or the metadata service, so a
 // malformed identifier fails here, clearly, before anything is sent.
 
-import { isIpv4 } from "./ipv4.js";
+import { isIpv4 } from "../lib/net.js";
 
 export class InvalidArgumentError extends Error {
   constructor(message: string) {

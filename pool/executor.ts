@@ -8,7 +8,7 @@ import type { CloudApi } from "../cloud/api.js";
 import { CloudError, hasCode, VSWITCH_EXHAUSTED_CODES } from "../cloud/errors.js";
 import type { MetadataClient } from "../cloud/metadata.js";
 import type { Eni } from "../cloud/types.js";
-import type { Logger } from "../src/log.js";
+import type { Logger } from "../lib/log.js";
 import type { Intent, Store, StoreDoc, StoredEni } from "./store.js";
 
 export interface ExecutorConfig {

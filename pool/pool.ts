@@ -2,7 +2,7 @@
 // before they answer), the loop that asks the planner what to do and hands
 // its actions to the executor, and waiters for an empty pool.
 
-import type { Logger } from "../src/log.js";
+import type { Logger } from "../lib/log.js";
 import { describeError, type Executor } from "./executor.js";
 import { type EniView, type PlanAction, type PlanInput, plan, summarize } from "./planner.js";
 import type { Owner, PodRef, Store, StoredEni, StoredIp } from "./store.js";

@@ -6,7 +6,7 @@
 import type { CloudApi } from "../cloud/api.js";
 import type { MetadataClient } from "../cloud/metadata.js";
 import type { Eni } from "../cloud/types.js";
-import type { Logger } from "../src/log.js";
+import type { Logger } from "../lib/log.js";
 import { addIdle, describeError, type Executor } from "./executor.js";
 import type { Pool } from "./pool.js";
 import type { Intent, Store } from "./store.js";

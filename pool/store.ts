@@ -71,8 +71,8 @@ export interface Store {
   update(mutate: (doc: StoreDoc) => void): Promise<void>;
   /** Resolve once everything mutated so far is durable. */
   flush(): Promise<void>;
-  /** Number of writes so far (for metrics and tests). */
-  writes(): number;
+  /** Flush, then give up the state dir's lock: another daemon may open it now. */
+  close(): Promise<void>;
 }
 
 export class StoreError extends Error {
@@ -144,11 +144,11 @@ export async function openStore(stateDir: string, instanceId: string): Promise<S
     const m = /^\.pool\.json\.(\d+)\.tmp$/.exec(name);
     if (m && !isRunning(Number(m[1]))) await unlink(join(stateDir, name)).catch(() => {});
   }
-  await takeLock(join(stateDir, "pool.lock"));
+  const lock = join(stateDir, "pool.lock");
+  await takeLock(lock);
   const db = new Low<StoreDoc>(durableJsonFile(file, parseDoc(file, instanceId)), emptyDoc(instanceId));
   await db.read();
   let writing = false;
-  let writeCount = 0;
   let next: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | null = null;
 
   const deferred = (): NonNullable<typeof next> => {
@@ -168,7 +168,6 @@ export async function openStore(stateDir: string, instanceId: string): Promise<S
       next = null;
       try {
         await db.write();
-        writeCount++;
         batch.resolve();
       } catch (e) {
         batch.reject(e);
@@ -194,6 +193,11 @@ export async function openStore(stateDir: string, instanceId: string): Promise<S
       return flush();
     },
     flush,
-    writes: () => writeCount,
+    async close() {
+      await flush();
+      // Only our own lock: a daemon that took over a stale one keeps it.
+      const owner = Number((await readFile(lock, "utf8").catch(() => "")).trim());
+      if (owner === process.pid) await unlink(lock).catch(() => {});
+    },
   };
 }

@@ -4,12 +4,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { packageRoot } from "../src/sandbox.js";
-import { socketRequest } from "../src/socket-client.js";
+import { socketRequest } from "../lib/http.js";
+import { BUILT } from "../lib/process.js";
 
-export const CLI = join(packageRoot(), "dist/src/cli.js");
+export const CLI = BUILT.cli;
 
-export type { Reply } from "../src/socket-client.js";
+export type { Reply } from "../lib/http.js";
 
 /** One HTTP request over a unix socket; rejects on connection errors and timeouts. */
 export const call = socketRequest;

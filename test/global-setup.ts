@@ -1,4 +1,4 @@
-// Build once before the suite: tests that spawn `eniway` run dist/src/cli.js,
+// Build once before the suite: tests that spawn `eniway` run dist/src/cli/main.js,
 // and the plugin tests and the sandbox run the compiled dist/bin/eniway-cni.
 import { execFileSync } from "node:child_process";
 

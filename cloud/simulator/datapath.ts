@@ -44,8 +44,8 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { type Logger, silentLogger } from "../../src/log.js";
-import type { Cidr } from "../ipv4.js";
+import { type Logger, silentLogger } from "../../lib/log.js";
+import type { Cidr } from "../../lib/net.js";
 import {
   ifName,
   ipBatch,

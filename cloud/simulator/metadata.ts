@@ -4,7 +4,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { formatCidr, parseCidr, prefixToNetmask } from "../ipv4.js";
+import { formatCidr, parseCidr, prefixToNetmask } from "../../lib/net.js";
 import type { StsCredentials } from "./auth.js";
 import { gatewayOf, isoSeconds, type SimEni, type SimInstance, type SimState } from "./state.js";
 

@@ -5,7 +5,7 @@
 
 import { execFile, spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
-import { isIpv4 } from "../ipv4.js";
+import { isIpv4 } from "../../lib/net.js";
 
 /** Where `ip netns` keeps its namespace files. */
 export const NETNS_DIR = "/run/netns";

@@ -1,7 +1,7 @@
 // Reading RPC request parameters the way the OpenAPI gateway does:
 // flat string keys, repeated lists as `Name.N`, tag lists as `Tag.N.Key`.
 
-import { isIpv4 } from "../ipv4.js";
+import { isIpv4 } from "../../lib/net.js";
 import { fail, invalid, missing } from "./errors.js";
 
 export type Params = Record<string, string>;

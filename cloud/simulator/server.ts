@@ -5,9 +5,11 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type Logger, silentLogger } from "../../src/log.js";
-import { SchemaError } from "../../src/schema.js";
-import { type CloudAction, isCloudAction, VPC_API_VERSION } from "../types.js";
+import { listen, readBody, sendJson } from "../../lib/http.js";
+import { type Logger, silentLogger } from "../../lib/log.js";
+import { SchemaError } from "../../lib/schema.js";
+import { sleep } from "../../lib/time.js";
+import { type CloudAction, ECS_API_VERSION, isCloudAction, VPC_API_VERSION } from "../types.js";
 import { ACTIONS, type ActionContext, renderEni } from "./actions.js";
 import { createAuthenticator } from "./auth.js";
 import { type Datapath, setupDatapath } from "./datapath.js";
@@ -47,24 +49,6 @@ interface Stats {
 
 const MAX_BODY = 1 << 20;
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new Error("body too large"));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
 function toParams(search: URLSearchParams): Params {
   const p: Params = {};
   for (const [k, v] of search) p[k] = v;
@@ -77,9 +61,6 @@ function pick(latency: number | number[] | undefined, random: () => number): num
   const [lo = 0, hi = lo] = latency;
   return lo + random() * (hi - lo);
 }
-
-const sleep = (ms: number): Promise<void> =>
-  ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
 
 export async function startSimulator(world: World, opts: SimulatorOptions = {}): Promise<Simulator> {
   const log = opts.logger ?? silentLogger;
@@ -117,15 +98,6 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
     }
   };
 
-  const sendJson = (res: ServerResponse, status: number, body: unknown): void => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, {
-      "content-type": "application/json;charset=utf-8",
-      "content-length": Buffer.byteLength(text),
-    });
-    res.end(text);
-  };
-
   const sendError = (
     res: ServerResponse,
     err: ApiError,
@@ -150,7 +122,10 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
     let params: Params;
     if (method === "GET") params = toParams(url.searchParams);
     else if (method === "POST")
-      params = { ...toParams(url.searchParams), ...toParams(new URLSearchParams(await readBody(req))) };
+      params = {
+        ...toParams(url.searchParams),
+        ...toParams(new URLSearchParams(await readBody(req, MAX_BODY))),
+      };
     else return sendError(res, apiError("UnsupportedHTTPMethod"), requestId, "", "-");
     const actionName = params.Action ?? "";
     const version = params.Version ?? "";
@@ -158,7 +133,7 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
     if (!version) return sendError(res, missing("Version"), requestId, version, actionName);
     const known = isCloudAction(actionName) ? ACTIONS[actionName] : undefined;
     if (!known || known.version !== version) {
-      const err = ["2014-05-26", VPC_API_VERSION].includes(version)
+      const err = [ECS_API_VERSION, VPC_API_VERSION].includes(version)
         ? apiError("InvalidAction.NotFound")
         : apiError("InvalidVersion");
       return sendError(res, err, requestId, version, actionName);
@@ -250,7 +225,7 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
       if (req.method === "GET") return sendJson(res, 200, knob.get());
       if (req.method === "PUT") {
         try {
-          knob.set(JSON.parse(await readBody(req)));
+          knob.set(JSON.parse(await readBody(req, MAX_BODY)));
           log.info("simulator knob changed", { knob: path });
           return sendJson(res, 200, knob.get());
         } catch (e) {
@@ -297,10 +272,7 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
   if (datapath) state.hooks = datapath.hooks;
 
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
-    });
+    await listen(server, { host: opts.host ?? "127.0.0.1", port: opts.port ?? 0 });
   } catch (e) {
     await datapath?.teardown();
     throw e;

@@ -5,7 +5,7 @@
 // A datapath can hook attach, detach, assign and unassign.
 
 import { randomBytes } from "node:crypto";
-import { type Cidr, cidrContains, intToIp, ipToInt, isIpv4, parseCidr } from "../ipv4.js";
+import { type Cidr, cidrContains, intToIp, ipToInt, isIpv4, parseCidr } from "../../lib/net.js";
 import type { EniStatus, EniType, InstanceTypeLimits } from "../types.js";
 import { fail } from "./errors.js";
 import type { World } from "./world.js";

@@ -3,8 +3,8 @@
 // A malformed file fails with a SchemaError that names the key.
 
 import { readFile } from "node:fs/promises";
-import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "../../src/schema.js";
-import { cidrContains, cidrsOverlap, parseCidr } from "../ipv4.js";
+import { cidrContains, cidrsOverlap, parseCidr } from "../../lib/net.js";
+import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "../../lib/schema.js";
 import { ALL_ACTIONS, isCloudAction } from "../types.js";
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -4,8 +4,7 @@
 // goes through `nsenter --net=PATH`.
 
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { findTool } from "../../lib/process.js";
 
 const NAMED = /^\/(?:var\/)?run\/netns\/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$/;
 const PROC_NS = /^\/proc\/(\d+)\/ns\/net$/;
@@ -38,15 +37,7 @@ export function netnsRef(ns: string): string {
   throw new Error(`node namespace ${ns} must be /var/run/netns/NAME or /proc/PID/ns/net`);
 }
 
-const SYSTEM_DIRS = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 const resolved = new Map<string, string>();
-
-/** ip, nsenter and sysctl live in sbin: found even when PATH lacks it (as under some runtimes). */
-/** The program's path in PATH or the system folders, or null when it is not installed. */
-export function findTool(name: string): string | null {
-  const dirs = [...(process.env.PATH ?? "").split(":").filter(Boolean), ...SYSTEM_DIRS];
-  return dirs.map((d) => join(d, name)).find((f) => existsSync(f)) ?? null;
-}
 
 function tool(name: string): string {
   let p = resolved.get(name);

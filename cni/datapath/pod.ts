@@ -5,17 +5,11 @@
 // pod, `to podIP lookup main` at priority 512 and `from podIP lookup <ENI
 // table>` at priority 2048.
 
+import { isIfname, isIpv4 } from "../../lib/net.js";
+import { POD_GATEWAY, RULE_FROM_POD, RULE_TO_POD } from "../facts.js";
 import { CommandError, ipBatch, ipJson, netnsRef } from "./ip.js";
-import {
-  check,
-  derivedMac,
-  hostVethName,
-  IFNAME,
-  IPV4,
-  POD_GATEWAY,
-  RULE_FROM_POD,
-  RULE_TO_POD,
-} from "./names.js";
+import { type NodeState, nodeSideProblems } from "./kernel.js";
+import { check, derivedMac, hostVethName } from "./names.js";
 
 export interface PodSpec {
   containerId: string;
@@ -59,8 +53,8 @@ export async function addPod(
   spec: PodSpec,
   node: NodeBatch = (l, f) => ipBatch(nodeNs, l, f),
 ): Promise<PodWiring> {
-  check(spec.ifname, IFNAME, "interface name");
-  check(spec.ip, IPV4, "pod IP");
+  check(spec.ifname, isIfname, "interface name");
+  check(spec.ip, isIpv4, "pod IP");
   const w = wiringOf(spec.containerId, spec.ifname);
   const mtu = Math.trunc(spec.mtu);
   const podLines = [
@@ -90,16 +84,17 @@ export async function addPod(
   return w;
 }
 
+/** The line that deletes one of a pod's rules (RULE_TO_POD or RULE_FROM_POD). */
+export function ruleDel(priority: number, ip: string): string {
+  return `rule del ${priority === RULE_TO_POD ? "to" : "from"} ${ip}/32 priority ${priority}`;
+}
+
 /** The lines that take a pod's routing off the node (not its veth). Missing pieces are fine. */
 export function unrouteLines(ip: string): string[] {
-  check(ip, IPV4, "pod IP");
+  check(ip, isIpv4, "pod IP");
   const lines: string[] = [];
   // A rule may exist more than once after a crash: delete a few times.
-  for (let i = 0; i < 3; i++)
-    lines.push(
-      `rule del to ${ip}/32 priority ${RULE_TO_POD}`,
-      `rule del from ${ip}/32 priority ${RULE_FROM_POD}`,
-    );
+  for (let i = 0; i < 3; i++) lines.push(ruleDel(RULE_TO_POD, ip), ruleDel(RULE_FROM_POD, ip));
   lines.push(`route del ${ip}/32`);
   return lines;
 }
@@ -111,39 +106,19 @@ export async function removeNodeSide(
   ip: string | null,
   node: NodeBatch = (l, f) => ipBatch(nodeNs, l, f),
 ): Promise<void> {
-  check(hostIfname, IFNAME, "host interface");
+  check(hostIfname, isIfname, "host interface");
   const lines = [`link del dev ${hostIfname}`];
   if (ip) lines.push(...unrouteLines(ip));
   await node(lines, true);
 }
 
-interface RuleJson {
-  priority: number;
-  src?: string;
-  srclen?: number;
-  dst?: string;
-  dstlen?: number;
-  table?: string;
-}
-
-export async function checkPod(nodeNs: string, spec: PodSpec): Promise<string[]> {
+/**
+ * What is wrong with a pod's wiring: its node side from the snapshot, its
+ * own side (interface, address, routes, neighbour) read in its namespace.
+ */
+export async function checkPod(state: NodeState, spec: PodSpec): Promise<string[]> {
   const w = wiringOf(spec.containerId, spec.ifname);
-  const problems: string[] = [];
-  const hostLinks = await ipJson<{ ifname: string; flags?: string[]; address?: string }[]>(nodeNs, [
-    "link",
-    "show",
-  ]);
-  const host = hostLinks.find((l) => l.ifname === w.hostIfname);
-  if (!host) problems.push(`host veth ${w.hostIfname} is missing`);
-  else if (!host.flags?.includes("UP")) problems.push(`host veth ${w.hostIfname} is down`);
-  const routes = await ipJson<{ dst: string; dev?: string }[]>(nodeNs, ["route", "show", "table", "main"]);
-  if (!routes.some((r) => r.dst === spec.ip && r.dev === w.hostIfname))
-    problems.push(`no route ${spec.ip}/32 dev ${w.hostIfname}`);
-  const rules = await ipJson<RuleJson[]>(nodeNs, ["rule", "show"]);
-  if (!rules.some((r) => r.priority === RULE_TO_POD && r.dst === spec.ip && r.table === "main"))
-    problems.push(`no rule ${RULE_TO_POD}: to ${spec.ip} lookup main`);
-  if (!rules.some((r) => r.priority === RULE_FROM_POD && r.src === spec.ip && r.table === String(spec.table)))
-    problems.push(`no rule ${RULE_FROM_POD}: from ${spec.ip} lookup ${spec.table}`);
+  const problems = nodeSideProblems(state, { hostIfname: w.hostIfname, ip: spec.ip, table: spec.table });
   const podLinks = await ipJson<{ ifname: string; flags?: string[] }[]>(spec.netns, ["link", "show"]).catch(
     () => null,
   );

@@ -1,8 +1,8 @@
 // One HTTP/1.1 request to the eniway daemon over its unix socket, written on
 // node:net (node:http costs ~20 ms more to load in the compiled plugin).
-// Only node: built-ins may be imported here.
 
 import { createConnection } from "node:net";
+import type { DaemonErrorCode } from "../facts.js";
 import { CniError, ERR } from "./spec.js";
 
 /** The daemon could not be reached or gave no complete answer in time. */
@@ -137,10 +137,19 @@ export function request(
   });
 }
 
+/** The CNI code for each daemon error code (cni/facts.ts DAEMON_ERRORS). */
+const CNI_CODE: Partial<Record<DaemonErrorCode, number>> = {
+  BadRequest: ERR.invalidConfig,
+  UnknownContainer: ERR.unknownContainer,
+  CheckFailed: ERR.checkFailed,
+  TryAgainLater: ERR.tryAgainLater,
+};
+
 /**
- * Turns a non-2xx daemon answer into a CNI error:
- * 503 (TryAgainLater) → 11, 400 (BadRequest) → 7, anything else → 999,
- * each with the daemon's own message.
+ * Turns a non-2xx daemon answer into a CNI error by the daemon's error code
+ * (BadRequest → 7, UnknownContainer → 3, CheckFailed → 100, TryAgainLater →
+ * 11), or by its status when it gave none (503 → 11), else 999; each with the
+ * daemon's own message.
  */
 export function daemonError(res: DaemonResponse): CniError {
   const err = (res.json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
@@ -149,7 +158,7 @@ export function daemonError(res: DaemonResponse): CniError {
       ? err.message
       : res.text.slice(0, 200) || `HTTP ${res.status}`;
   const details = `eniway daemon answered HTTP ${res.status}${typeof err?.code === "string" ? ` ${err.code}` : ""}`;
-  if (res.status === 503) return new CniError(ERR.tryAgainLater, message, details);
-  if (res.status === 400) return new CniError(ERR.invalidConfig, message, details);
-  return new CniError(ERR.internal, message, details);
+  const byCode = typeof err?.code === "string" ? CNI_CODE[err.code as DaemonErrorCode] : undefined;
+  const code = byCode ?? (res.status === 503 ? ERR.tryAgainLater : ERR.internal);
+  return new CniError(code, message, details);
 }

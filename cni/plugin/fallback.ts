@@ -8,11 +8,10 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { HOST_IFNAME, IPV4 } from "./result.js";
+import { isObject } from "../../lib/json.js";
+import { isIfname, isIpv4 } from "../../lib/net.js";
+import { RULE_FROM_POD, RULE_TO_POD } from "../facts.js";
 
-/** Policy-rule priorities of the datapath (see DESIGN.md, "The datapath"). */
-export const RULE_TO_POD = 512;
-export const RULE_FROM_POD = 2048;
 const MAX_RULE_REPEATS = 32;
 const NETNS_NAME = /^[A-Za-z0-9_.-]{1,255}$/;
 
@@ -22,9 +21,6 @@ export interface CleanupTargets {
 }
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
  * Our host veth and pod IPs in a prevResult. Our ADD result lists the host
@@ -53,11 +49,11 @@ export function cleanupTargets(prevResult: unknown, ifname: string): CleanupTarg
       .map((i) => (i as Record<string, unknown>).name);
     ips = ipList.map((ip) => ip.address);
   }
-  const hostIfnames = hosts.filter((n): n is string => typeof n === "string" && HOST_IFNAME.test(n));
+  const hostIfnames = hosts.filter((n): n is string => typeof n === "string" && isIfname(n));
   const addrs = ips
     .filter((a): a is string => typeof a === "string")
     .map((a) => a.split("/")[0] ?? "")
-    .filter((a) => IPV4.test(a));
+    .filter(isIpv4);
   return { hostIfnames: [...new Set(hostIfnames)], ips: [...new Set(addrs)] };
 }
 

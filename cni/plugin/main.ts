@@ -4,12 +4,13 @@
 // result, the error, or nothing for a successful DEL, CHECK, GC or STATUS.
 // Diagnostics go to stderr, as JSON lines, only with "debug": true.
 //
-// Dependency-free (node: built-ins only) so that `bun build --compile` makes
-// a standalone executable of it; see DESIGN.md "Why a thin plugin".
+// Dependency-free so that `bun build --compile` makes a standalone executable
+// of it: see docs/architecture.md, "Why a thin plugin".
 
 import { writeSync } from "node:fs";
 import { basename } from "node:path";
 import { isatty } from "node:tty";
+import { isIfname } from "../../lib/net.js";
 import { DaemonUnreachable, daemonError, request } from "./daemon.js";
 import { cleanupTargets, hostCleanup } from "./fallback.js";
 import { addResult, checkAddAnswer } from "./result.js";
@@ -102,6 +103,11 @@ async function cmdAdd(env: CniEnv, conf: PluginConfig, log: Log): Promise<Outcom
 
 async function cmdDel(env: CniEnv, conf: PluginConfig, log: Log): Promise<Outcome> {
   checkNotOwnNetns(env.netns);
+  // An ADD refuses such a name before anything is allocated: there is nothing to delete.
+  if (!isIfname(env.ifname)) {
+    log("interface name eniway never wires; nothing to delete", { ifname: env.ifname });
+    return { code: 0 };
+  }
   const payload: Record<string, unknown> = {
     containerId: env.containerId,
     ifname: env.ifname,

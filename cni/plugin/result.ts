@@ -1,9 +1,10 @@
 // The ADD result, built from the daemon's answer in the version the
 // configuration asks for. Sources as in spec.ts ([spec] = the CNI SPEC.md of
 // each version, section 5 "Result Types"; [skel] = libcni's types packages).
-// Only node: built-ins may be imported here.
 
-import { CniError, ERR, isObject, versionAtLeast } from "./spec.js";
+import { isObject } from "../../lib/json.js";
+import { isIfname, isIpv4, isMac } from "../../lib/net.js";
+import { CniError, ERR, versionAtLeast } from "./spec.js";
 
 /** What the daemon answers to a successful ADD. */
 export interface DaemonAddAnswer {
@@ -17,25 +18,21 @@ export interface DaemonAddAnswer {
   mtu?: number;
 }
 
-export const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-export const HOST_IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
-const MAC = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
-
 /** Checks the daemon's ADD answer before it becomes a result (code 999 if malformed). */
 export function checkAddAnswer(v: unknown): DaemonAddAnswer {
   const bad = (what: string): never => {
     throw new CniError(ERR.internal, "invalid answer from the eniway daemon", what);
   };
   if (!isObject(v)) return bad("not a JSON object");
-  if (typeof v.ip !== "string" || !IPV4.test(v.ip)) bad(`ip ${JSON.stringify(v.ip)}`);
+  if (typeof v.ip !== "string" || !isIpv4(v.ip)) bad(`ip ${JSON.stringify(v.ip)}`);
   const prefix = v.prefix ?? 32;
   if (typeof prefix !== "number" || !Number.isInteger(prefix) || prefix < 0 || prefix > 32)
     bad(`prefix ${JSON.stringify(v.prefix)}`);
-  if (typeof v.gateway !== "string" || !IPV4.test(v.gateway)) bad(`gateway ${JSON.stringify(v.gateway)}`);
-  if (typeof v.hostIfname !== "string" || !HOST_IFNAME.test(v.hostIfname))
+  if (typeof v.gateway !== "string" || !isIpv4(v.gateway)) bad(`gateway ${JSON.stringify(v.gateway)}`);
+  if (typeof v.hostIfname !== "string" || !isIfname(v.hostIfname))
     bad(`hostIfname ${JSON.stringify(v.hostIfname)}`);
-  if (typeof v.podMac !== "string" || !MAC.test(v.podMac)) bad(`podMac ${JSON.stringify(v.podMac)}`);
-  if (typeof v.hostMac !== "string" || !MAC.test(v.hostMac)) bad(`hostMac ${JSON.stringify(v.hostMac)}`);
+  if (typeof v.podMac !== "string" || !isMac(v.podMac)) bad(`podMac ${JSON.stringify(v.podMac)}`);
+  if (typeof v.hostMac !== "string" || !isMac(v.hostMac)) bad(`hostMac ${JSON.stringify(v.hostMac)}`);
   if (v.mtu !== undefined && (typeof v.mtu !== "number" || !Number.isInteger(v.mtu) || v.mtu <= 0))
     bad(`mtu ${JSON.stringify(v.mtu)}`);
   return v as unknown as DaemonAddAnswer;

@@ -7,15 +7,20 @@
 // - [skel] containernetworking/cni pkg/skel/skel.go, pkg/utils/utils.go and
 //   pkg/types/args.go: libcni's reference validation, whose rules and
 //   messages we reproduce.
-// Only node: built-ins may be imported here: this file is compiled into the
-// standalone plugin executable.
+// The plugin is compiled into one standalone executable: it imports only
+// node: built-ins, its own files and the dependency-free lib/net.ts,
+// lib/json.ts and cni/facts.ts (test/layers.test.ts checks this).
 
 import { readSync, statSync } from "node:fs";
+import { isObject } from "../../lib/json.js";
+import { isIfname } from "../../lib/net.js";
+import { DEFAULT_SOCKET } from "../facts.js";
 
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 export const LATEST_VERSION = "1.1.0";
 
-// [spec] "Well-known Error Codes" (plus 50/51 from the 1.1.0 STATUS section).
+// [spec] "Well-known Error Codes" (plus 50/51 from the 1.1.0 STATUS section),
+// and eniway's own codes from 100 up, as the spec reserves them for plugins.
 export const ERR = {
   incompatibleVersion: 1,
   unknownContainer: 3,
@@ -26,6 +31,8 @@ export const ERR = {
   invalidNetns: 8,
   tryAgainLater: 11,
   pluginNotAvailable: 50,
+  /** CHECK found the pod's network differs from what eniway set up; the message names what. */
+  checkFailed: 100,
   internal: 999,
 } as const;
 
@@ -104,8 +111,13 @@ const REQUIRED: Record<Command, string[]> = {
   STATUS: [],
 };
 
-/** [skel] utils.ValidateInterfaceName, with the variable named in the message ([spec] code 4). */
-export function validateIfname(ifname: string): void {
+/**
+ * [skel] utils.ValidateInterfaceName, with the variable named in the message
+ * ([spec] code 4). With `wireable`, also eniway's own rule (lib/net.ts IFNAME),
+ * the one the daemon and the datapath apply: a name that passes here can be
+ * wired, so nothing is ever allocated for a name that cannot.
+ */
+export function validateIfname(ifname: string, wireable: boolean): void {
   const bad = (msg: string, details = ""): never => {
     throw new CniError(ERR.invalidEnv, `invalid CNI_IFNAME: ${msg}`, details);
   };
@@ -115,6 +127,11 @@ export function validateIfname(ifname: string): void {
   if (ifname === "." || ifname === "..") bad("interface name is . or ..");
   if (/[/:]/.test(ifname) || SPACE.test(ifname))
     bad("interface name contains / or : or whitespace characters");
+  if (wireable && !isIfname(ifname))
+    bad(
+      "eniway cannot wire this interface name",
+      "an interface name for eniway has 1 to 15 letters, digits, '_', '.' or '-'",
+    );
 }
 
 /**
@@ -182,7 +199,8 @@ export function readEnv(env: NodeJS.ProcessEnv): CniEnv {
     if (!VALID_NAME.test(out.containerId))
       throw new CniError(ERR.invalidEnv, "invalid characters in CNI_CONTAINERID", out.containerId);
     out.ifname = get("CNI_IFNAME");
-    validateIfname(out.ifname);
+    // A DEL of a name eniway cannot wire succeeds in cmdDel: there is nothing to remove.
+    validateIfname(out.ifname, cmd !== "DEL");
     out.netns = get("CNI_NETNS");
     // [spec] CNI_NETNS is "a path to the network namespace (e.g. /run/netns/[nsname])";
     // we only accept absolute paths.
@@ -231,11 +249,7 @@ export interface PluginConfig {
   raw: Record<string, unknown>;
 }
 
-export const DEFAULT_SOCKET = "/run/eniway/eniway.sock";
 export const DEFAULT_TIMEOUT_SECONDS = 60;
-
-export const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The cniVersion to put in an error when the configuration could not be used. */
 export function versionForErrors(raw: unknown): string {

@@ -7,8 +7,8 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { silentLogger } from "../../src/log.js";
-import { type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox.js";
+import { silentLogger } from "../../lib/log.js";
+import { type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 
 const REF = "/usr/lib/cni";
 

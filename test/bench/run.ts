@@ -1,13 +1,11 @@
 // `npm run bench`: figures, printed as a table and as JSON lines.
 
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { BUILT } from "../../lib/process.js";
 import { cniBench } from "./cni-bench.js";
 import { coldBurst, warmAllocate } from "./pool-bench.js";
 import { simThroughput } from "./sim-throughput.js";
 
-const here = fileURLToPath(new URL(".", import.meta.url));
-const cli = resolve(here, "../../src/cli.js");
+const cli = BUILT.cli;
 
 async function main(): Promise<void> {
   console.log(

@@ -6,15 +6,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseWorld } from "../../cloud/simulator/world.js";
+import { BUILT } from "../../lib/process.js";
 import { rawCall } from "../helpers/sign.js";
 import { AK, ECS_VERSION, SK, worldJson } from "../helpers/sim.js";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const CLI = join(ROOT, "dist/src/cli.js");
+const CLI = BUILT.cli;
 
 function clone(over: Record<string, unknown> = {}): Record<string, unknown> {
   return structuredClone(worldJson(over));

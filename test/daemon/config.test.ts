@@ -5,8 +5,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { applyOverrides, ConfigError, loadConfig, parseConfig } from "../../src/config.js";
-import { SchemaError } from "../../src/schema.js";
+import { SchemaError } from "../../lib/schema.js";
+import { applyOverrides, ConfigError, loadConfig, parseConfig } from "../../src/daemon/config.js";
 
 const dirs: string[] = [];
 afterEach(async () => {

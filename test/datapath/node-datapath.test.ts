@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatapath, type Datapath } from "../../cni/datapath/datapath.js";
 import { hostVethName } from "../../cni/datapath/names.js";
-import { silentLogger } from "../../src/log.js";
+import { silentLogger } from "../../lib/log.js";
 
 const sh = (...argv: string[]): string =>
   execFileSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }).toString();

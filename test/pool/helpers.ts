@@ -1,6 +1,7 @@
 // Fixtures for the pool, store and daemon tests: the real simulator over real
 // HTTP, the real cloud client and metadata client, a store in a temp dir, and
-// the pool wired the way src/daemon.ts wires it. Nothing of the cloud is mocked.
+// the node built by the daemon's own wiring (src/daemon/node.ts). Nothing of
+// the cloud is mocked.
 
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -8,20 +9,26 @@ import { join } from "node:path";
 import { afterEach, expect } from "vitest";
 import { type CloudApi, createCloudApi } from "../../cloud/api.js";
 import { staticCredentialsProvider } from "../../cloud/credentials.js";
-import { createMetadataClient, type MetadataClient } from "../../cloud/metadata.js";
+import { createMetadataClient } from "../../cloud/metadata.js";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../../cloud/simulator/server.js";
-
-export type { Simulator };
-
 import { checkInvariants, type SimEni } from "../../cloud/simulator/state.js";
 import { parseWorld } from "../../cloud/simulator/world.js";
-import { createExecutor, type Executor, type ExecutorConfig } from "../../pool/executor.js";
-import { createPool, type Pool, type PoolTargets } from "../../pool/pool.js";
-import { type ReconcileDeps, type ReconcileReport, reconcile } from "../../pool/reconcile.js";
-import { openStore, type Store, type StoreDoc } from "../../pool/store.js";
-import { createVSwitchCache } from "../../pool/vswitches.js";
-import { OWN_TAG_CLUSTER, OWN_TAG_CREATOR, OWN_TAG_CREATOR_VALUE, OWN_TAG_NODE } from "../../src/daemon.js";
-import { createLogger } from "../../src/log.js";
+import { createLogger, type Logger } from "../../lib/log.js";
+import { sleep, withTimeout } from "../../lib/time.js";
+import type { ExecutorConfig } from "../../pool/executor.js";
+import type { PoolTargets } from "../../pool/pool.js";
+import type { ReconcileReport } from "../../pool/reconcile.js";
+import type { StoreDoc } from "../../pool/store.js";
+import {
+  createNode,
+  type Node,
+  OWN_TAG_CREATOR,
+  OWN_TAG_CREATOR_VALUE,
+  ownTags,
+} from "../../src/daemon/node.js";
+
+export type { Simulator };
+export { sleep };
 
 export const REGION = "cn-hangzhou";
 export const ZONE = "cn-hangzhou-k";
@@ -34,7 +41,7 @@ export const VSW = "vsw-a";
 export const VSW_TINY = "vsw-tiny";
 export const SG = "sg-sim";
 export const CLUSTER = "test-cluster";
-export const OWN_TAGS = { [OWN_TAG_CREATOR]: OWN_TAG_CREATOR_VALUE, [OWN_TAG_CLUSTER]: CLUSTER };
+export const OWN_TAGS = ownTags(CLUSTER);
 export const ENI_QUANTITY = 3;
 export const IPS_PER_ENI = 6;
 /** Fast client retries: the tests never wait out production backoffs. */
@@ -80,8 +87,6 @@ export function worldJson(over: Record<string, unknown> = {}): Record<string, un
   };
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Polls until fn returns something truthy; fails with `what` after timeoutMs. */
 export async function waitFor<T>(
   what: string,
@@ -121,31 +126,15 @@ export interface NodeOptions {
   leakGraceMs?: number;
   /** Intents older than this are resumed by a periodic resync (default 20 s). */
   staleIntentMs?: number;
-  /** How often the pool is kicked (the daemon does it every second). */
-  tickMs?: number;
-  /** Run the start-up reconcile (default true). */
-  reconcile?: boolean;
-  instanceId?: string;
-  extraTags?: Record<string, string>;
 }
 
-export interface TestNode {
+/** A node built by the daemon's own wiring (src/daemon/node.ts), with the test's numbers. */
+export interface TestNode extends Node {
   sim: Simulator;
-  cloud: CloudApi;
-  metadata: MetadataClient;
-  store: Store;
-  executor: Executor;
-  pool: Pool;
-  /** The targets object the pool reads (tests may change it). */
-  targets: PoolTargets;
   stateDir: string;
   logs: LogRecord[];
-  /** What the start-up reconcile reported (null if it was skipped). */
-  startup: ReconcileReport | null;
-  deps: ReconcileDeps;
-  refreshVSwitches(): Promise<void>;
-  resync(startup?: boolean): Promise<ReconcileReport>;
-  stop(): Promise<void>;
+  /** What the start-up reconcile reported. */
+  startup: ReconcileReport;
 }
 
 export interface Harness {
@@ -173,7 +162,7 @@ export const DEFAULT_EXECUTOR: ExecutorConfig = {
 };
 
 /** The client eniway uses, pointed at the simulator. */
-export function cloudFor(sim: Simulator): CloudApi {
+export function cloudFor(sim: Simulator, logger?: Logger): CloudApi {
   return createCloudApi({
     regionId: REGION,
     ecsEndpoint: sim.url,
@@ -181,19 +170,8 @@ export function cloudFor(sim: Simulator): CloudApi {
     credentials: staticCredentialsProvider({ accessKeyId: AK, accessKeySecret: SK }),
     retry: FAST_RETRY,
     timeoutMs: 5000,
+    ...(logger ? { logger } : {}),
   });
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -243,99 +221,37 @@ export function harness(): Harness {
       return s;
     },
     async node(sim, opts = {}) {
-      const instanceId = opts.instanceId ?? NODE;
       const logs: LogRecord[] = [];
       const log = createLogger({
         level: "debug",
         write: (line) => logs.push(JSON.parse(line) as LogRecord),
-        base: { instanceId },
-      });
-      const metadata = createMetadataClient({
-        endpoint: `${sim.url}/meta/${instanceId}`,
-        backoff: { baseMs: 10, capMs: 50, maxElapsedMs: 1000 },
-      });
-      const cloud = createCloudApi({
-        regionId: REGION,
-        ecsEndpoint: sim.url,
-        vpcEndpoint: sim.url,
-        credentials: staticCredentialsProvider({ accessKeyId: AK, accessKeySecret: SK }),
-        retry: FAST_RETRY,
-        timeoutMs: 5000,
-        logger: log,
       });
       const stateDir = opts.stateDir ?? (await tempDir());
-      const store = await openStore(stateDir, instanceId);
-      const now = (): number => Date.now();
-      const executor = createExecutor({
-        cloud,
-        metadata,
-        store,
-        log: log.child({ component: "executor" }),
-        now,
-        sleep,
-        instanceId,
-        securityGroupIds: [SG],
-        tags: { ...opts.extraTags, ...OWN_TAGS, [OWN_TAG_NODE]: instanceId },
-        config: { ...DEFAULT_EXECUTOR, ...opts.executor },
-      });
-      const vSwitchIds = opts.vSwitchIds ?? [VSW];
-      const vSwitchCache = createVSwitchCache(cloud, vSwitchIds);
-      await vSwitchCache.refresh();
-      const targets: PoolTargets = { ...DEFAULT_TARGETS, ...opts.targets };
-      const pool = createPool({
-        store,
-        executor,
-        log: log.child({ component: "pool" }),
-        now,
+      const node = await createNode({
+        instanceId: NODE,
+        cloud: cloudFor(sim, log),
+        metadata: createMetadataClient({
+          endpoint: `${sim.url}/meta/${NODE}`,
+          backoff: { baseMs: 10, capMs: 50, maxElapsedMs: 1000 },
+        }),
+        log,
+        stateDir,
+        clusterId: CLUSTER,
         limits: { maxSecondaryEnis: ENI_QUANTITY - 1, ipsPerEni: IPS_PER_ENI },
-        targets,
-        vSwitches: () => vSwitchCache.list(),
-      });
-      const deps: ReconcileDeps = {
-        cloud,
-        metadata,
-        store,
-        executor,
-        pool,
-        log: log.child({ component: "reconcile" }),
-        now,
-        instanceId,
-        ownTags: OWN_TAGS,
+        vSwitchIds: opts.vSwitchIds ?? [VSW],
+        securityGroupIds: [SG],
+        tags: {},
+        targets: { ...DEFAULT_TARGETS, ...opts.targets },
+        executor: { ...DEFAULT_EXECUTOR, ...opts.executor },
         leakGraceMs: opts.leakGraceMs ?? 600_000,
         staleIntentMs: opts.staleIntentMs ?? 20_000,
-      };
-      const startup = opts.reconcile === false ? null : await reconcile(deps, true);
-      const tick = setInterval(() => pool.kick(), opts.tickMs ?? 50);
-      let stopped: Promise<void> | undefined;
-      const node: TestNode = {
-        sim,
-        cloud,
-        metadata,
-        store,
-        executor,
-        pool,
-        targets,
-        stateDir,
-        logs,
-        startup,
-        deps,
-        refreshVSwitches: () => vSwitchCache.refresh(),
-        async resync(isStartup = false) {
-          await vSwitchCache.refresh();
-          return reconcile(deps, isStartup);
-        },
-        stop() {
-          stopped ??= (async () => {
-            clearInterval(tick);
-            await withTimeout(pool.stop(), 8000);
-            await store.flush();
-            await cloud.close();
-          })();
-          return stopped;
-        },
-      };
-      nodes.push(node);
-      return node;
+        // The daemon ticks every second and resyncs every minute; tests tick fast and resync by hand.
+        timers: { tickMs: 50, resyncMs: 0, repairMs: 0 },
+        datapath: null,
+      });
+      const t: TestNode = Object.assign(node, { sim, stateDir, logs, startup: await node.start() });
+      nodes.push(t);
+      return t;
     },
   };
 }

@@ -4,11 +4,11 @@
 
 import RPCClient from "@alicloud/pop-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cidrContains, ipToInt, parseCidr } from "../../cloud/ipv4.js";
 import { type Simulator, startSimulator } from "../../cloud/simulator/server.js";
 import { checkInvariants } from "../../cloud/simulator/state.js";
 import { parseWorld } from "../../cloud/simulator/world.js";
 import type { WireDescribeNetworkInterfacesResponse, WireNetworkInterfaceSet } from "../../cloud/types.js";
+import { cidrContains, ipToInt, parseCidr } from "../../lib/net.js";
 import { prng } from "../helpers/prng.js";
 
 const world = parseWorld({

@@ -15,8 +15,8 @@ import { basename, join } from "node:path";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostVethName } from "../../cni/datapath/names.js";
-import { silentLogger } from "../../src/log.js";
-import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox.js";
+import { silentLogger } from "../../lib/log.js";
+import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { call } from "../daemon-harness.js";
 import { type CriClient, criClient } from "./cri.js";
 

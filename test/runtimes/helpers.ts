@@ -10,9 +10,10 @@ import { copyFile, mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
-import { HOST_VETH_PREFIX } from "../../cni/datapath/names.js";
-import { silentLogger } from "../../src/log.js";
-import { PLUGIN_BINARY, type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox.js";
+import { HOST_VETH_PREFIX } from "../../cni/facts.js";
+import { silentLogger } from "../../lib/log.js";
+import { BUILT } from "../../lib/process.js";
+import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { call } from "../daemon-harness.js";
 
 export const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -116,8 +117,8 @@ export async function startSandbox(
   nodes: number,
   sets: string[] = [],
 ): Promise<RuntimeSandbox> {
-  if (!existsSync(PLUGIN_BINARY))
-    throw new Error(`the plugin is not built (${PLUGIN_BINARY}): run npm run build`);
+  if (!existsSync(BUILT.plugin))
+    throw new Error(`the plugin is not built (${BUILT.plugin}): run npm run build`);
   const dir = await mkdtemp(join(tmpdir(), `${prefix}-sbx-`));
   const sb = await sandboxUp({
     dir,

@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SandboxNode } from "../../src/sandbox.js";
+import type { SandboxNode } from "../../src/sandbox/sandbox.js";
 import {
   allocations,
   busyboxRootfsTar,

@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SandboxNode } from "../../src/sandbox.js";
+import type { SandboxNode } from "../../src/sandbox/sandbox.js";
 import {
   allocations,
   type ChainCall,

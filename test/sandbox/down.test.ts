@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseWorld } from "../../cloud/simulator/world.js";
-import { sandboxWorld } from "../../src/sandbox.js";
+import { sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { CLI } from "../daemon-harness.js";
 
 const PREFIX = `ewk${process.pid % 100000}`;

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/log.js";
-import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox.js";
+import { silentLogger } from "../../lib/log.js";
+import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { CLI, call } from "../daemon-harness.js";
 
 const execFileAsync = promisify(execFile);

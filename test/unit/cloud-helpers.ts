@@ -6,7 +6,7 @@ import { type CloudApi, type CloudApiOptions, createCloudApi } from "../../cloud
 import { staticCredentialsProvider } from "../../cloud/credentials.js";
 import type { RateLimitOverrides } from "../../cloud/limiter.js";
 import { ALL_ACTIONS } from "../../cloud/types.js";
-import type { Logger } from "../../src/log.js";
+import type { Logger } from "../../lib/log.js";
 
 export const ECS = "http://ecs.test";
 export const VPC = "http://vpc.test";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, type RetryInfo, retry } from "../../cloud/retry.js";
+import { backoffDelay, type RetryInfo, retry } from "../../lib/backoff.js";
 
 class Transient extends Error {}
 class Fatal extends Error {}

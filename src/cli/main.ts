@@ -2,15 +2,16 @@
 
 // `eniway`: one binary, a subcommand per part.
 
-import { startSimulator } from "../cloud/simulator/server.js";
-import { defaultWorld, loadWorld } from "../cloud/simulator/world.js";
-import { loadConfig } from "./config.js";
+import { startSimulator } from "../../cloud/simulator/server.js";
+import { defaultWorld, loadWorld } from "../../cloud/simulator/world.js";
+import { parseListen } from "../../lib/http.js";
+import { createLogger, isLevel } from "../../lib/log.js";
+import { loadConfig } from "../daemon/config.js";
+import { startDaemon } from "../daemon/daemon.js";
+import { demo } from "../sandbox/demo.js";
+import { sandboxDown, sandboxUp } from "../sandbox/sandbox.js";
+import { flags } from "./args.js";
 import { ctl } from "./ctl.js";
-import { startDaemon } from "./daemon.js";
-import { demo } from "./demo.js";
-import { parseFlags, parseListen } from "./flags.js";
-import { createLogger, isLevel } from "./log.js";
-import { sandboxDown, sandboxUp } from "./sandbox.js";
 
 const USAGE = `usage:
   eniway sim [--world FILE] [--listen HOST:PORT]   the cloud simulator (ECS, VPC, metadata)
@@ -23,11 +24,10 @@ const USAGE = `usage:
 `;
 
 async function sim(args: string[]): Promise<void> {
-  const flags = parseFlags(args, ["world", "listen"]);
+  const f = flags("sim", args, { world: { type: "string" }, listen: { type: "string" } });
   const log = createLogger({ base: { component: "sim" } });
-  const file = flags.values.world?.[0];
-  const world = file ? await loadWorld(file) : defaultWorld();
-  const { host, port } = parseListen(flags.values.listen?.[0] ?? "127.0.0.1:0");
+  const world = f.world ? await loadWorld(f.world) : defaultWorld();
+  const { host, port } = parseListen(f.listen ?? "127.0.0.1:0");
   const s = await startSimulator(world, { host, port, logger: log });
   process.stdout.write(`listening on ${s.url}\n`);
   const stop = (): void => {
@@ -38,10 +38,9 @@ async function sim(args: string[]): Promise<void> {
 }
 
 async function daemon(args: string[]): Promise<void> {
-  const flags = parseFlags(args, ["config", "set"]);
-  const file = flags.values.config?.[0];
-  if (!file) throw new Error("daemon needs --config FILE");
-  const config = await loadConfig(file, flags.values.set ?? []);
+  const f = flags("daemon", args, { config: { type: "string" }, set: { type: "string", multiple: true } });
+  if (!f.config) throw new Error("daemon needs --config FILE");
+  const config = await loadConfig(f.config, f.set ?? []);
   // A signal during start-up exits at once: every cloud call in flight is written ahead.
   const early = (): never => process.exit(0);
   process.once("SIGINT", early);
@@ -81,17 +80,25 @@ async function daemon(args: string[]): Promise<void> {
 async function sandbox(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   const log = createLogger({ base: { component: "sandbox" } });
-  if (sub === "demo") return demo(log);
-  const flags = parseFlags(rest, ["dir", "nodes", "world", "set"]);
-  const dir = flags.values.dir?.[0];
+  if (sub === "demo") {
+    flags("sandbox demo", rest, {});
+    return demo(log);
+  }
+  const f = flags(`sandbox ${sub ?? ""}`, rest, {
+    dir: { type: "string" },
+    nodes: { type: "string" },
+    world: { type: "string" },
+    set: { type: "string", multiple: true },
+  });
+  const dir = f.dir;
   if (!dir) throw new Error(`sandbox ${sub ?? ""} needs --dir DIR`);
   if (sub === "down") return sandboxDown(dir, log);
   if (sub !== "up") throw new Error(`usage: eniway sandbox up|down|demo\n${USAGE}`);
   const sb = await sandboxUp({
     dir,
-    nodes: Number(flags.values.nodes?.[0] ?? 2),
-    ...(flags.values.world?.[0] ? { worldFile: flags.values.world[0] } : {}),
-    sets: flags.values.set ?? [],
+    nodes: Number(f.nodes ?? 2),
+    ...(f.world ? { worldFile: f.world } : {}),
+    sets: f.set ?? [],
     log,
   });
   process.stdout.write(

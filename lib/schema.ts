@@ -2,6 +2,8 @@
 // and returns it typed, or throws a SchemaError naming the exact key path
 // (e.g. `pool.minIdle`), so a broken file is reported precisely.
 
+import { isObject } from "./json.js";
+
 export class SchemaError extends Error {
   constructor(
     readonly path: string,
@@ -94,14 +96,10 @@ type FieldType<F> = F extends Optional<infer T> ? T : F extends Schema<infer T> 
 export type Shape = Record<string, Field>;
 export type ObjOf<S extends Shape> = { [K in keyof S]: FieldType<S[K]> };
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /** An object with exactly these keys; unknown keys are rejected by name. */
 export function obj<S extends Shape>(shape: S): Schema<ObjOf<S>> {
   return (v, path) => {
-    if (!isPlainObject(v)) throw new SchemaError(path, `must be an object, got ${describe(v)}`);
+    if (!isObject(v)) throw new SchemaError(path, `must be an object, got ${describe(v)}`);
     for (const key of Object.keys(v)) {
       if (!(key in shape)) throw new SchemaError(join(path, key), "is not a known key");
     }
@@ -120,7 +118,7 @@ export function obj<S extends Shape>(shape: S): Schema<ObjOf<S>> {
 /** A map from free-form keys to values of one schema. */
 export function record<T>(value: Schema<T>, key?: Schema<string>): Schema<Record<string, T>> {
   return (v, path) => {
-    if (!isPlainObject(v)) throw new SchemaError(path, `must be an object, got ${describe(v)}`);
+    if (!isObject(v)) throw new SchemaError(path, `must be an object, got ${describe(v)}`);
     const out: Record<string, T> = {};
     for (const [k, x] of Object.entries(v)) {
       if (key) key(k, join(path, k));

@@ -1,18 +1,25 @@
 // The daemon's API: HTTP/1.1 + JSON on a unix socket (mode 0600). The
-// plugin and the operator CLI are its clients.
+// plugin and the operator CLI are its clients. Errors answer
+// `{error: {code, message}}` with a code from cni/facts.ts (DAEMON_ERRORS).
 
 import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createConnection } from "node:net";
 import { dirname } from "node:path";
-import { type Pool, TryAgainError } from "../pool/pool.js";
-import { type CniHandlers, CniRequestError } from "./cni.js";
-import type { Logger } from "./log.js";
+import { DAEMON_ERRORS } from "../../cni/facts.js";
+import { BodyTooLarge, closeServer, listen, readBody, sendJson } from "../../lib/http.js";
+import { isObject } from "../../lib/json.js";
+import type { Logger } from "../../lib/log.js";
+import { IFNAME } from "../../lib/net.js";
+import { type Pool, TryAgainError } from "../../pool/pool.js";
+import type { CniHandlers } from "./cni.js";
+import { badRequest, DaemonError } from "./errors.js";
 
 export const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: interface names exclude control characters
-export const IFNAME = /^[^/:\s\x00]{1,15}$/;
 const K8S_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: namespace paths exclude control characters
+const NETNS = /^\/[^\x00-\x1f]{1,4095}$/;
+const MAX_BODY = 64 * 1024;
 
 export interface ApiDeps {
   pool: Pool;
@@ -27,49 +34,43 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-class BadRequest extends Error {}
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: namespace paths exclude control characters
-const NETNS = /^\/[^\x00-\x1f]{1,4095}$/;
-
 function need<T>(v: T | undefined): T {
-  if (!v) throw new BadRequest("this daemon has no datapath");
+  if (!v) throw badRequest("this daemon has no datapath");
   return v;
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > 64 * 1024) throw new BadRequest("request body too large");
-    chunks.push(c as Buffer);
+  let text: string;
+  try {
+    text = await readBody(req, MAX_BODY);
+  } catch (e) {
+    if (e instanceof BodyTooLarge) throw badRequest("request body too large");
+    throw e;
   }
   let v: unknown;
   try {
-    v = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
+    v = JSON.parse(text || "{}");
   } catch {
-    throw new BadRequest("request body is not valid JSON");
+    throw badRequest("request body is not valid JSON");
   }
-  if (typeof v !== "object" || v === null || Array.isArray(v))
-    throw new BadRequest("request body must be an object");
-  return v as Record<string, unknown>;
+  if (!isObject(v)) throw badRequest("request body must be an object");
+  return v;
 }
 
 function field(body: Record<string, unknown>, name: string, re: RegExp): string {
   const v = body[name];
   if (typeof v !== "string" || !re.test(v))
-    throw new BadRequest(`${name} is missing or invalid: ${JSON.stringify(v)}`);
+    throw badRequest(`${name} is missing or invalid: ${JSON.stringify(v)}`);
   return v;
 }
 
 function podOf(body: Record<string, unknown>): { namespace: string; name: string; uid: string } {
   const p = body.pod;
   if (p === undefined) return { namespace: "", name: "", uid: "" };
-  if (typeof p !== "object" || p === null) throw new BadRequest("pod must be an object");
+  if (!isObject(p)) throw badRequest("pod must be an object");
   const get = (k: string, re: RegExp): string => {
-    const v = (p as Record<string, unknown>)[k] ?? "";
-    if (typeof v !== "string" || (v !== "" && !re.test(v))) throw new BadRequest(`pod.${k} is invalid`);
+    const v = p[k] ?? "";
+    if (typeof v !== "string" || (v !== "" && !re.test(v))) throw badRequest(`pod.${k} is invalid`);
     return v;
   };
   return {
@@ -93,11 +94,7 @@ function socketInUse(path: string): Promise<boolean> {
 
 export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiServer> {
   const { pool, log } = deps;
-  const send = (res: ServerResponse, status: number, body: unknown): void => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-    res.end(text);
-  };
+  const send = sendJson;
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://eniway");
@@ -112,7 +109,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
       case "GET /v1/pool":
         return send(res, 200, pool.summary());
       case "POST /v1/resync":
-        if (!deps.resync) throw new BadRequest("this daemon cannot resync");
+        if (!deps.resync) throw badRequest("this daemon cannot resync");
         return send(res, 200, await deps.resync());
       case "GET /v1/ips":
         return send(res, 200, { ips: pool.ips() });
@@ -145,10 +142,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         const containerId = field(body, "containerId", CONTAINER_ID);
         const ifname = field(body, "ifname", IFNAME);
         const netns = field(body, "netns", NETNS);
-        const args = (typeof body.args === "object" && body.args !== null ? body.args : {}) as Record<
-          string,
-          unknown
-        >;
+        const args = isObject(body.args) ? body.args : {};
         const pod = podOf({
           pod: {
             namespace: args.K8S_POD_NAMESPACE ?? "",
@@ -183,31 +177,31 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         const cni = need(deps.cni);
         const body = await readJson(req);
         const list = body.validAttachments;
-        if (!Array.isArray(list)) throw new BadRequest("validAttachments must be an array");
+        if (!Array.isArray(list)) throw badRequest("validAttachments must be an array");
         const valid = list.map((v: unknown, i: number) => {
-          if (typeof v !== "object" || v === null)
-            throw new BadRequest(`validAttachments[${i}] must be an object`);
-          const o = v as Record<string, unknown>;
+          if (!isObject(v)) throw badRequest(`validAttachments[${i}] must be an object`);
           return {
-            containerId: field({ c: o.containerId ?? o.containerID }, "c", CONTAINER_ID),
-            ifname: field({ i: o.ifname }, "i", IFNAME),
+            containerId: field({ c: v.containerId ?? v.containerID }, "c", CONTAINER_ID),
+            ifname: field({ i: v.ifname }, "i", IFNAME),
           };
         });
         return send(res, 200, await cni.gc(valid));
       }
       default:
-        return send(res, 404, { error: { code: "NotFound", message: `no route ${m}` } });
+        throw new DaemonError("NotFound", `no route ${m}`);
     }
   };
 
+  const fail = (res: ServerResponse, code: keyof typeof DAEMON_ERRORS, message: string): void =>
+    send(res, DAEMON_ERRORS[code], { error: { code, message } });
+
   const server: Server = createServer((req, res) => {
     route(req, res).catch((e: unknown) => {
-      if (e instanceof BadRequest || e instanceof CniRequestError)
-        return send(res, 400, { error: { code: "BadRequest", message: e.message } });
-      if (e instanceof TryAgainError)
-        return send(res, 503, { error: { code: "TryAgainLater", message: e.message } });
-      log.error("api request failed", { url: req.url, error: e instanceof Error ? e.message : String(e) });
-      send(res, 500, { error: { code: "Internal", message: e instanceof Error ? e.message : String(e) } });
+      if (e instanceof DaemonError) return fail(res, e.code, e.message);
+      if (e instanceof TryAgainError) return fail(res, "TryAgainLater", e.message);
+      const message = e instanceof Error ? e.message : String(e);
+      log.error("api request failed", { url: req.url, error: message });
+      fail(res, "Internal", message);
     });
   });
 
@@ -222,19 +216,10 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
   }
   const oldMask = process.umask(0o177);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(socketPath, () => resolve());
-    });
+    await listen(server, { path: socketPath });
   } finally {
     process.umask(oldMask);
   }
   await chmod(socketPath, 0o600);
-  return {
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
-  };
+  return { close: () => closeServer(server) };
 }

@@ -6,9 +6,9 @@ import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { Logger } from "./log.js";
+import { socketRequest } from "../../lib/http.js";
+import type { Logger } from "../../lib/log.js";
 import { requireRoot, requireTools, type Sandbox, type SandboxNode, sandboxUp } from "./sandbox.js";
-import { socketRequest } from "./socket-client.js";
 
 const run = promisify(execFile);
 

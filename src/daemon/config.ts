@@ -3,8 +3,9 @@
 
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
-import { ALL_ACTIONS } from "../cloud/types.js";
-import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "./schema.js";
+import { ALL_ACTIONS } from "../../cloud/types.js";
+import { DEFAULT_SOCKET } from "../../cni/facts.js";
+import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "../../lib/schema.js";
 
 const URL_RE = /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/;
 const HOSTPORT = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
@@ -71,7 +72,7 @@ const configSchema = obj({
     { enabled: true, mtu: 1500, repairSeconds: 10 },
   ),
   clusterId: opt(str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/ }), "default"),
-  socket: opt(str({ pattern: ABS_PATH }), "/run/eniway/eniway.sock"),
+  socket: opt(str({ pattern: ABS_PATH }), DEFAULT_SOCKET),
   stateDir: opt(str({ pattern: ABS_PATH }), "/var/lib/eniway"),
   http: opt(
     obj({

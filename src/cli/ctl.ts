@@ -1,11 +1,10 @@
 // The operator CLI against a daemon socket: `eniway status|pods|enis|mapping|gc`.
 // Human tables by default, `--json` for scripts.
 
-import type { Allocation, PoolSummary } from "../pool/pool.js";
-import { parseFlags } from "./flags.js";
-import { socketRequest } from "./socket-client.js";
-
-const DEFAULT_SOCKET = "/run/eniway/eniway.sock";
+import { DEFAULT_SOCKET } from "../../cni/facts.js";
+import { socketRequest } from "../../lib/http.js";
+import type { Allocation, PoolSummary } from "../../pool/pool.js";
+import { flags } from "./args.js";
 
 async function api(socket: string, method: string, path: string): Promise<unknown> {
   const r = await socketRequest(socket, method, path, undefined, 60_000).catch((e: NodeJS.ErrnoException) => {
@@ -39,9 +38,9 @@ export async function ctl(
   args: string[],
   out: (s: string) => void,
 ): Promise<void> {
-  const flags = parseFlags(args, ["socket"], ["json"]);
-  const socket = flags.values.socket?.[0] ?? DEFAULT_SOCKET;
-  const json = flags.values.json?.[0] === "true";
+  const f = flags(cmd, args, { socket: { type: "string" }, json: { type: "boolean" } });
+  const socket = f.socket ?? DEFAULT_SOCKET;
+  const json = f.json ?? false;
   const show = (data: unknown, human: () => string): void =>
     out(`${json ? JSON.stringify(data, null, 2) : human()}\n`);
   switch (cmd) {

@@ -1,16 +1,29 @@
-// IPv4 and CIDR arithmetic on unsigned 32-bit integers.
+// Network identifiers, each rule stated once: IPv4 addresses and CIDR
+// arithmetic (on unsigned 32-bit integers), MAC addresses and interface
+// names. Imports nothing, so the standalone CNI plugin may use it too.
+
+/** A dotted-quad IPv4 address without leading zeros. */
+export const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** A MAC address as the kernel and the metadata service print it: lower case, colon-separated. */
+export const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/**
+ * The interface names eniway creates and accepts (the pod's CNI_IFNAME, host
+ * veths, ENI devices): 1 to 15 letters, digits, '_', '.' or '-', not "." or
+ * "..". Narrower than the kernel's rule (no '/', ':' or white space), so that
+ * every such name is also one safe token on an `ip -batch` line.
+ */
+export const IFNAME = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$/;
+
+export const isIpv4 = (s: string): boolean => IPV4.test(s);
+export const isMac = (s: string): boolean => MAC.test(s);
+export const isIfname = (s: string): boolean => IFNAME.test(s);
 
 export interface Cidr {
   base: number; // network address
   prefix: number;
   size: number; // number of addresses
-}
-
-const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-export function isIpv4(s: string): boolean {
-  const parts = s.split(".");
-  return parts.length === 4 && parts.every((p) => OCTET.test(p));
 }
 
 export function ipToInt(s: string): number {

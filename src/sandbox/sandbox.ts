@@ -4,17 +4,15 @@
 // plugin. Everything it makes is removed on SIGINT/SIGTERM or by `down`.
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { nodeNetnsNames, teardownDatapath } from "../cloud/simulator/datapath.js";
-import { type Simulator, startSimulator } from "../cloud/simulator/server.js";
-import { loadWorld, parseWorld, type World } from "../cloud/simulator/world.js";
-import { findTool } from "../cni/datapath/ip.js";
-import { applyOverrides } from "./config.js";
-import type { Logger } from "./log.js";
-import { socketRequest } from "./socket-client.js";
+import { join, resolve } from "node:path";
+import { nodeNetnsNames, teardownDatapath } from "../../cloud/simulator/datapath.js";
+import { type Simulator, startSimulator } from "../../cloud/simulator/server.js";
+import { loadWorld, parseWorld, type World } from "../../cloud/simulator/world.js";
+import { socketRequest } from "../../lib/http.js";
+import type { Logger } from "../../lib/log.js";
+import { BUILT, findTool } from "../../lib/process.js";
+import { applyOverrides } from "../daemon/config.js";
 
 export interface SandboxNode {
   name: string;
@@ -39,16 +37,6 @@ export interface Sandbox {
   sim: Simulator;
   stop(): Promise<void>;
 }
-
-/** The package root: the nearest folder above this file with a package.json (from src/ or dist/src/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json")) && dir !== "/") dir = resolve(dir, "..");
-  return dir;
-}
-const ROOT = packageRoot();
-export const PLUGIN_BINARY = join(ROOT, "dist/bin/eniway-cni");
-const CLI = join(ROOT, "dist/src/cli.js");
 
 export function requireRoot(what: string): void {
   if (process.getuid?.() !== 0)
@@ -130,9 +118,9 @@ export async function sandboxUp(opts: {
   const binDir = join(dir, "bin");
   await mkdir(binDir, { recursive: true });
   try {
-    await copyFile(PLUGIN_BINARY, join(binDir, "eniway"));
+    await copyFile(BUILT.plugin, join(binDir, "eniway"));
   } catch {
-    throw new Error(`the plugin is not built (${PLUGIN_BINARY}): run npm run build`);
+    throw new Error(`the plugin is not built (${BUILT.plugin}): run npm run build`);
   }
   const sim = await startSimulator(world, { logger: opts.log.child({ component: "sim" }) });
   const cred = world.credentials[0]!;
@@ -172,7 +160,7 @@ export async function sandboxUp(opts: {
       await writeFile(configFile, JSON.stringify(applyOverrides(raw, opts.sets), null, 2));
       const logFile = join(nodeDir, "daemon.log");
       const out = await open(logFile, "a");
-      const child = spawn(process.execPath, [CLI, "daemon", "--config", configFile], {
+      const child = spawn(process.execPath, [BUILT.cli, "daemon", "--config", configFile], {
         stdio: ["ignore", out.fd, out.fd],
       });
       await out.close();

@@ -2,15 +2,12 @@
 // DEL unwires and releases, CHECK verifies every piece, GC releases every
 // attachment the runtime no longer lists.
 
-import type { Datapath, EniRef } from "../cni/datapath/datapath.js";
-import { checkNetnsPath } from "../cni/datapath/ip.js";
-import { POD_GATEWAY } from "../cni/datapath/names.js";
-import type { Allocation, Pool } from "../pool/pool.js";
-import type { Logger } from "./log.js";
-
-export class CniRequestError extends Error {
-  override name = "CniRequestError";
-}
+import type { Datapath, EniRef } from "../../cni/datapath/datapath.js";
+import { checkNetnsPath } from "../../cni/datapath/ip.js";
+import { POD_GATEWAY } from "../../cni/facts.js";
+import type { Logger } from "../../lib/log.js";
+import type { Allocation, Pool } from "../../pool/pool.js";
+import { badRequest, DaemonError } from "./errors.js";
 
 export interface CniAddRequest {
   containerId: string;
@@ -49,7 +46,7 @@ export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: L
     pool.allocations().find((a) => a.containerId === containerId && a.ifname === ifname);
 
   const add: CniHandlers["add"] = async (req) => {
-    if (!req.netns) throw new CniRequestError("netns is required for ADD");
+    if (!req.netns) throw badRequest("netns is required for ADD");
     checkNetnsPath(req.netns);
     const t0 = performance.now();
     const a = await pool.allocate({ containerId: req.containerId, ifname: req.ifname, pod: req.pod });
@@ -99,7 +96,7 @@ export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: L
   const check: CniHandlers["check"] = async (req) => {
     checkNetnsPath(req.netns);
     const a = find(req.containerId, req.ifname);
-    if (!a) throw new CniRequestError(`no allocation for ${req.containerId}/${req.ifname}`);
+    if (!a) throw new DaemonError("UnknownContainer", `no allocation for ${req.containerId}/${req.ifname}`);
     const problems = await datapath.check({
       containerId: req.containerId,
       ifname: req.ifname,
@@ -107,7 +104,7 @@ export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: L
       ip: a.ip,
       eni: eniOf(a),
     });
-    if (problems.length) throw new CniRequestError(`CHECK failed: ${problems.join("; ")}`);
+    if (problems.length) throw new DaemonError("CheckFailed", `CHECK failed: ${problems.join("; ")}`);
   };
 
   const gc: CniHandlers["gc"] = async (valid) => {

@@ -1,0 +1,48 @@
+// Child processes and programs: finding a program, the package's own root,
+// and waiting for a child's end whether it exited or was killed by a signal.
+
+import type { ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const SYSTEM_DIRS = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/**
+ * The program's path in PATH or the system folders (ip, nsenter and sysctl
+ * live in sbin, which some runtimes leave out of PATH), or null when it is
+ * not installed.
+ */
+export function findTool(name: string): string | null {
+  const dirs = [...(process.env.PATH ?? "").split(":").filter(Boolean), ...SYSTEM_DIRS];
+  return dirs.map((d) => join(d, name)).find((f) => existsSync(f)) ?? null;
+}
+
+/** The package root: the nearest folder above this file with a package.json (from lib/ or dist/lib/). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) && dir !== "/") dir = resolve(dir, "..");
+  return dir;
+}
+
+/** Has the child ended? A child killed by a signal has no exit code, only a signal code. */
+export function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** Resolves once the child has ended (at once if it already has). */
+export function waitExit(child: ChildProcess): Promise<void> {
+  if (hasExited(child)) return Promise.resolve();
+  return new Promise((r) => child.once("exit", () => r()));
+}
+
+/** How a child ended, for messages: "exit 1" or "signal SIGKILL". */
+export function endOf(child: ChildProcess): string {
+  return child.signalCode !== null ? `signal ${child.signalCode}` : `exit ${child.exitCode}`;
+}
+
+/** The built programs (`npm run build`): the `eniway` command and the CNI plugin. */
+export const BUILT = {
+  cli: join(packageRoot(), "dist/src/cli/main.js"),
+  plugin: join(packageRoot(), "dist/bin/eniway-cni"),
+} as const;

@@ -1,0 +1,240 @@
+// One node, wired once: the store, the executor, the pool, reconcile, the
+// datapath and the CNI handlers, with the timers that keep them going. The
+// daemon builds its node here from its configuration; the tests build theirs
+// here too, with other numbers, so they run what production runs.
+
+import type { CloudApi } from "../../cloud/api.js";
+import type { MetadataClient } from "../../cloud/metadata.js";
+import { createDatapath, type Datapath, type EniRef } from "../../cni/datapath/datapath.js";
+import type { Logger } from "../../lib/log.js";
+import { sleep, withTimeout } from "../../lib/time.js";
+import { createExecutor, type Executor, type ExecutorConfig } from "../../pool/executor.js";
+import { type Allocation, createPool, type Pool, type PoolTargets, TryAgainError } from "../../pool/pool.js";
+import { type ReconcileReport, reconcile } from "../../pool/reconcile.js";
+import { openStore, type Store } from "../../pool/store.js";
+import { createVSwitchCache } from "../../pool/vswitches.js";
+import { type CniHandlers, createCniHandlers } from "./cni.js";
+
+/** The tags that mark an ENI as eniway's, and the one that names its node. */
+export const OWN_TAG_CREATOR = "creator";
+export const OWN_TAG_CREATOR_VALUE = "eniway";
+export const OWN_TAG_CLUSTER = "eniway.io/cluster";
+export const OWN_TAG_NODE = "eniway.io/node";
+
+/** Our tags for a cluster: every ENI with both is ours to adopt or clean up. */
+export function ownTags(clusterId: string): Record<string, string> {
+  return { [OWN_TAG_CREATOR]: OWN_TAG_CREATOR_VALUE, [OWN_TAG_CLUSTER]: clusterId };
+}
+
+export interface NodeSpec {
+  instanceId: string;
+  /** The node owns the client from now on: stop() closes it. */
+  cloud: CloudApi;
+  metadata: MetadataClient;
+  log: Logger;
+  stateDir: string;
+  clusterId: string;
+  limits: { maxSecondaryEnis: number; ipsPerEni: number };
+  vSwitchIds: string[];
+  securityGroupIds: string[];
+  /** The user's tags for every ENI we create (ours are added). */
+  tags: Record<string, string>;
+  /** The pool reads this object: tests may change it while the node runs. */
+  targets: PoolTargets;
+  executor: ExecutorConfig;
+  leakGraceMs: number;
+  /** Intents older than this that nobody runs are resumed by a periodic resync. */
+  staleIntentMs: number;
+  /** Periods of the pool's tick, the resync with the cloud and drift repair; 0 turns one off. */
+  timers: { tickMs: number; resyncMs: number; repairMs: number };
+  /** The node namespace to wire pods in; null: no datapath (the pool alone). */
+  datapath: { nodeNetns: string; mtu: number } | null;
+}
+
+export interface Node {
+  instanceId: string;
+  cloud: CloudApi;
+  metadata: MetadataClient;
+  store: Store;
+  executor: Executor;
+  /** Allocations wait for the start-up reconcile; everything else is served at once. */
+  pool: Pool;
+  targets: PoolTargets;
+  datapath: Datapath | null;
+  cni: CniHandlers | null;
+  ready(): boolean;
+  /**
+   * Reconciles with the cloud (resuming what a crash interrupted), sets up
+   * the ENI devices already attached, then becomes ready and starts the timers.
+   */
+  start(): Promise<ReconcileReport>;
+  /** A resync with the cloud; one at a time (a second caller shares the running one). */
+  resync(startup?: boolean): Promise<ReconcileReport>;
+  refreshVSwitches(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const readyEnis = (pool: Pool): EniRef[] =>
+  pool
+    .summary()
+    .enis.filter((e) => e.phase === "ready")
+    .map((e) => ({ eniId: e.eniId, mac: e.mac, gateway: e.gateway }));
+
+const attachmentOf = (a: Allocation) => ({
+  containerId: a.containerId,
+  ifname: a.ifname,
+  ip: a.ip,
+  eni: { eniId: a.eniId, mac: a.mac, gateway: a.gateway },
+});
+
+export async function createNode(spec: NodeSpec): Promise<Node> {
+  const { cloud, metadata, instanceId } = spec;
+  const log = spec.log.child({ instanceId });
+  const now = (): number => Date.now();
+  const own = ownTags(spec.clusterId);
+  const store = await openStore(spec.stateDir, instanceId);
+  const executor = createExecutor({
+    cloud,
+    metadata,
+    store,
+    log: log.child({ component: "executor" }),
+    now,
+    sleep,
+    instanceId,
+    securityGroupIds: spec.securityGroupIds,
+    tags: { ...spec.tags, ...own, [OWN_TAG_NODE]: instanceId },
+    config: spec.executor,
+  });
+  const vSwitches = createVSwitchCache(cloud, spec.vSwitchIds);
+  const pool = createPool({
+    store,
+    executor,
+    log: log.child({ component: "pool" }),
+    now,
+    limits: spec.limits,
+    targets: spec.targets,
+    vSwitches: () => vSwitches.list(),
+  });
+  const reconcileDeps = {
+    cloud,
+    metadata,
+    store,
+    executor,
+    pool,
+    log: log.child({ component: "reconcile" }),
+    now,
+    instanceId,
+    ownTags: own,
+    leakGraceMs: spec.leakGraceMs,
+    staleIntentMs: spec.staleIntentMs,
+  };
+
+  let ready = false;
+  let markStarted!: () => void;
+  const started = new Promise<void>((r) => {
+    markStarted = r;
+  });
+  // Until the start-up reconcile is done the store may list IPs the cloud no longer has.
+  const gatedPool: Pool = {
+    ...pool,
+    async allocate(req) {
+      if (!ready) {
+        const ok = await withTimeout(
+          started.then(() => true),
+          spec.targets.allocateTimeoutMs,
+        );
+        if (!ok) throw new TryAgainError("the daemon is still starting; try again");
+      }
+      return pool.allocate(req);
+    },
+  };
+  const datapath = spec.datapath
+    ? createDatapath({ ...spec.datapath, log: log.child({ component: "datapath" }) })
+    : null;
+  const cni = datapath
+    ? createCniHandlers({ pool: gatedPool, datapath, log: log.child({ component: "cni" }) })
+    : null;
+
+  let resyncing: Promise<ReconcileReport> | null = null;
+  const resync = (startup = false): Promise<ReconcileReport> => {
+    resyncing ??= (async () => {
+      try {
+        await vSwitches
+          .refresh()
+          .catch((e: unknown) => log.warn("DescribeVSwitches failed", { error: String(e) }));
+        const report = await reconcile(reconcileDeps, startup);
+        log.info(startup ? "start-up reconcile done" : "resync done", { ...report });
+        return report;
+      } finally {
+        resyncing = null;
+      }
+    })();
+    return resyncing;
+  };
+
+  let repairing = false;
+  const repair = (): void => {
+    if (!datapath || repairing || !ready) return;
+    repairing = true;
+    datapath
+      .repair(() => pool.allocations().map(attachmentOf), readyEnis(pool))
+      .catch((e: unknown) =>
+        log.warn("datapath repair failed", { error: e instanceof Error ? e.message : String(e) }),
+      )
+      .finally(() => {
+        repairing = false;
+      });
+  };
+
+  const timers: NodeJS.Timeout[] = [];
+  const every = (ms: number, fn: () => void): void => {
+    if (ms > 0) timers.push(setInterval(fn, ms));
+  };
+  let stopping: Promise<void> | null = null;
+
+  return {
+    instanceId,
+    cloud,
+    metadata,
+    store,
+    executor,
+    pool: gatedPool,
+    targets: spec.targets,
+    datapath,
+    cni,
+    ready: () => ready,
+    refreshVSwitches: () => vSwitches.refresh(),
+    resync,
+    async start() {
+      const report = await resync(true);
+      // ENI devices before ready: a CHECK or an ADD right after a restart finds them set up.
+      await datapath
+        ?.discover(readyEnis(pool))
+        .catch((e: unknown) => log.warn("ENI discovery failed", { error: String(e) }));
+      ready = true;
+      markStarted();
+      log.info("node ready", { limits: spec.limits, vSwitchIds: spec.vSwitchIds, summary: pool.summary() });
+      pool.kick();
+      every(spec.timers.tickMs, () => pool.kick());
+      every(spec.timers.resyncMs, () => {
+        resync(false).catch((e: unknown) =>
+          log.warn("resync failed", { error: e instanceof Error ? e.message : String(e) }),
+        );
+      });
+      every(spec.timers.repairMs, repair);
+      return report;
+    },
+    stop() {
+      stopping ??= (async () => {
+        for (const t of timers.splice(0)) clearInterval(t);
+        ready = false;
+        // In-flight work gets most of the stop budget; intents make an early exit safe anyway.
+        await withTimeout(pool.stop(), 5000);
+        await store.close();
+        datapath?.close();
+        await cloud.close();
+      })();
+      return stopping;
+    },
+  };
+}
