@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { type RetryOptions, retry, SCHEDULES } from "../lib/backoff.js";
 import type { Json } from "../lib/json.js";
 import { type Logger, silentLogger } from "../lib/log.js";
+import type { CloudCode } from "./codes.js";
 import type { CredentialsProvider } from "./credentials.js";
 import { CloudError, hasCode, SYNTHETIC_CODES } from "./errors.js";
 import { type ActionLimiter, createActionLimiter, type RateLimitOverrides } from "./limiter.js";
@@ -57,7 +58,7 @@ export const ALREADY_DONE_CODES = {
   DetachNetworkInterface: ["InvalidEniId.NotFound"],
   /** The IP is not (or no longer) on the ENI, or the ENI itself is gone. */
   UnassignPrivateIpAddresses: ["InvalidIp.IpUnassigned", "InvalidEniId.NotFound"],
-} as const satisfies Partial<Record<CloudAction, readonly string[]>>;
+} as const satisfies Partial<Record<CloudAction, readonly CloudCode[]>>;
 
 /** ECS limits: NetworkInterfaceId.N ≤ 100 per call; secondary IPs per call ≤ 49. */
 const MAX_ENI_IDS_PER_CALL = 100;
@@ -163,7 +164,7 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
   async function invoke(
     action: CloudAction,
     params: RpcParams,
-    tolerate: readonly string[] = [],
+    tolerate: readonly CloudCode[] = [],
   ): Promise<Json | undefined> {
     if (closing.signal.aborted) throw new Error(`cloud API closed: ${action} not sent`);
     const transport = isVpcAction(action) ? vpc : ecs;
@@ -377,7 +378,7 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
     const unique = [...new Set(ips)];
     if (unique.length === 0) return;
     const codes = ALREADY_DONE_CODES.UnassignPrivateIpAddresses;
-    const send = (list: string[], tolerate: readonly string[]) =>
+    const send = (list: string[], tolerate: readonly CloudCode[]) =>
       invoke(
         "UnassignPrivateIpAddresses",
         { NetworkInterfaceId: eniId, ...repeatList("PrivateIpAddress", list) },

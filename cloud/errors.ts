@@ -2,6 +2,8 @@
 // Messages and JSON never carry the request URL, the AccessKeyId, the signature
 // or the SecurityToken: see scrubMessage.
 
+import { type CloudCode, type Treatment, treatmentOf } from "./codes.js";
+
 /** Synthetic codes for failures that never produced an API error body. */
 export const SYNTHETIC_CODES = {
   /** Connect or read timeout. */
@@ -21,35 +23,10 @@ export function httpErrorCode(status: number): string {
   return `HttpError.${status}`;
 }
 
-/** A code retries when it equals one of these or extends it with a dot (Throttling.User). */
-const RETRYABLE_FAMILIES: readonly string[] = [
-  "Throttling",
-  "InternalError",
-  "ServiceUnavailable",
-  "Operation.Conflict",
-  // Other spellings of "conflicts with an operation in progress": the gateway's
-  // own (HTTP 409) and the one ENI deletion is known to return.
-  "OperationConflict",
-  "InvalidOperation.Conflict",
-  SYNTHETIC_CODES.requestTimeout,
-  SYNTHETIC_CODES.connectionError,
-];
-
-/** The vSwitch has no free addresses (ECS usually says IpNotEnough, sometimes QuotaExceeded.PrivateIpAddress). */
-export const VSWITCH_EXHAUSTED_CODES: readonly string[] = [
-  "InvalidVSwitchId.IpNotEnough",
-  "QuotaExceeded.PrivateIpAddress",
-];
-
-/** The instance or ENI is at its quota: more ENIs or IPs will not fit. */
-export const QUOTA_EXCEEDED_CODES: readonly string[] = [
-  "EniPerInstanceLimitExceeded",
-  "InvalidOperation.Ipv4CountExceeded",
-  "MaxEniCountExceeded",
-];
-
+/** Retryable: the cloud's codes marked so in codes.ts, timeouts, connection errors, 5xx and 429. */
 export function isRetryableCode(code: string): boolean {
-  if (RETRYABLE_FAMILIES.some((f) => code === f || code.startsWith(`${f}.`))) return true;
+  if (treatmentOf(code) === "retry") return true;
+  if (code === SYNTHETIC_CODES.requestTimeout || code === SYNTHETIC_CODES.connectionError) return true;
   const m = /^HttpError\.(\d{3})$/.exec(code);
   if (!m) return false;
   const status = Number(m[1]);
@@ -122,13 +99,14 @@ export class CloudError extends Error {
   }
 }
 
-export function isCloudError(err: unknown): err is CloudError {
-  return err instanceof CloudError;
+/** True when err is a CloudError carrying one of codes. */
+export function hasCode(err: unknown, codes: readonly CloudCode[]): err is CloudError {
+  return err instanceof CloudError && (codes as readonly string[]).includes(err.code);
 }
 
-/** True when err is a CloudError carrying one of codes. */
-export function hasCode(err: unknown, codes: readonly string[]): err is CloudError {
-  return err instanceof CloudError && codes.includes(err.code);
+/** True when err is a CloudError whose code eniway treats this way (see codes.ts). */
+export function isTreated(err: unknown, t: Treatment): err is CloudError {
+  return err instanceof CloudError && treatmentOf(err.code) === t;
 }
 
 const MAX_MESSAGE = 512;

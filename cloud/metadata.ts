@@ -3,7 +3,7 @@
 // throttling, server errors and connection failures, and never logs a token or
 // a response body.
 
-import { type RetryOptions, retry } from "../lib/backoff.js";
+import { type RetryOptions, retry, SCHEDULES } from "../lib/backoff.js";
 import { type Logger, silentLogger } from "../lib/log.js";
 import { isIpv4 } from "../lib/net.js";
 import {
@@ -150,7 +150,7 @@ export function createMetadataClient(opts: MetadataClientOptions): MetadataClien
   if (!/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(base))
     throw new Error(`invalid metadata endpoint: ${JSON.stringify(opts.endpoint)}`);
   const timeoutMs = opts.timeoutMs ?? 2000;
-  const retries = opts.retries ?? 3;
+  const maxAttempts = opts.retries === undefined ? SCHEDULES.metadata.maxAttempts : opts.retries + 1;
   const ttl = opts.tokenTtlSeconds ?? MAX_TOKEN_TTL_SECONDS;
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TOKEN_TTL_SECONDS)
     throw new Error(`metadata tokenTtlSeconds must be an integer in 1..${MAX_TOKEN_TTL_SECONDS}, got ${ttl}`);
@@ -177,11 +177,9 @@ export function createMetadataClient(opts: MetadataClientOptions): MetadataClien
 
   function withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return retry(fn, {
-      baseMs: 100,
-      capMs: 1000,
-      maxElapsedMs: 10_000,
+      ...SCHEDULES.metadata,
       ...opts.backoff,
-      maxAttempts: retries + 1,
+      maxAttempts,
       isRetryable: (err) => err instanceof MetadataError && err.retryable,
       onRetry: ({ attempt, delayMs, error }) =>
         log.warn("metadata request failed, retrying", {

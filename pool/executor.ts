@@ -5,9 +5,10 @@
 
 import { randomUUID } from "node:crypto";
 import type { CloudApi } from "../cloud/api.js";
-import { CloudError, hasCode, VSWITCH_EXHAUSTED_CODES } from "../cloud/errors.js";
+import { CloudError, isTreated } from "../cloud/errors.js";
 import type { MetadataClient } from "../cloud/metadata.js";
 import type { Eni } from "../cloud/types.js";
+import { delayFor, SCHEDULES } from "../lib/backoff.js";
 import type { Logger } from "../lib/log.js";
 import type { Intent, Store, StoreDoc, StoredEni } from "./store.js";
 
@@ -58,9 +59,6 @@ function semaphore(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
   };
 }
 
-/** The first pause of creates after a failed create or attach. */
-const CREATE_RETRY_BASE_MS = 1000;
-
 export function addIdle(doc: StoreDoc, eniId: string, ips: string[], now: number): void {
   for (const ip of ips) {
     // Never overwrite: an IP the pool already tracks may be assigned to a pod.
@@ -90,7 +88,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     });
 
   const noteCloudError = async (err: unknown, vSwitchId?: string): Promise<void> => {
-    if (vSwitchId && hasCode(err, VSWITCH_EXHAUSTED_CODES)) {
+    if (vSwitchId && isTreated(err, "vSwitchExhausted")) {
       log.warn("vSwitch has no free addresses; blocking it", {
         vSwitchId,
         until: deps.now() + config.vSwitchBlockMs,
@@ -99,7 +97,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         d.blockedVSwitches[vSwitchId] = deps.now() + config.vSwitchBlockMs;
       });
     }
-    if (hasCode(err, ["EniPerInstanceLimitExceeded"])) {
+    if (isTreated(err, "eniLimit")) {
       log.warn("instance is at its ENI limit; backing off creates", { ms: config.eniLimitBackoffMs });
       await store.update((d) => {
         d.createBackoffUntil = deps.now() + config.eniLimitBackoffMs;
@@ -115,10 +113,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   let createFailures = 0;
   const backOffCreates = async (): Promise<void> => {
     createFailures++;
-    const ms = Math.min(
-      config.eniLimitBackoffMs,
-      CREATE_RETRY_BASE_MS * 2 ** Math.min(createFailures - 1, 20),
-    );
+    const ms = delayFor({ ...SCHEDULES.createRetry, capMs: config.eniLimitBackoffMs }, createFailures);
     await store.update((d) => {
       d.createBackoffUntil = Math.max(d.createBackoffUntil, deps.now() + ms);
     });
@@ -127,8 +122,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   /** Wait until the cloud says InUse on this instance and the metadata lists the MAC. */
   const waitAttached = async (eni: StoredEni): Promise<{ gateway: string; cidr: string }> => {
     const deadline = deps.now() + config.attachTimeoutMs;
-    let delay = 100;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const [cloudView] = await cloud
         .describeNetworkInterfaces({ eniIds: [eni.eniId] })
         .catch((e: unknown) => {
@@ -148,16 +142,14 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       }
       if (deps.now() > deadline)
         throw new Error(`${eni.eniId} not attached within ${config.attachTimeoutMs} ms`);
-      await deps.sleep(delay);
-      delay = Math.min(delay * 1.5, 500);
+      await deps.sleep(delayFor(SCHEDULES.attachPoll, attempt));
     }
   };
 
   /** Detach (if attached), wait until Available, delete. Tolerates an ENI already gone. */
   const destroy = async (eniId: string): Promise<void> => {
     const deadline = deps.now() + config.attachTimeoutMs;
-    let delay = 100;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const [e] = await cloud.describeNetworkInterfaces({ eniIds: [eniId] });
       if (!e) return;
       if (e.status === "Available") {
@@ -167,8 +159,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       if (e.status === "InUse") await cloud.detachNetworkInterface(eniId, e.instanceId || deps.instanceId);
       if (deps.now() > deadline)
         throw new Error(`${eniId} still ${e.status} after ${config.attachTimeoutMs} ms`);
-      await deps.sleep(delay);
-      delay = Math.min(delay * 1.5, 2000);
+      await deps.sleep(delayFor(SCHEDULES.detachPoll, attempt));
     }
   };
 
@@ -273,7 +264,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     } catch (err) {
       await noteCloudError(err, intent.vSwitchId);
       // An exhausted vSwitch is blocked instead: the others may still be used at once.
-      if (!hasCode(err, VSWITCH_EXHAUSTED_CODES)) await backOffCreates();
+      if (!isTreated(err, "vSwitchExhausted")) await backOffCreates();
       // A definite answer means nothing was created; otherwise keep the intent for the next resync.
       if (err instanceof CloudError && !err.retryable) await clearIntent(intent.id);
       throw err;

@@ -2,6 +2,7 @@
 // before they answer), the loop that asks the planner what to do and hands
 // its actions to the executor, and waiters for an empty pool.
 
+import { delayFor, SCHEDULES } from "../lib/backoff.js";
 import type { Logger } from "../lib/log.js";
 import { describeError, type Executor } from "./executor.js";
 import { type EniView, type PlanAction, type PlanInput, plan, summarize } from "./planner.js";
@@ -91,10 +92,6 @@ export interface Pool {
   idle(): Promise<void>;
   stop(): Promise<void>;
 }
-
-/** After a failed assign, unassign or delete, the ENI rests 1 s, then 2 s, 4 s, … at most 60 s. */
-const ENI_RETRY_BASE_MS = 1000;
-const ENI_RETRY_CAP_MS = 60_000;
 
 const keyOf = (containerId: string, ifname: string): string => `${containerId}/${ifname}`;
 
@@ -285,8 +282,7 @@ export function createPool(deps: PoolDeps): Pool {
         log.warn("pool action failed", { action: a.kind, error: describeError(err) });
         if (!eniId) return;
         const failures = (eniBackoff.get(eniId)?.failures ?? 0) + 1;
-        const ms = Math.min(ENI_RETRY_CAP_MS, ENI_RETRY_BASE_MS * 2 ** Math.min(failures - 1, 20));
-        eniBackoff.set(eniId, { failures, until: deps.now() + ms });
+        eniBackoff.set(eniId, { failures, until: deps.now() + delayFor(SCHEDULES.eniRetry, failures) });
       },
     );
   };

@@ -1,7 +1,7 @@
 // Injected faults: a random error rate over all actions, and chosen codes
 // for chosen actions, optionally after the action took effect (a lost reply).
 
-import { type ApiError, apiError } from "./errors.js";
+import { type ApiError, faultError } from "./errors.js";
 import type { Faults } from "./world.js";
 
 export interface FaultDecision {
@@ -31,12 +31,12 @@ export function createFaultInjector(initial: Faults, random: () => number = Math
         if (f.count > 0 && spent >= f.count) continue;
         if (f.rate > 0 && random() < f.rate) {
           used.set(key, spent + 1);
-          return { error: apiError(f.code), afterEffect: f.afterEffect, extraLatencyMs: extra };
+          return { error: faultError(f.code), afterEffect: f.afterEffect, extraLatencyMs: extra };
         }
       }
       if (cfg.errorRate > 0 && random() < cfg.errorRate) {
         const code = cfg.errorCodes[Math.floor(random() * cfg.errorCodes.length)] ?? "InternalError";
-        return { error: apiError(code), afterEffect: false, extraLatencyMs: extra };
+        return { error: faultError(code), afterEffect: false, extraLatencyMs: extra };
       }
       return { error: null, afterEffect: false, extraLatencyMs: extra };
     },

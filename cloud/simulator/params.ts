@@ -2,13 +2,13 @@
 // flat string keys, repeated lists as `Name.N`, tag lists as `Tag.N.Key`.
 
 import { isIpv4 } from "../../lib/net.js";
-import { fail, invalid, missing } from "./errors.js";
+import { ApiFailure, fail, invalid, missing } from "./errors.js";
 
 export type Params = Record<string, string>;
 
 export function required(p: Params, name: string): string {
   const v = p[name];
-  if (v === undefined || v === "") fail(missing(name).code, missing(name).message);
+  if (v === undefined || v === "") throw new ApiFailure(missing(name));
   return v;
 }
 

@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { cidrContains, cidrsOverlap, parseCidr } from "../../lib/net.js";
 import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "../../lib/schema.js";
+import type { CloudCode } from "../codes.js";
 import { ALL_ACTIONS, isCloudAction } from "../types.js";
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -21,7 +22,7 @@ const latency = oneOf(
 );
 
 const actionFault = obj({
-  code: opt(str({ minLength: 1 }), "InternalError"),
+  code: opt(str({ minLength: 1 }), "InternalError" satisfies CloudCode),
   rate: opt(num({ min: 0, max: 1 }), 1),
   count: opt(num({ min: 0, int: true }), 0), // 0: unlimited
   latencyMs: opt(num({ min: 0, max: 600_000 }), 0),
@@ -35,7 +36,7 @@ export const faultsSchema = obj({
     "InternalError",
     "ServiceUnavailable",
     "Throttling",
-  ]),
+  ] satisfies CloudCode[]),
   latencyMs: opt(num({ min: 0, max: 600_000 }), 0),
   actions: opt(record(actionFault, actionOrStar), {}),
 });

@@ -11,7 +11,8 @@ import { type Simulator, startSimulator } from "../../cloud/simulator/server.js"
 import { loadWorld, parseWorld, type World } from "../../cloud/simulator/world.js";
 import { socketRequest } from "../../lib/http.js";
 import type { Logger } from "../../lib/log.js";
-import { BUILT, findTool } from "../../lib/process.js";
+import { BUILT, endOf, findTool, hasExited, waitExit } from "../../lib/process.js";
+import { sleep, withTimeout } from "../../lib/time.js";
 import { applyOverrides } from "../daemon/config.js";
 
 export interface SandboxNode {
@@ -45,25 +46,33 @@ export function requireRoot(what: string): void {
     );
 }
 
-/** The default sandbox world; `prefix` names its namespaces (`PREFIX-vpc`, `PREFIX-node-a`, …). */
-/** The programs the sandbox and the datapath run, and the Debian package of each. */
+/** The programs the sandbox and the datapath need, and the Debian package of each. */
 const TOOLS: Record<string, string> = {
   ip: "iproute2",
   nsenter: "util-linux",
   sysctl: "procps",
-  iptables: "iptables",
 };
 
-export function requireTools(extra: Record<string, string> = {}): void {
-  const missing = Object.entries({ ...TOOLS, ...extra }).filter(([bin]) => findTool(bin) === null);
+/**
+ * Stops with the missing programs and their packages. iptables (Debian
+ * priority "optional": absent from a fresh install) only gets a warning: the
+ * datapath then has no return path for hostPorts reached from other nodes.
+ */
+export function requireTools(log: Logger): void {
+  const missing = Object.entries(TOOLS).filter(([bin]) => findTool(bin) === null);
   if (missing.length > 0) {
     const pkgs = [...new Set(missing.map(([, pkg]) => pkg))].join(" ");
     throw new Error(
       `missing ${missing.map(([b]) => b).join(", ")}: install them with apt-get install -y ${pkgs} (bash test/setup.sh installs everything)`,
     );
   }
+  if (findTool("iptables") === null)
+    log.warn(
+      "iptables is not installed (apt-get install -y iptables): hostPorts reached from other nodes will not answer",
+    );
 }
 
+/** The default sandbox world; `prefix` names its namespaces (`PREFIX-vpc`, `PREFIX-node-a`, …). */
 export function sandboxWorld(nodes: number, prefix = "eniway"): World {
   const letters = "abcdefghijklmnopqrstuvwxyz";
   if (nodes < 1 || nodes > letters.length) throw new Error(`--nodes must be 1..${letters.length}`);
@@ -92,10 +101,10 @@ export function sandboxWorld(nodes: number, prefix = "eniway"): World {
 async function waitReady(socket: string, child: ChildProcess, log: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`daemon exited (${child.exitCode}); see ${log}`);
+    if (hasExited(child)) throw new Error(`daemon ended (${endOf(child)}); see ${log}`);
     const r = await socketRequest(socket, "GET", "/readyz", undefined, 1000).catch(() => null);
     if (r?.status === 200) return;
-    await new Promise((res) => setTimeout(res, 100));
+    await sleep(100);
   }
   throw new Error(`daemon not ready after 60 s; see ${log}`);
 }
@@ -110,7 +119,7 @@ export async function sandboxUp(opts: {
   log: Logger;
 }): Promise<Sandbox> {
   requireRoot("eniway sandbox");
-  requireTools();
+  requireTools(opts.log);
   const dir = resolve(opts.dir);
   const world = opts.world ?? (opts.worldFile ? await loadWorld(opts.worldFile) : sandboxWorld(opts.nodes));
   if (!world.datapath) world.datapath = { vpcNetns: "eniway-vpc" };
@@ -128,10 +137,13 @@ export async function sandboxUp(opts: {
   const children: ChildProcess[] = [];
   const nodes: SandboxNode[] = [];
   const stop = async (): Promise<void> => {
-    for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
-    await Promise.all(
-      children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once("exit", r)))),
-    );
+    // A daemon that died by a signal has no exit code, only a signal code: it has ended all the same.
+    for (const c of children) if (!hasExited(c)) c.kill("SIGTERM");
+    const ended = await withTimeout(Promise.all(children.map(waitExit)), 12_000);
+    if (!ended) {
+      for (const c of children) if (!hasExited(c)) c.kill("SIGKILL");
+      await Promise.all(children.map(waitExit));
+    }
     await sim.stop();
     await rm(dir, { recursive: true, force: true });
   };

@@ -1,0 +1,67 @@
+// Does one pod reach another? A TCP exchange between two network namespaces,
+// with nothing but what the sandbox already needs (iproute2 and Node.js): a
+// one-shot server in the target's namespace, a client in the source's.
+
+import { spawn } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { isIpv4 } from "../../lib/net.js";
+
+/** Answers the first message with "pong <message>", then exits (or after 10 s). */
+const SERVER = `const net = require("node:net");
+const [ip, port] = process.argv.slice(1);
+const s = net.createServer((c) => c.once("data", (d) => { c.end("pong " + d); s.close(); }));
+s.listen(Number(port), ip, () => process.stdout.write("listening\\n"));
+setTimeout(() => process.exit(2), 10000).unref();`;
+
+/** Sends "ping", prints the reply. */
+const CLIENT = `const net = require("node:net");
+const [ip, port] = process.argv.slice(1);
+const c = net.connect({ host: ip, port: Number(port), timeout: 3000 }, () => c.write("ping"));
+c.on("data", (d) => { process.stdout.write(String(d)); c.end(); });
+c.on("timeout", () => { process.stderr.write("no answer within 3 s"); process.exit(1); });
+c.on("error", (e) => { process.stderr.write(e.message); process.exit(1); });`;
+
+const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export type Reach = { ok: true; reply: string; ms: number } | { ok: false; error: string };
+
+function inNetns(netns: string, script: string, args: string[]) {
+  return spawn("ip", ["netns", "exec", netns, process.execPath, "-e", script, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+export async function tcpReach(
+  fromNetns: string,
+  toNetns: string,
+  toIp: string,
+  port = 7070,
+): Promise<Reach> {
+  if (!NETNS.test(fromNetns) || !NETNS.test(toNetns) || !isIpv4(toIp))
+    return { ok: false, error: "invalid namespace or address" };
+  const server = inNetns(toNetns, SERVER, [toIp, String(port)]);
+  try {
+    const listening = await new Promise<boolean>((resolve) => {
+      server.stdout.on("data", (d: Buffer) => resolve(d.toString().includes("listening")));
+      server.once("exit", () => resolve(false));
+    });
+    if (!listening) return { ok: false, error: "the server in the target pod did not start" };
+    const started = performance.now();
+    const client = inNetns(fromNetns, CLIENT, [toIp, String(port)]);
+    let out = "";
+    let err = "";
+    client.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    client.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    const code = await new Promise<number | null>((r) => client.once("exit", r));
+    const ms = +(performance.now() - started).toFixed(1);
+    return code === 0 && out
+      ? { ok: true, reply: out, ms }
+      : { ok: false, error: err || `client exit ${code}` };
+  } finally {
+    server.kill("SIGKILL");
+  }
+}
