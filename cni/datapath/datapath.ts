@@ -91,8 +91,9 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
     }
   };
 
+  // Touches the node namespace (sysctls, iptables) only once an ENI device is there.
   const discover: Datapath["discover"] = async (enis) => {
-    await init();
+    if (enis.length === 0) return;
     const state = await readNodeState(ns);
     await bringUp(enis.filter((e) => eniDevice(state.links, e.mac) !== null));
   };

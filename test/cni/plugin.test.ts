@@ -193,6 +193,22 @@ describe("environment validation (code 4, naming the variable)", () => {
     });
   }
 
+  // Names libcni accepts but eniway cannot wire: refused before the daemon hears of them.
+  for (const name of ["net@1", "eth#0", "é", 'a"b', "a\\b"]) {
+    for (const cmd of ["ADD", "CHECK"]) {
+      it(`${cmd} refuses CNI_IFNAME ${JSON.stringify(name)} (code 4, nothing allocated)`, async () => {
+        const r = await runPlugin(env(cmd, { CNI_IFNAME: name }), conf({ prevResult: prevResult11() }));
+        expectError(r, 4, "CNI_IFNAME");
+        expect(r.json?.msg).toContain("eniway cannot wire this interface name");
+        expect(daemon.requests).toHaveLength(0);
+      });
+    }
+    it(`DEL of CNI_IFNAME ${JSON.stringify(name)} succeeds with nothing to do`, async () => {
+      expectSilentSuccess(await runPlugin(env("DEL", { CNI_IFNAME: name }), conf()));
+      expect(daemon.requests).toHaveLength(0);
+    });
+  }
+
   it("accepts a 15-character interface name", async () => {
     const r = await runPlugin(env("ADD", { CNI_IFNAME: "a".repeat(15) }), conf());
     expect(r.code, r.stdout).toBe(0);
@@ -845,6 +861,26 @@ describe("CHECK", () => {
     }));
     const r = await runPlugin(env("CHECK"), conf({ prevResult: prevResult11() }));
     expectError(r, 999, "route to 10.0.1.5 is missing");
+  });
+
+  it("drift the daemon found is code 100, not a configuration error, with what is missing", async () => {
+    daemon.on("POST /v1/cni/check", () => ({
+      status: 409,
+      body: {
+        error: { code: "CheckFailed", message: "CHECK failed: no route 10.0.1.5/32 dev eni0123456789a" },
+      },
+    }));
+    const r = await runPlugin(env("CHECK"), conf({ prevResult: prevResult11() }));
+    expectError(r, 100, "no route 10.0.1.5/32");
+  });
+
+  it("a container the daemon does not know is code 3", async () => {
+    daemon.on("POST /v1/cni/check", () => ({
+      status: 404,
+      body: { error: { code: "UnknownContainer", message: "no allocation for c0ffee01/eth0" } },
+    }));
+    const r = await runPlugin(env("CHECK"), conf({ prevResult: prevResult11() }));
+    expectError(r, 3, "no allocation for c0ffee01/eth0");
   });
 
   it("fails with code 11 when the daemon is down", async () => {

@@ -5,14 +5,19 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { request } from "node:http";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { Simulator } from "../../cloud/simulator/server.js";
+import { closeServer, listen } from "../../lib/http.js";
+import { silentLogger } from "../../lib/log.js";
 import { BUILT } from "../../lib/process.js";
 import type { StoreDoc } from "../../pool/store.js";
+import { loadConfig } from "../../src/daemon/config.js";
+import { startDaemon } from "../../src/daemon/daemon.js";
 import { AK, CLUSTER, cloudFor, harness, NODE, ourEnis, SK, setKnob, waitFor } from "../pool/helpers.js";
 
 const CLI = BUILT.cli;
@@ -293,6 +298,9 @@ describe("eniway daemon (process)", () => {
       ["/v1/allocate", alloc("c1", "a-very-long-ifname"), /ifname/],
       ["/v1/allocate", alloc("c1", "eth/0"), /ifname/],
       ["/v1/allocate", alloc("c1", ""), /ifname/],
+      // A name the datapath cannot wire is refused before anything is allocated.
+      ["/v1/allocate", alloc("c1", "net@1"), /ifname/],
+      ["/v1/cni/add", { containerId: "c1", ifname: "net@1", netns: "/var/run/netns/x" }, /ifname/],
       ["/v1/allocate", { containerId: 42, ifname: "eth0" }, /containerId/],
       ["/v1/allocate", { ...alloc("c1"), pod: { namespace: "Bad_NS!" } }, /pod\.namespace/],
       ["/v1/allocate", { ...alloc("c1"), pod: "default/p" }, /pod/],
@@ -309,6 +317,17 @@ describe("eniway daemon (process)", () => {
     }
     // Nothing was allocated by any of them.
     expect((await call(s.socket, "GET", "/v1/allocations")).body).toEqual({ allocations: [] });
+    // CHECK of an attachment the daemon does not know: its own code, not a bad request.
+    const check = await call(s.socket, "POST", "/v1/cni/check", {
+      containerId: "c9",
+      ifname: "eth0",
+      netns: "/var/run/netns/x",
+    });
+    expect(check.status).toBe(404);
+    expect(check.body.error).toMatchObject({
+      code: "UnknownContainer",
+      message: "no allocation for c9/eth0",
+    });
     // The daemon is still fine.
     expect((await call(s.socket, "POST", "/v1/allocate", alloc("c1"))).status).toBe(200);
   });
@@ -427,5 +446,25 @@ describe("eniway daemon (process)", () => {
     expect(s.sim.state.enis.get(r.body.eniId)?.ips).toContain(r.body.ip);
     await waitReady(s, d2);
     expect(d2.stderr()).not.toMatch(/allocation lost/);
+  });
+});
+
+describe("eniway daemon (started in this process)", () => {
+  it("a listener that cannot start leaves no socket server and no store lock behind", async () => {
+    const s = await setup({}, { datapath: { enabled: false } });
+    const busy = createServer();
+    await listen(busy, { host: "127.0.0.1", port: 0 });
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      const config = await loadConfig(s.configFile, [`http.listen=127.0.0.1:${port}`]);
+      await expect(startDaemon(config, silentLogger)).rejects.toThrow(/EADDRINUSE/);
+      // Nothing serves the socket any more, and the state dir is not locked.
+      await expect(call(s.socket, "GET", "/healthz")).rejects.toThrow();
+      expect(await exists(join(s.stateDir, "pool.lock"))).toBe(false);
+    } finally {
+      await closeServer(busy);
+    }
+    // The next daemon starts on the same socket and state dir.
+    await waitReady(s, spawnDaemon(["--config", s.configFile]));
   });
 });

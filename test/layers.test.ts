@@ -1,0 +1,137 @@
+// The tree is the architecture (docs/architecture.md): each folder imports
+// only from its own layer and the ones below it, and the plugin stands
+// alone. This reads every import of the project's sources and fails on one
+// that goes the wrong way.
+
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, normalize, relative } from "node:path";
+import { describe, expect, it } from "vitest";
+import { packageRoot } from "../lib/process.js";
+
+const ROOT = packageRoot();
+
+/** Lowest first. A file may import from its own layer and those before it. */
+const LAYERS: [layer: string, folders: string[]][] = [
+  ["lib", ["lib/"]],
+  ["cloud", ["cloud/"]],
+  ["pool", ["pool/"]],
+  ["cni", ["cni/facts.ts", "cni/datapath/"]],
+  ["daemon", ["src/daemon/"]],
+  ["sandbox", ["src/sandbox/"]],
+  ["cli", ["src/cli/"]],
+];
+
+/** The standalone plugin: its own files and these dependency-free ones, nothing else. */
+const PLUGIN = "cni/plugin/";
+const PLUGIN_MAY_USE = ["cni/facts.ts", "lib/net.ts", "lib/json.ts"];
+
+export type Graph = Map<string, string[]>;
+
+function layerOf(file: string): number {
+  return LAYERS.findIndex(([, folders]) =>
+    folders.some((f) => (f.endsWith("/") ? file.startsWith(f) : file === f)),
+  );
+}
+
+/** Every import that breaks a rule, as "from → to: why". */
+export function violations(graph: Graph): string[] {
+  const out: string[] = [];
+  for (const [from, imports] of graph) {
+    for (const to of imports) {
+      const bad = (why: string): void => {
+        out.push(`${from} → ${to}: ${why}`);
+      };
+      const ours = to.endsWith(".ts"); // relative imports, resolved to repository paths
+      if (to.startsWith("test/")) bad("production code never imports a test");
+      else if (from.startsWith(PLUGIN)) {
+        if (!ours && !to.startsWith("node:")) bad("the plugin uses no npm package");
+        else if (ours && !to.startsWith(PLUGIN) && !PLUGIN_MAY_USE.includes(to))
+          bad(`the plugin may use only its own files and ${PLUGIN_MAY_USE.join(", ")}`);
+      } else if (PLUGIN_MAY_USE.includes(from) && !to.startsWith("node:"))
+        bad("the plugin compiles this file: it imports nothing but node: built-ins");
+      else if (!ours)
+        continue; // node: built-ins and npm packages
+      else if (to.startsWith(PLUGIN)) bad("nothing imports the plugin: it is a separate executable");
+      else if (
+        from.startsWith("cloud/") &&
+        !from.startsWith("cloud/simulator/") &&
+        to.startsWith("cloud/simulator/")
+      )
+        bad("the cloud client never depends on the simulator");
+      else {
+        const a = layerOf(from);
+        const b = layerOf(to);
+        if (a >= 0 && b > a) bad(`${LAYERS[a]![0]} may not import ${LAYERS[b]![0]}, a layer above it`);
+      }
+    }
+  }
+  if (graph.size === 0) out.push("no sources read");
+  return out;
+}
+
+const IMPORT =
+  /(?:^|\n)\s*(?:import|export)\b[^"'`;]*?\bfrom\s*["']([^"']+)["']|(?:^|\n)\s*import\s*["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']\s*\)/g;
+
+function sources(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+  );
+}
+
+/** The project's import graph: relative imports as repository paths (".js" → ".ts"), others as written. */
+function readGraph(): Graph {
+  const graph: Graph = new Map();
+  for (const file of ["lib", "cloud", "pool", "cni", "src"].flatMap(sources)) {
+    const text = readFileSync(join(ROOT, file), "utf8");
+    const imports = [...text.matchAll(IMPORT)].map((m) => {
+      const spec = (m[1] ?? m[2] ?? m[3])!;
+      if (!spec.startsWith(".")) return spec;
+      return relative(ROOT, normalize(join(ROOT, dirname(file), spec))).replace(/\.js$/, ".ts");
+    });
+    graph.set(file, imports);
+  }
+  return graph;
+}
+
+describe("the layers", () => {
+  it("no folder imports one above it; the plugin stands alone", () => {
+    expect(violations(readGraph())).toEqual([]);
+  });
+
+  it("every source belongs to a layer or is the plugin", () => {
+    const loose = [...readGraph().keys()].filter((f) => layerOf(f) < 0 && !f.startsWith(PLUGIN));
+    expect(loose).toEqual([]);
+  });
+
+  it("reads the imports it checks (the plugin's and the daemon's)", () => {
+    const g = readGraph();
+    expect(g.get("cni/plugin/main.ts")).toContain("cni/plugin/spec.ts");
+    expect(g.get("cni/plugin/fallback.ts")).toContain("cni/facts.ts");
+    expect(g.get("src/daemon/node.ts")).toContain("pool/pool.ts");
+    expect(g.get("src/daemon/node.ts")).toContain("cni/datapath/datapath.ts");
+  });
+
+  it("catches each kind of wrong import", () => {
+    const bad: Graph = new Map([
+      ["pool/pool.ts", ["src/daemon/node.ts", "lib/log.ts"]],
+      ["cloud/api.ts", ["cloud/simulator/state.ts"]],
+      ["lib/log.ts", ["cloud/errors.ts"]],
+      ["cni/plugin/main.ts", ["cni/datapath/ip.ts", "lib/log.ts", "yaml", "node:fs", "cni/facts.ts"]],
+      ["cni/facts.ts", ["lib/log.ts"]],
+      ["src/daemon/daemon.ts", ["src/cli/main.ts", "cni/plugin/spec.ts"]],
+      ["src/sandbox/demo.ts", ["test/daemon-harness.ts"]],
+    ]);
+    expect(violations(bad)).toEqual([
+      "pool/pool.ts → src/daemon/node.ts: pool may not import daemon, a layer above it",
+      "cloud/api.ts → cloud/simulator/state.ts: the cloud client never depends on the simulator",
+      "lib/log.ts → cloud/errors.ts: lib may not import cloud, a layer above it",
+      "cni/plugin/main.ts → cni/datapath/ip.ts: the plugin may use only its own files and cni/facts.ts, lib/net.ts, lib/json.ts",
+      "cni/plugin/main.ts → lib/log.ts: the plugin may use only its own files and cni/facts.ts, lib/net.ts, lib/json.ts",
+      "cni/plugin/main.ts → yaml: the plugin uses no npm package",
+      "cni/facts.ts → lib/log.ts: the plugin compiles this file: it imports nothing but node: built-ins",
+      "src/daemon/daemon.ts → src/cli/main.ts: daemon may not import cli, a layer above it",
+      "src/daemon/daemon.ts → cni/plugin/spec.ts: nothing imports the plugin: it is a separate executable",
+      "src/sandbox/demo.ts → test/daemon-harness.ts: production code never imports a test",
+    ]);
+  });
+});

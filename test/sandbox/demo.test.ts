@@ -1,0 +1,81 @@
+// `npm start` runs `eniway sandbox demo`: here on a machine without ping (a
+// fresh Debian has no iputils-ping), which this test makes by hiding the
+// ping binary in a private mount namespace. The demo must still prove that
+// a pod on one node reaches a pod on the other, then clean up on Ctrl-C.
+
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { afterAll, describe, expect, it } from "vitest";
+import { BUILT, findTool, hasExited, waitExit } from "../../lib/process.js";
+import { withTimeout } from "../../lib/time.js";
+
+const sh = (...argv: string[]): string =>
+  execFileSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }).toString();
+
+/** In a private mount namespace: /dev/null over each path given, then the CLI as `eniway sandbox demo`. */
+const WITHOUT = `const { execFileSync } = require("node:child_process");
+const { pathToFileURL } = require("node:url");
+const [cli, ...hide] = process.argv.slice(1);
+for (const p of hide) execFileSync("mount", ["--bind", "/dev/null", p]);
+process.argv = [process.argv[0], cli, "sandbox", "demo"];
+import(pathToFileURL(cli).href);`;
+
+describe("npm start (eniway sandbox demo) without ping", () => {
+  let demo: ChildProcess | null = null;
+
+  afterAll(async () => {
+    if (demo && !hasExited(demo)) {
+      demo.kill("SIGKILL");
+      await waitExit(demo);
+      execFileSync(process.execPath, [BUILT.cli, "sandbox", "down", "--dir", "/tmp/eniway-sandbox"], {
+        stdio: "ignore",
+      });
+    }
+  });
+
+  it("shows two nodes' pods reaching each other, and removes everything on Ctrl-C", async () => {
+    const ping = findTool("ping");
+    demo = spawn(
+      "unshare",
+      [
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        process.execPath,
+        "-e",
+        WITHOUT,
+        BUILT.cli,
+        ...(ping ? [ping] : []),
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TMPDIR: "/tmp" } },
+    );
+    let out = "";
+    let err = "";
+    demo.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    demo.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    const deadline = Date.now() + 90_000;
+    while (!out.includes("Ctrl-C removes everything") && !hasExited(demo) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(hasExited(demo), `the demo ended early:\n${out}\n${err.slice(-2000)}`).toBe(false);
+
+    const line = out.split("\n").find((l) => l.startsWith("cross-node "));
+    expect(line, out).toMatch(
+      /^cross-node pod-a-1 \(10\.0\.\d+\.\d+\) → pod-b-1 \(10\.0\.\d+\.\d+\): reachable/,
+    );
+    expect(sh("ip", "netns", "list")).toContain("eniway-pod-b-1");
+
+    demo.kill("SIGINT");
+    const ended = await withTimeout(
+      waitExit(demo).then(() => "ended"),
+      30_000,
+    );
+    expect(ended ?? "still running 30 s after Ctrl-C").toBe("ended");
+    expect(demo.exitCode).toBe(0);
+    expect(out).toContain("done: namespaces, links, daemons and the simulator are gone");
+    expect(sh("ip", "netns", "list")).not.toMatch(/eniway-(vpc|node-|pod-)/);
+  }, 150_000);
+});
