@@ -5,7 +5,7 @@
 
 import { type RetryOptions, retry, SCHEDULES } from "../lib/backoff.js";
 import { type Logger, silentLogger } from "../lib/log.js";
-import { isIpv4 } from "../lib/net.js";
+import { isIpv4, isMac } from "../lib/net.js";
 import {
   assertEniId,
   assertInstanceId,
@@ -14,9 +14,7 @@ import {
   assertMac,
   assertRamRoleName,
   assertRegionId,
-  assertVpcId,
   assertVSwitchId,
-  assertZoneId,
 } from "./validate.js";
 
 export const TOKEN_PATH = "/latest/api/token";
@@ -69,11 +67,7 @@ export interface MetadataClient {
   instanceId(): Promise<string>;
   instanceType(): Promise<string>;
   regionId(): Promise<string>;
-  zoneId(): Promise<string>;
   vSwitchId(): Promise<string>;
-  vpcId(): Promise<string>;
-  /** MAC of the primary ENI. */
-  primaryMac(): Promise<string>;
   /** MACs of all attached ENIs, lower case. */
   macs(): Promise<string[]>;
   eni(mac: string): Promise<EniMetadata>;
@@ -321,15 +315,12 @@ export function createMetadataClient(opts: MetadataClientOptions): MetadataClien
     instanceId: () => value("instance-id", assertInstanceId),
     instanceType: () => value("instance/instance-type", assertInstanceType),
     regionId: () => value("region-id", assertRegionId),
-    zoneId: () => value("zone-id", assertZoneId),
     vSwitchId: () => value("vswitch-id", assertVSwitchId),
-    vpcId: () => value("vpc-id", assertVpcId),
-    primaryMac: async () => normaliseMac(await value("mac")),
     macs: async () =>
       parseList(await get("network/interfaces/macs/"))
         .map((m) => m.toLowerCase())
         .filter((m) => {
-          const ok = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(m);
+          const ok = isMac(m);
           if (!ok) log.warn("ignoring a malformed MAC in the metadata list", { entry: m.slice(0, 40) });
           return ok;
         }),

@@ -1,7 +1,7 @@
 // Checks on every value that reaches the cloud or the metadata service, so a
 // malformed identifier fails here, clearly, before anything is sent.
 
-import { isIpv4 } from "../lib/net.js";
+import { isIpv4, isMac } from "../lib/net.js";
 
 export class InvalidArgumentError extends Error {
   constructor(message: string) {
@@ -31,7 +31,6 @@ const SECURITY_GROUP_ID = resourceId("sg");
 const REGION_ID = /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/;
 const ZONE_ID = /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/;
 const INSTANCE_TYPE = /^[a-z0-9]+(\.[a-z0-9-]+){1,3}$/;
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const ROLE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$/;
 
 export function isStr(v: unknown): v is string {
@@ -67,7 +66,7 @@ export function assertIpv4(v: unknown): asserts v is string {
 }
 /** Lower-case, colon-separated, as the metadata service lists them. */
 export function assertMac(v: unknown): asserts v is string {
-  check(isStr(v) && MAC.test(v), "MAC address", v);
+  check(isStr(v) && isMac(v), "MAC address", v);
 }
 export function assertRamRoleName(v: unknown): asserts v is string {
   check(isStr(v) && ROLE_NAME.test(v), "RAM role name", v);

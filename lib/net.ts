@@ -16,6 +16,15 @@ export const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
  */
 export const IFNAME = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$/;
 
+/** A network namespace name as `ip netns` keeps it (a file in /run/netns). */
+export const NETNS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** The name in a path `ip netns` manages (/var/run/netns/NAME or /run/netns/NAME), else null. */
+export function netnsNameOf(path: string): string | null {
+  const m = /^\/(?:var\/)?run\/netns\/([^/]+)$/.exec(path);
+  return m?.[1] && NETNS_NAME.test(m[1]) ? m[1] : null;
+}
+
 export const isIpv4 = (s: string): boolean => IPV4.test(s);
 export const isMac = (s: string): boolean => MAC.test(s);
 export const isIfname = (s: string): boolean => IFNAME.test(s);

@@ -123,15 +123,15 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   const waitAttached = async (eni: StoredEni): Promise<{ gateway: string; cidr: string }> => {
     const deadline = deps.now() + config.attachTimeoutMs;
     for (let attempt = 1; ; attempt++) {
-      const [cloudView] = await cloud
-        .describeNetworkInterfaces({ eniIds: [eni.eniId] })
-        .catch((e: unknown) => {
+      // undefined: the Describe call failed; null: the cloud does not list the ENI.
+      const cloudView = await cloud.describeNetworkInterfaces({ eniIds: [eni.eniId] }).then(
+        ([e]) => e ?? null,
+        (e: unknown) => {
           log.debug("describe while waiting for attach failed", { eniId: eni.eniId, error: String(e) });
-          return [undefined];
-        });
-      if (cloudView === undefined && deps.now() > deadline)
-        throw new Error(`${eni.eniId} vanished while attaching`);
-      if (cloudView && cloudView.status === "Available")
+          return undefined;
+        },
+      );
+      if (cloudView?.status === "Available")
         throw new Error(`${eni.eniId} is Available again: the attachment failed`);
       if (cloudView?.status === "InUse" && cloudView.instanceId === deps.instanceId) {
         const macs = await deps.metadata.macs().catch(() => [] as string[]);
@@ -140,8 +140,15 @@ export function createExecutor(deps: ExecutorDeps): Executor {
           return { gateway: meta.gateway, cidr: meta.vSwitchCidr };
         }
       }
-      if (deps.now() > deadline)
-        throw new Error(`${eni.eniId} not attached within ${config.attachTimeoutMs} ms`);
+      if (deps.now() > deadline) {
+        const why =
+          cloudView === undefined
+            ? "DescribeNetworkInterfaces failed"
+            : cloudView === null
+              ? "the cloud does not list it"
+              : `it is ${cloudView.status}`;
+        throw new Error(`${eni.eniId} not attached within ${config.attachTimeoutMs} ms: ${why}`);
+      }
       await deps.sleep(delayFor(SCHEDULES.attachPoll, attempt));
     }
   };

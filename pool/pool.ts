@@ -82,7 +82,7 @@ export interface Pool {
   summary(): PoolSummary;
   /** Plan now (debounced). */
   kick(): void;
-  /** Names of cloud operations running now, by ENI (for resync to keep away). */
+  /** The ENIs a cloud operation of the pool is running on now (resync keeps away from them). */
   busyEnis(): ReadonlySet<string>;
   /** Bumped whenever an ENI's IP set may have changed by our own hand. */
   generation(eniId: string): number;

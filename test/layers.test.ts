@@ -25,7 +25,7 @@ const LAYERS: [layer: string, folders: string[]][] = [
 const PLUGIN = "cni/plugin/";
 const PLUGIN_MAY_USE = ["cni/facts.ts", "lib/net.ts", "lib/json.ts"];
 
-export type Graph = Map<string, string[]>;
+type Graph = Map<string, string[]>;
 
 function layerOf(file: string): number {
   return LAYERS.findIndex(([, folders]) =>
@@ -34,7 +34,7 @@ function layerOf(file: string): number {
 }
 
 /** Every import that breaks a rule, as "from → to: why". */
-export function violations(graph: Graph): string[] {
+function violations(graph: Graph): string[] {
   const out: string[] = [];
   for (const [from, imports] of graph) {
     for (const to of imports) {

@@ -5,14 +5,11 @@
 
 import { execFile, spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
-import { isIpv4 } from "../../lib/net.js";
+import { isIfname, isIpv4, isMac, NETNS_NAME } from "../../lib/net.js";
 
 /** Where `ip netns` keeps its namespace files. */
 export const NETNS_DIR = "/run/netns";
 
-const NETNS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 /** What may appear in a batch line at all: no blanks, quotes, comments or line breaks. */
 const TOKEN = /^[A-Za-z0-9_.:/@-]+$/;
 
@@ -34,13 +31,13 @@ export function netnsName(s: string): string {
 }
 
 export function ifName(s: string): string {
-  if (!IFNAME.test(s)) throw new Error(`invalid interface name: ${JSON.stringify(s)}`);
+  if (!isIfname(s)) throw new Error(`invalid interface name: ${JSON.stringify(s)}`);
   return s;
 }
 
 export function macAddress(s: string): string {
   const m = s.toLowerCase();
-  if (!MAC.test(m)) throw new Error(`invalid MAC address: ${JSON.stringify(s)}`);
+  if (!isMac(m)) throw new Error(`invalid MAC address: ${JSON.stringify(s)}`);
   return m;
 }
 

@@ -3,14 +3,12 @@
 // A malformed file fails with a SchemaError that names the key.
 
 import { readFile } from "node:fs/promises";
-import { cidrContains, cidrsOverlap, parseCidr } from "../../lib/net.js";
+import { cidrContains, cidrsOverlap, NETNS_NAME, parseCidr } from "../../lib/net.js";
 import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "../../lib/schema.js";
 import type { CloudCode } from "../codes.js";
 import { ALL_ACTIONS, isCloudAction } from "../types.js";
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const NETNS_OR_EMPTY = /^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$/;
 const id = str({ pattern: ID });
 
 const cidr = str({ pattern: /^\d+\.\d+\.\d+\.\d+\/\d+$/ });
@@ -75,7 +73,7 @@ const worldSchema = obj({
       instanceType: id,
       zoneId: id,
       vSwitchId: id,
-      netns: opt(str({ pattern: NETNS_OR_EMPTY }), ""), // "" derives a name
+      netns: opt(oneOf(str({ pattern: NETNS_NAME }), str({ oneOf: [""] }), 'a namespace name or ""'), ""), // "" derives a name
       securityGroupIds: opt(arr(id), []), // [] means the first security group
       primaryIp: opt(str({ pattern: /^(\d+\.\d+\.\d+\.\d+)?$/ }), ""), // "" picks one
     }),
@@ -83,7 +81,7 @@ const worldSchema = obj({
   latencyMs: opt(latencySchema, {}),
   throttle: opt(throttleSchema, {}),
   faults: opt(faultsSchema, () => faultsSchema({}, "faults")),
-  datapath: optNull(obj({ vpcNetns: str({ pattern: NETNS }) })),
+  datapath: optNull(obj({ vpcNetns: str({ pattern: NETNS_NAME }) })),
   ramRole: opt(obj({ roleName: id, ttlSeconds: opt(num({ min: 60, max: 43_200, int: true }), 3600) }), {
     roleName: "EniwayNodeRole",
     ttlSeconds: 3600,

@@ -4,9 +4,9 @@
 // goes through `nsenter --net=PATH`.
 
 import { spawn } from "node:child_process";
+import { netnsNameOf } from "../../lib/net.js";
 import { findTool } from "../../lib/process.js";
 
-const NAMED = /^\/(?:var\/)?run\/netns\/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$/;
 const PROC_NS = /^\/proc\/(\d+)\/ns\/net$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: paths must not carry control characters
 const SAFE_PATH = /^\/[^\x00-\x1f]{1,4095}$/;
@@ -30,8 +30,8 @@ export function checkNetnsPath(ns: string): void {
 /** How `ip link set … netns X` names a namespace from inside another one. */
 export function netnsRef(ns: string): string {
   if (ns === "") return String(process.pid);
-  const named = NAMED.exec(ns);
-  if (named) return named[1]!;
+  const named = netnsNameOf(ns);
+  if (named) return named;
   const proc = PROC_NS.exec(ns);
   if (proc) return proc[1]!;
   throw new Error(`node namespace ${ns} must be /var/run/netns/NAME or /proc/PID/ns/net`);
@@ -52,8 +52,8 @@ function prefix(ns: string, argv: string[]): string[] {
   checkNetnsPath(ns);
   const [bin = "", ...rest] = argv;
   if (ns === "") return [tool(bin), ...rest];
-  const named = NAMED.exec(ns);
-  if (named && bin === "ip") return [tool("ip"), "-n", named[1]!, ...rest];
+  const named = netnsNameOf(ns);
+  if (named && bin === "ip") return [tool("ip"), "-n", named, ...rest];
   return [tool("nsenter"), `--net=${ns}`, tool(bin), ...rest];
 }
 

@@ -9,11 +9,10 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { isObject } from "../../lib/json.js";
-import { isIfname, isIpv4 } from "../../lib/net.js";
+import { isIfname, isIpv4, netnsNameOf } from "../../lib/net.js";
 import { RULE_FROM_POD, RULE_TO_POD } from "../facts.js";
 
 const MAX_RULE_REPEATS = 32;
-const NETNS_NAME = /^[A-Za-z0-9_.-]{1,255}$/;
 
 export interface CleanupTargets {
   hostIfnames: string[];
@@ -73,11 +72,8 @@ function findProgram(name: string): string {
 export function ipInvocation(nodeNetns: string): (args: string[]) => [string, string[]] {
   const ip = findProgram("ip");
   if (nodeNetns === "") return (args) => [ip, args];
-  const m = /^(?:\/var)?\/run\/netns\/([^/]+)$/.exec(nodeNetns);
-  if (m?.[1] && NETNS_NAME.test(m[1]) && m[1] !== "." && m[1] !== "..") {
-    const name = m[1];
-    return (args) => [ip, ["-n", name, ...args]];
-  }
+  const name = netnsNameOf(nodeNetns);
+  if (name) return (args) => [ip, ["-n", name, ...args]];
   const nsenter = findProgram("nsenter");
   return (args) => [nsenter, [`--net=${nodeNetns}`, ip, ...args]];
 }

@@ -4,7 +4,7 @@
 
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
-import { isIpv4 } from "../../lib/net.js";
+import { isIpv4, NETNS_NAME } from "../../lib/net.js";
 
 /** Answers the first message with "pong <message>", then exits (or after 10 s). */
 const SERVER = `const net = require("node:net");
@@ -21,8 +21,6 @@ c.on("data", (d) => { process.stdout.write(String(d)); c.end(); });
 c.on("timeout", () => { process.stderr.write("no answer within 3 s"); process.exit(1); });
 c.on("error", (e) => { process.stderr.write(e.message); process.exit(1); });`;
 
-const NETNS = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
 export type Reach = { ok: true; reply: string; ms: number } | { ok: false; error: string };
 
 function inNetns(netns: string, script: string, args: string[]) {
@@ -37,7 +35,7 @@ export async function tcpReach(
   toIp: string,
   port = 7070,
 ): Promise<Reach> {
-  if (!NETNS.test(fromNetns) || !NETNS.test(toNetns) || !isIpv4(toIp))
+  if (!NETNS_NAME.test(fromNetns) || !NETNS_NAME.test(toNetns) || !isIpv4(toIp))
     return { ok: false, error: "invalid namespace or address" };
   const server = inNetns(toNetns, SERVER, [toIp, String(port)]);
   try {

@@ -11,6 +11,7 @@ import { type Simulator, startSimulator } from "../../cloud/simulator/server.js"
 import { loadWorld, parseWorld, type World } from "../../cloud/simulator/world.js";
 import { socketRequest } from "../../lib/http.js";
 import type { Logger } from "../../lib/log.js";
+import { NETNS_NAME } from "../../lib/net.js";
 import { BUILT, endOf, findTool, hasExited, waitExit } from "../../lib/process.js";
 import { sleep, withTimeout } from "../../lib/time.js";
 import { applyOverrides } from "../daemon/config.js";
@@ -244,7 +245,7 @@ export async function sandboxDown(dirArg: string, log: Logger): Promise<void> {
   );
   if (Array.isArray(pods)) {
     for (const ns of pods) {
-      if (typeof ns !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(ns)) continue;
+      if (typeof ns !== "string" || !NETNS_NAME.test(ns)) continue;
       try {
         execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
       } catch {

@@ -1,10 +1,11 @@
-// The daemon's configuration file: DESIGN's keys and defaults, and errors that
-// name the offending key (and the file).
+// The daemon's configuration file: its keys and defaults (the README's table,
+// docs/eniway.example.yaml), and errors that name the offending key (and the file).
 
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { packageRoot } from "../../lib/process.js";
 import { SchemaError } from "../../lib/schema.js";
 import { applyOverrides, ConfigError, loadConfig, parseConfig } from "../../src/daemon/config.js";
 
@@ -21,31 +22,8 @@ async function file(name: string, text: string): Promise<string> {
   return f;
 }
 
-/** The example from DESIGN.md ("The daemon's configuration file"), verbatim. */
-const DESIGN_EXAMPLE = `cloud:
-  regionId: cn-hangzhou                  # default: from metadata
-  endpoint: https://ecs.cn-hangzhou.aliyuncs.com   # ECS API; default from region
-  vpcEndpoint: https://vpc.cn-hangzhou.aliyuncs.com
-  metadataEndpoint: http://100.100.100.200         # the simulator: http://HOST:PORT/meta/INSTANCE
-  accessKeyId: AK                        # or credentialsFile; default: the RAM role from metadata
-  accessKeySecret: SK
-eni:
-  vSwitchIds: [vsw-a]                    # default: the node's own vSwitch
-  securityGroupIds: [sg-1]               # default: those of the primary ENI
-  tags: {team: net}                      # added to every ENI we create (besides our own tags)
-pool:
-  minIdle: 2
-  maxIdle: 8
-  cooldownSeconds: 30
-node:
-  netns: /var/run/netns/NAME             # the node namespace to manage; default: the daemon's own
-socket: /run/eniway/eniway.sock
-stateDir: /var/lib/eniway
-http:
-  listen: 127.0.0.1:9470                 # /metrics, /dashboard, /healthz, /readyz
-kubernetes:
-  enabled: auto                          # auto: on when running in a cluster or given a kubeconfig
-`;
+/** The example configuration the project documents. */
+const EXAMPLE = join(packageRoot(), "docs/eniway.example.yaml");
 
 /** The SchemaError parseConfig throws for raw, or fails the test. */
 function schemaError(raw: unknown): SchemaError {
@@ -59,7 +37,7 @@ function schemaError(raw: unknown): SchemaError {
 }
 
 describe("config", () => {
-  it("defaults match DESIGN", () => {
+  it("defaults match the README", () => {
     const c = parseConfig({});
     expect(c.pool).toMatchObject({ minIdle: 2, maxIdle: 8, cooldownSeconds: 30, maxIpsPerCall: 10 });
     expect(c.pool.idleReclaimSeconds).toBe(300);
@@ -85,8 +63,8 @@ describe("config", () => {
     expect(c.cloud.metadataEndpoint).toBe("http://100.100.100.200");
   });
 
-  it("the DESIGN.md example parses, with every value as written", async () => {
-    const c = await loadConfig(await file("eniway.yaml", DESIGN_EXAMPLE));
+  it("docs/eniway.example.yaml parses, with every value as written", async () => {
+    const c = await loadConfig(EXAMPLE);
     expect(c.cloud).toMatchObject({
       regionId: "cn-hangzhou",
       endpoint: "https://ecs.cn-hangzhou.aliyuncs.com",

@@ -56,13 +56,13 @@ describe("session token", () => {
 
   it("concurrent first calls share one token request", async () => {
     const t = token("TOKEN-1");
-    meta("zone-id", "TOKEN-1").reply(200, "cn-hangzhou-k");
-    meta("vpc-id", "TOKEN-1").reply(200, "vpc-sim");
+    meta("region-id", "TOKEN-1").reply(200, "cn-hangzhou");
+    meta("instance/instance-type", "TOKEN-1").reply(200, "ecs.g7.large");
     meta("vswitch-id", "TOKEN-1").reply(200, "vsw-a");
     const m = client();
-    expect(await Promise.all([m.zoneId(), m.vpcId(), m.vSwitchId()])).toEqual([
-      "cn-hangzhou-k",
-      "vpc-sim",
+    expect(await Promise.all([m.regionId(), m.instanceType(), m.vSwitchId()])).toEqual([
+      "cn-hangzhou",
+      "ecs.g7.large",
       "vsw-a",
     ]);
     t.done();
@@ -108,10 +108,10 @@ describe("session token", () => {
   it("works without tokens when the service has none (404 on the token path)", async () => {
     nock(HOST).put(TOKEN_PATH).reply(404, "");
     const a = meta("instance-id", undefined).reply(200, "i-node-a");
-    const b = meta("zone-id", undefined).reply(200, "z-1");
+    const b = meta("vswitch-id", undefined).reply(200, "vsw-a");
     const m = client();
     expect(await m.instanceId()).toBe("i-node-a");
-    expect(await m.zoneId()).toBe("z-1");
+    expect(await m.vSwitchId()).toBe("vsw-a");
     a.done();
     b.done();
   });
