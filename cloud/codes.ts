@@ -177,8 +177,3 @@ export function treatmentOf(code: string): Treatment | undefined {
     if (infoOf(parts.slice(0, n).join("."))?.treat === "retry") return "retry";
   return undefined;
 }
-
-/** The codes eniway treats one way. */
-export function codesTreated(t: Treatment): CloudCode[] {
-  return (Object.keys(CLOUD_ERRORS) as CloudCode[]).filter((c) => infoOf(c)?.treat === t);
-}

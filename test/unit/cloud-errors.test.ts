@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CloudError, hasCode, isRetryableCode, scrubMessage } from "../../cloud/errors.js";
+import { CLOUD_ERRORS, treatmentOf } from "../../cloud/codes.js";
+import { CloudError, hasCode, isRetryableCode, isTreated, scrubMessage } from "../../cloud/errors.js";
 import { toCloudError } from "../../cloud/rpc.js";
 
 describe("isRetryableCode", () => {
@@ -178,5 +179,39 @@ describe("toCloudError", () => {
     expect(e.message).not.toContain("THE-SECRET");
     expect(e.message).not.toContain("http://");
     expect(e.retryable).toBe(false);
+  });
+});
+
+describe("the code table (cloud/codes.ts)", () => {
+  it.each([
+    ["InvalidVSwitchId.IpNotEnough", "vSwitchExhausted"],
+    ["QuotaExceeded.PrivateIpAddress", "vSwitchExhausted"],
+    ["EniPerInstanceLimitExceeded", "eniLimit"],
+    ["InvalidEniId.NotFound", "gone"],
+    ["InvalidIp.IpUnassigned", "gone"],
+    ["Throttling.DeepPageSkip", "retry"],
+    ["Operation.Conflict.Eni", "retry"],
+    ["InvalidParameter", undefined],
+    ["InvalidVSwitchId.IpNotEnough.More", undefined],
+  ])("%s is treated as %s", (code, treatment) => {
+    expect(treatmentOf(code)).toBe(treatment);
+  });
+
+  it("isTreated asks the table about a CloudError only", () => {
+    const e = new CloudError({
+      action: "CreateNetworkInterface",
+      code: "QuotaExceeded.PrivateIpAddress",
+      message: "x",
+    });
+    expect(isTreated(e, "vSwitchExhausted")).toBe(true);
+    expect(isTreated(e, "eniLimit")).toBe(false);
+    expect(isTreated(new Error("QuotaExceeded.PrivateIpAddress"), "vSwitchExhausted")).toBe(false);
+  });
+
+  it("gives every code a documented HTTP status and message", () => {
+    for (const [code, info] of Object.entries(CLOUD_ERRORS)) {
+      expect([400, 403, 404, 409, 500, 503], code).toContain(info.status);
+      expect(info.message.length, code).toBeGreaterThan(10);
+    }
   });
 });
