@@ -38,7 +38,7 @@ export interface CniHandlers {
   ): Promise<{ released: { containerId: string; ifname: string; ip: string }[] }>;
 }
 
-const eniOf = (a: Allocation): EniRef => ({ eniId: a.eniId, mac: a.mac, gateway: a.gateway });
+export const eniOf = (a: Allocation): EniRef => ({ eniId: a.eniId, mac: a.mac, gateway: a.gateway });
 
 export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: Logger }): CniHandlers {
   const { pool, datapath, log } = deps;

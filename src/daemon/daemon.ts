@@ -124,7 +124,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   let api: ApiServer | null = null;
   let http: Server | null = null;
   const stop = async (): Promise<void> => {
-    // The socket first: no new work. Requests in flight get a few seconds.
+    // Not ready, then the socket: no new work. Requests in flight get a few seconds.
+    node.drain();
     if (api) await withTimeout(api.close(), 3000);
     await node.stop();
     if (http) await closeServer(http);

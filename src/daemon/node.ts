@@ -5,7 +5,7 @@
 
 import type { CloudApi } from "../../cloud/api.js";
 import type { MetadataClient } from "../../cloud/metadata.js";
-import { createDatapath, type Datapath, type EniRef } from "../../cni/datapath/datapath.js";
+import { type Attachment, createDatapath, type Datapath, type EniRef } from "../../cni/datapath/datapath.js";
 import type { Logger } from "../../lib/log.js";
 import { sleep, withTimeout } from "../../lib/time.js";
 import { createExecutor, type Executor, type ExecutorConfig } from "../../pool/executor.js";
@@ -13,7 +13,7 @@ import { type Allocation, createPool, type Pool, type PoolTargets, TryAgainError
 import { type ReconcileReport, reconcile } from "../../pool/reconcile.js";
 import { openStore, type Store } from "../../pool/store.js";
 import { createVSwitchCache } from "../../pool/vswitches.js";
-import { type CniHandlers, createCniHandlers } from "./cni.js";
+import { type CniHandlers, createCniHandlers, eniOf } from "./cni.js";
 
 /** The tags that mark an ENI as eniway's, and the one that names its node. */
 export const OWN_TAG_CREATOR = "creator";
@@ -71,6 +71,8 @@ export interface Node {
   /** A resync with the cloud; one at a time (a second caller shares the running one). */
   resync(startup?: boolean): Promise<ReconcileReport>;
   refreshVSwitches(): Promise<void>;
+  /** Not ready any more, no more timers: the first step of a stop (stop() does it too). */
+  drain(): void;
   stop(): Promise<void>;
 }
 
@@ -80,11 +82,11 @@ const readyEnis = (pool: Pool): EniRef[] =>
     .enis.filter((e) => e.phase === "ready")
     .map((e) => ({ eniId: e.eniId, mac: e.mac, gateway: e.gateway }));
 
-const attachmentOf = (a: Allocation) => ({
+const attachmentOf = (a: Allocation): Attachment => ({
   containerId: a.containerId,
   ifname: a.ifname,
   ip: a.ip,
-  eni: { eniId: a.eniId, mac: a.mac, gateway: a.gateway },
+  eni: eniOf(a),
 });
 
 export async function createNode(spec: NodeSpec): Promise<Node> {
@@ -191,6 +193,10 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
     if (ms > 0) timers.push(setInterval(fn, ms));
   };
   let stopping: Promise<void> | null = null;
+  const drain = (): void => {
+    for (const t of timers.splice(0)) clearInterval(t);
+    ready = false;
+  };
 
   return {
     instanceId,
@@ -224,10 +230,10 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
       every(spec.timers.repairMs, repair);
       return report;
     },
+    drain,
     stop() {
       stopping ??= (async () => {
-        for (const t of timers.splice(0)) clearInterval(t);
-        ready = false;
+        drain();
         // In-flight work gets most of the stop budget; intents make an early exit safe anyway.
         await withTimeout(pool.stop(), 5000);
         await store.close();

@@ -222,4 +222,21 @@ describe("store", () => {
     const store = await openStore(dir, "i-a");
     expect(store.data).toEqual(doc);
   });
+
+  it("close() flushes, then gives up its own lock; a lock another live process took is left alone", async () => {
+    const dir = await tempDir();
+    const store = await openStore(dir, "i-a");
+    void store.update((d) => {
+      d.createBackoffUntil = 9;
+    });
+    await store.close();
+    expect((await readDoc(store.file)).createBackoffUntil).toBe(9);
+    expect(await readdir(dir)).toEqual(["pool.json"]);
+
+    const again = await openStore(dir, "i-a");
+    await writeFile(join(dir, "pool.lock"), "1\n"); // pid 1 is alive: it took the lock meanwhile
+    await again.close();
+    expect((await readdir(dir)).sort()).toEqual(["pool.json", "pool.lock"]);
+    await expect(openStore(dir, "i-a")).rejects.toThrow(/held by running process 1/);
+  });
 });
