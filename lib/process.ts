@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 const SYSTEM_DIRS = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 /**
- * The program's path in PATH or the system folders (ip, nsenter and sysctl
+ * The program's path in PATH or the system folders (ip and nsenter
  * live in sbin, which some runtimes leave out of PATH), or null when it is
  * not installed.
  */

@@ -3,8 +3,9 @@
 // stdin), and every name, address and MAC checked before it reaches a command
 // line, so nothing from a world file or an API call can inject a token.
 
-import { execFile, spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
+import { CommandError, exec } from "../../lib/exec.js";
+import { ipJson, writeProcSys } from "../../lib/ip.js";
 import { isIfname, isIpv4, isMac, NETNS_NAME } from "../../lib/net.js";
 
 /** Where `ip netns` keeps its namespace files. */
@@ -13,17 +14,8 @@ export const NETNS_DIR = "/run/netns";
 /** What may appear in a batch line at all: no blanks, quotes, comments or line breaks. */
 const TOKEN = /^[A-Za-z0-9_.:/@-]+$/;
 
-export class IpCommandError extends Error {
-  constructor(
-    readonly argv: string[],
-    readonly code: number | null,
-    readonly stderr: string,
-    readonly input = "",
-  ) {
-    super(`ip ${argv.join(" ")} failed (${code ?? "signal"}): ${stderr.trim() || "no message"}`);
-    this.name = "IpCommandError";
-  }
-}
+/** The path of a named namespace, as lib/ip.ts takes it. */
+const pathOf = (netns: string): string => `${NETNS_DIR}/${netnsName(netns)}`;
 
 export function netnsName(s: string): string {
   if (!NETNS_NAME.test(s)) throw new Error(`invalid network namespace name: ${JSON.stringify(s)}`);
@@ -70,7 +62,7 @@ export interface BatchResult {
 
 /**
  * Runs the lines through one `ip [-n NS] [-force] -batch -`. Without `force`
- * a failure rejects with an IpCommandError (ip names the failing line); with
+ * a failure rejects with a CommandError (ip names the failing line); with
  * it, the outcome is returned.
  */
 export async function ipBatch(
@@ -81,42 +73,19 @@ export async function ipBatch(
   if (lines.length === 0) return { ok: true, stderr: "" };
   for (const l of lines) line(...l.split(" "));
   const argv = [
+    "ip",
     ...(netns === null ? [] : ["-n", netnsName(netns)]),
     ...(opts.force ? ["-force"] : []),
     "-batch",
     "-",
   ];
-  const input = `${lines.join("\n")}\n`;
-  return new Promise((resolve, reject) => {
-    const child = spawn("ip", argv, { stdio: ["pipe", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (d: string) => {
-      if (stderr.length < 64 * 1024) stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code === 0) resolve({ ok: true, stderr });
-      else if (opts.force) resolve({ ok: false, stderr });
-      else reject(new IpCommandError(argv, code, stderr, input));
-    });
-    child.stdin.on("error", () => {}); // a failing ip may close stdin early; "close" reports it
-    child.stdin.end(input);
-  });
-}
-
-/** Runs a program with an argument vector; resolves with stdout, rejects with stderr in the message. */
-export function run(file: string, args: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new IpCommandError([file, ...args], child.exitCode, String(stderr)));
-      else resolve(String(stdout));
-    });
-    if (input !== undefined) {
-      child.stdin?.on("error", () => {});
-      child.stdin?.end(input);
-    }
-  });
+  try {
+    await exec(argv, `${lines.join("\n")}\n`);
+    return { ok: true, stderr: "" };
+  } catch (e) {
+    if (opts.force && e instanceof CommandError) return { ok: false, stderr: e.stderr };
+    throw e;
+  }
 }
 
 export interface LinkInfo {
@@ -130,9 +99,7 @@ export interface LinkInfo {
 /** `ip -n NS -j link show` parsed. */
 export async function listLinks(netns: string, ...filter: string[]): Promise<LinkInfo[]> {
   for (const t of filter) line(t);
-  const out = await run("ip", ["-n", netnsName(netns), "-j", "link", "show", ...filter]);
-  const parsed: unknown = JSON.parse(out || "[]");
-  return Array.isArray(parsed) ? (parsed as LinkInfo[]) : [];
+  return ipJson<LinkInfo[]>(pathOf(netns), ["link", "show", ...filter]);
 }
 
 /** The named network namespaces that exist now (the files in /run/netns). */
@@ -145,17 +112,7 @@ export async function listNetns(): Promise<Set<string>> {
   }
 }
 
-/**
- * Writes `value` to sysctl files of a namespace in one process: `ip netns
- * exec NS tee FILE...` (coreutils, present everywhere, unlike procps'
- * sysctl). `keys` are dotted sysctl names such as `net.ipv4.ip_forward`.
- */
+/** Writes `value` to sysctl keys of a namespace (dotted names such as `net.ipv4.ip_forward`). */
 export async function setSysctls(netns: string, keys: string[], value: string): Promise<void> {
-  if (!/^[0-9]{1,6}$/.test(value)) throw new Error(`invalid sysctl value: ${JSON.stringify(value)}`);
-  const files = keys.map((k) => {
-    if (!/^net(\.[A-Za-z0-9_-]+){2,4}$/.test(k)) throw new Error(`invalid sysctl name: ${JSON.stringify(k)}`);
-    return `/proc/sys/${k.replaceAll(".", "/")}`;
-  });
-  if (files.length === 0) return;
-  await run("ip", ["netns", "exec", netnsName(netns), "tee", ...files], `${value}\n`);
+  await writeProcSys(pathOf(netns), Object.fromEntries(keys.map((k) => [k.replaceAll(".", "/"), value])));
 }

@@ -3,9 +3,9 @@
 // allocations (read a snapshot, plan with repair.ts, apply). Everything
 // happens in one node namespace (node.netns).
 
+import { createIpSession, writeProcSys } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
 import { bringUpEni, type EniDevice } from "./eni.js";
-import { createIpSession, sysctl } from "./ip.js";
 import { eniDevice, eniProblems, readNodeState } from "./kernel.js";
 import {
   addPod,
@@ -59,7 +59,7 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
 
   const init = (): Promise<void> => {
     initialized ??= (async () => {
-      await sysctl(ns, { "net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0" });
+      await writeProcSys(ns, { "net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "0" });
       await connmarkReturnPath(ns, nodeBatch).catch((e: unknown) =>
         log.warn("no return path for connections to the node's own address (hostPort from other nodes)", {
           error: e instanceof Error ? e.message : String(e),

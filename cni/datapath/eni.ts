@@ -2,8 +2,8 @@
 // its MTU, and give it a routing table whose default route goes via the
 // vSwitch gateway on that device.
 
+import { ipBatch, ipJson, writeProcSys } from "../../lib/ip.js";
 import { isIpv4, isMac } from "../../lib/net.js";
-import { ipBatch, ipJson, sysctl } from "./ip.js";
 import { eniDevice, type Link } from "./kernel.js";
 import { check } from "./names.js";
 
@@ -23,7 +23,7 @@ export async function bringUpEni(
   if (!found) throw new Error(`no device with MAC ${eni.mac} in the node namespace yet`);
   const { link, table } = found;
   // Replies to pods arrive on the ENI from anywhere; strict reverse-path filtering would drop them.
-  await sysctl(ns, { [`net.ipv4.conf.${link.ifname}.rp_filter`]: "0" });
+  await writeProcSys(ns, { [`net/ipv4/conf/${link.ifname}/rp_filter`]: "0" });
   await ipBatch(ns, [
     `link set dev ${link.ifname} mtu ${eni.mtu} up`,
     `route replace ${eni.gateway}/32 dev ${link.ifname} scope link table ${table}`,

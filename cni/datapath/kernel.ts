@@ -3,8 +3,8 @@
 // about it. CHECK and drift repair decide from a snapshot, never from what
 // the daemon remembers, so they are right after a restart too.
 
+import { ipJson } from "../../lib/ip.js";
 import { ENI_TABLE_BASE, RULE_FROM_POD, RULE_TO_POD } from "../facts.js";
-import { ipJson } from "./ip.js";
 
 export interface Link {
   ifindex: number;

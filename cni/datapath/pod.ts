@@ -5,9 +5,10 @@
 // pod, `to podIP lookup main` at priority 512 and `from podIP lookup <ENI
 // table>` at priority 2048.
 
+import { CommandError } from "../../lib/exec.js";
+import { ipBatch, ipJson, netnsRef } from "../../lib/ip.js";
 import { isIfname, isIpv4 } from "../../lib/net.js";
 import { POD_GATEWAY, RULE_FROM_POD, RULE_TO_POD } from "../facts.js";
-import { CommandError, ipBatch, ipJson, netnsRef } from "./ip.js";
 import { type NodeState, nodeSideProblems } from "./kernel.js";
 import { check, derivedMac, hostVethName } from "./names.js";
 

@@ -2,9 +2,9 @@
 // interface (a hostPort DNAT'd to a pod): their replies must leave the way
 // they came, not through the pod's ENI.
 
+import { ipJson, run } from "../../lib/ip.js";
 import { isIfname } from "../../lib/net.js";
 import { HOST_VETH_PREFIX, RULE_PRIMARY_RETURN } from "../facts.js";
-import { ipJson, run } from "./ip.js";
 import type { NodeBatch } from "./pod.js";
 
 /** The connmark bit for connections that entered through the primary interface. */

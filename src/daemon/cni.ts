@@ -3,8 +3,8 @@
 // attachment the runtime no longer lists.
 
 import type { Datapath, EniRef } from "../../cni/datapath/datapath.js";
-import { checkNetnsPath } from "../../cni/datapath/ip.js";
 import { POD_GATEWAY } from "../../cni/facts.js";
+import { checkNetnsPath } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
 import type { Allocation, Pool } from "../../pool/pool.js";
 import { badRequest, DaemonError } from "./errors.js";

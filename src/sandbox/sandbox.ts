@@ -51,7 +51,6 @@ export function requireRoot(what: string): void {
 const TOOLS: Record<string, string> = {
   ip: "iproute2",
   nsenter: "util-linux",
-  sysctl: "procps",
 };
 
 /**

@@ -1,26 +1,16 @@
-// Running iproute2 and sysctl inside a network namespace, always with an
-// argument vector. A namespace is a path: "" is the daemon's own,
+// Running iproute2 (and writing /proc/sys) inside a network namespace, always
+// with an argument vector. A namespace is a path: "" is the daemon's own,
 // /var/run/netns/NAME (or /run/netns/NAME) uses `ip -n NAME`, anything else
 // goes through `nsenter --net=PATH`.
 
 import { spawn } from "node:child_process";
-import { netnsNameOf } from "../../lib/net.js";
-import { findTool } from "../../lib/process.js";
+import { CommandError, exec } from "./exec.js";
+import { netnsNameOf } from "./net.js";
+import { findTool } from "./process.js";
 
 const PROC_NS = /^\/proc\/(\d+)\/ns\/net$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: paths must not carry control characters
 const SAFE_PATH = /^\/[^\x00-\x1f]{1,4095}$/;
-
-export class CommandError extends Error {
-  constructor(
-    readonly command: string[],
-    readonly code: number | null,
-    readonly stderr: string,
-  ) {
-    super(`${command.join(" ")} failed (exit ${code}): ${stderr.trim().split("\n").slice(-3).join("; ")}`);
-    this.name = "CommandError";
-  }
-}
 
 export function checkNetnsPath(ns: string): void {
   if (ns !== "" && !SAFE_PATH.test(ns))
@@ -58,27 +48,7 @@ function prefix(ns: string, argv: string[]): string[] {
 }
 
 export function run(ns: string, argv: string[], input?: string): Promise<string> {
-  const cmd = prefix(ns, argv);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd[0]!, cmd.slice(1), {
-      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    child.once("error", (e) => reject(new CommandError(cmd, null, e.message)));
-    child.once("close", (code) => (code === 0 ? resolve(out) : reject(new CommandError(cmd, code, err))));
-    if (child.stdin) {
-      // A program that fails early closes its stdin; its exit code tells the story.
-      child.stdin.on("error", () => {});
-      child.stdin.end(input);
-    }
-  });
+  return exec(prefix(ns, argv), input);
 }
 
 /** One `ip -batch -` run. With force, every line runs and failures are ignored (teardown). */
@@ -97,12 +67,23 @@ export async function ipJson<T>(ns: string, args: string[]): Promise<T> {
   return (out.trim() ? JSON.parse(out) : []) as T;
 }
 
-export async function sysctl(ns: string, settings: Record<string, string>): Promise<void> {
-  const pairs = Object.entries(settings).map(([k, v]) => {
-    if (!/^[a-z0-9_.]+$/.test(k) || !/^[0-9]+$/.test(v)) throw new Error(`invalid sysctl ${k}=${v}`);
-    return `${k}=${v}`;
-  });
-  if (pairs.length) await run(ns, ["sysctl", "-q", "-w", ...pairs]);
+/** A path below /proc/sys/net: segments of letters, digits, '_', '.' and '-' (not "." or ".."). */
+const PROC_SYS_NET = /^net(\/(?!\.\.?(\/|$))[A-Za-z0-9_.-]+){2,4}$/;
+
+/**
+ * Writes /proc/sys files of the namespace, e.g. `{"net/ipv4/ip_forward": "1"}`:
+ * `tee` (coreutils, on every machine) in the namespace, one process per
+ * distinct value. Paths, not sysctl's dotted names: an interface name may
+ * hold a dot.
+ */
+export async function writeProcSys(ns: string, settings: Record<string, string>): Promise<void> {
+  const byValue = new Map<string, string[]>();
+  for (const [path, value] of Object.entries(settings)) {
+    if (!PROC_SYS_NET.test(path)) throw new Error(`invalid /proc/sys name: ${JSON.stringify(path)}`);
+    if (!/^[0-9]{1,6}$/.test(value)) throw new Error(`invalid /proc/sys value: ${JSON.stringify(value)}`);
+    byValue.set(value, [...(byValue.get(value) ?? []), `/proc/sys/${path}`]);
+  }
+  for (const [value, files] of byValue) await run(ns, ["tee", ...files], `${value}\n`);
 }
 
 /**
