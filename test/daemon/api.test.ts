@@ -2,14 +2,14 @@
 // running in this process: its config errors, its unix-socket API, its logs,
 // a clean SIGTERM, and a second daemon on the same socket.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { Simulator } from "../../cloud/simulator/server.js";
 import { closeServer, listen } from "../../lib/http.js";
@@ -23,9 +23,20 @@ import { AK, CLUSTER, cloudFor, harness, NODE, ourEnis, SK, setKnob, waitFor } f
 const CLI = BUILT.cli;
 
 // dist/ is built by the suite's global setup; without it these tests cannot run, and say so.
+/**
+ * The daemons' node namespace: a throwaway one, so that nothing a request
+ * reaches (sysctls, iptables, rules) ever lands on the machine running the tests.
+ */
+const NODE_NETNS = `ewapi${process.pid % 100000}`;
+
 beforeAll(() => {
   if (!existsSync(CLI))
     throw new Error(`${CLI} is missing: run \`npm run build\` (vitest's global setup does)`);
+  execFileSync("ip", ["netns", "add", NODE_NETNS]);
+});
+
+afterAll(() => {
+  execFileSync("ip", ["netns", "del", NODE_NETNS]);
 });
 
 // ---- processes and the socket ----------------------------------------------------
@@ -151,6 +162,7 @@ async function setup(
     stateDir,
     http: { listen: "" },
     kubernetes: { enabled: false },
+    node: { netns: `/var/run/netns/${NODE_NETNS}` },
     log: { level: "debug" },
     ...extra,
   };
