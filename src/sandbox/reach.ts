@@ -3,7 +3,7 @@
 // one-shot server in the target's namespace, a client in the source's.
 
 import { spawn } from "node:child_process";
-import { performance } from "node:perf_hooks";
+import { CommandError, exec } from "../../lib/exec.js";
 import { isIpv4, NETNS_NAME } from "../../lib/net.js";
 
 /** Answers the first message with "pong <message>", then exits (or after 10 s). */
@@ -21,13 +21,19 @@ c.on("data", (d) => { process.stdout.write(String(d)); c.end(); });
 c.on("timeout", () => { process.stderr.write("no answer within 3 s"); process.exit(1); });
 c.on("error", (e) => { process.stderr.write(e.message); process.exit(1); });`;
 
-export type Reach = { ok: true; reply: string; ms: number } | { ok: false; error: string };
+export type Reach = { ok: true; reply: string } | { ok: false; error: string };
 
-function inNetns(netns: string, script: string, args: string[]) {
-  return spawn("ip", ["netns", "exec", netns, process.execPath, "-e", script, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-}
+/** `ip netns exec NS node -e SCRIPT ARGS…`. */
+const inNetns = (netns: string, script: string, args: string[]): string[] => [
+  "ip",
+  "netns",
+  "exec",
+  netns,
+  process.execPath,
+  "-e",
+  script,
+  ...args,
+];
 
 export async function tcpReach(
   fromNetns: string,
@@ -37,28 +43,17 @@ export async function tcpReach(
 ): Promise<Reach> {
   if (!NETNS_NAME.test(fromNetns) || !NETNS_NAME.test(toNetns) || !isIpv4(toIp))
     return { ok: false, error: "invalid namespace or address" };
-  const server = inNetns(toNetns, SERVER, [toIp, String(port)]);
+  const [file, ...args] = inNetns(toNetns, SERVER, [toIp, String(port)]);
+  const server = spawn(file!, args, { stdio: ["ignore", "pipe", "ignore"] });
   try {
     const listening = await new Promise<boolean>((resolve) => {
       server.stdout.on("data", (d: Buffer) => resolve(d.toString().includes("listening")));
       server.once("exit", () => resolve(false));
     });
     if (!listening) return { ok: false, error: "the server in the target pod did not start" };
-    const started = performance.now();
-    const client = inNetns(fromNetns, CLIENT, [toIp, String(port)]);
-    let out = "";
-    let err = "";
-    client.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    client.stderr.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    const code = await new Promise<number | null>((r) => client.once("exit", r));
-    const ms = +(performance.now() - started).toFixed(1);
-    return code === 0 && out
-      ? { ok: true, reply: out, ms }
-      : { ok: false, error: err || `client exit ${code}` };
+    return { ok: true, reply: await exec(inNetns(fromNetns, CLIENT, [toIp, String(port)])) };
+  } catch (e) {
+    return { ok: false, error: e instanceof CommandError ? e.stderr || e.message : String(e) };
   } finally {
     server.kill("SIGKILL");
   }
