@@ -46,11 +46,6 @@ export const SCHEDULES: Readonly<Schedules> = {
   createRetry: { baseMs: 1000, factor: 2, capMs: 60_000, jitter: "none" },
 };
 
-/** Full jitter: uniform in [0, min(cap, base·2^(attempt−1))). */
-export function backoffDelay(attempt: number, baseMs: number, capMs: number, random: () => number): number {
-  return delayFor({ baseMs, factor: 2, capMs, jitter: "full" }, attempt, random);
-}
-
 /** The wait after the attempt-th failure (attempt from 1). */
 export function delayFor(s: Schedule, attempt: number, random: () => number = Math.random): number {
   const ceiling = Math.min(s.capMs, s.baseMs * s.factor ** Math.min(Math.max(0, attempt - 1), 64));

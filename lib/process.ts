@@ -30,10 +30,19 @@ export function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-/** Resolves once the child has ended (at once if it already has). */
-export function waitExit(child: ChildProcess): Promise<void> {
-  if (hasExited(child)) return Promise.resolve();
-  return new Promise((r) => child.once("exit", () => r()));
+/** Resolves true once the child has ended (at once if it already has), false if timeoutMs passes first. */
+export function waitExit(child: ChildProcess, timeoutMs = Number.POSITIVE_INFINITY): Promise<boolean> {
+  if (hasExited(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = Number.isFinite(timeoutMs) ? setTimeout(() => done(false), timeoutMs) : undefined;
+    const done = (ended: boolean): void => {
+      clearTimeout(timer);
+      child.off("exit", onExit);
+      resolve(ended);
+    };
+    const onExit = (): void => done(true);
+    child.once("exit", onExit);
+  });
 }
 
 /** How a child ended, for messages: "exit 1" or "signal SIGKILL". */

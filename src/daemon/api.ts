@@ -94,25 +94,24 @@ function socketInUse(path: string): Promise<boolean> {
 
 export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiServer> {
   const { pool, log } = deps;
-  const send = sendJson;
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://eniway");
     const m = `${req.method} ${url.pathname}`;
     switch (m) {
       case "GET /healthz":
-        return send(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true });
       case "GET /readyz":
-        return send(res, deps.ready() ? 200 : 503, { ready: deps.ready() });
+        return sendJson(res, deps.ready() ? 200 : 503, { ready: deps.ready() });
       case "GET /v1/allocations":
-        return send(res, 200, { allocations: pool.allocations() });
+        return sendJson(res, 200, { allocations: pool.allocations() });
       case "GET /v1/pool":
-        return send(res, 200, pool.summary());
+        return sendJson(res, 200, pool.summary());
       case "POST /v1/resync":
         if (!deps.resync) throw badRequest("this daemon cannot resync");
-        return send(res, 200, await deps.resync());
+        return sendJson(res, 200, await deps.resync());
       case "GET /v1/ips":
-        return send(res, 200, { ips: pool.ips() });
+        return sendJson(res, 200, { ips: pool.ips() });
       case "POST /v1/allocate": {
         const body = await readJson(req);
         const containerId = field(body, "containerId", CONTAINER_ID);
@@ -126,7 +125,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
           eniId: a.eniId,
           ms: +(performance.now() - started).toFixed(2),
         });
-        return send(res, 200, a);
+        return sendJson(res, 200, a);
       }
       case "POST /v1/release": {
         const body = await readJson(req);
@@ -134,7 +133,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         const ifname = field(body, "ifname", IFNAME);
         const released = await pool.release(containerId, ifname);
         if (released) log.info("released", { containerId, ifname, ip: released.ip });
-        return send(res, 200, { released });
+        return sendJson(res, 200, { released });
       }
       case "POST /v1/cni/add": {
         const cni = need(deps.cni);
@@ -152,7 +151,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         });
         const r = await cni.add({ containerId, ifname, netns, pod });
         log.info("cni add", { containerId, ifname, ip: r.ip, eniId: r.eniId, ...r.timings });
-        return send(res, 200, r);
+        return sendJson(res, 200, r);
       }
       case "POST /v1/cni/del": {
         const cni = need(deps.cni);
@@ -161,7 +160,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         const ifname = field(body, "ifname", IFNAME);
         const r = await cni.del({ containerId, ifname });
         log.info("cni del", { containerId, ifname, released: r.released });
-        return send(res, 200, r);
+        return sendJson(res, 200, r);
       }
       case "POST /v1/cni/check": {
         const cni = need(deps.cni);
@@ -171,7 +170,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
           ifname: field(body, "ifname", IFNAME),
           netns: field(body, "netns", NETNS),
         });
-        return send(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true });
       }
       case "POST /v1/cni/gc": {
         const cni = need(deps.cni);
@@ -185,7 +184,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
             ifname: field({ i: v.ifname }, "i", IFNAME),
           };
         });
-        return send(res, 200, await cni.gc(valid));
+        return sendJson(res, 200, await cni.gc(valid));
       }
       default:
         throw new DaemonError("NotFound", `no route ${m}`);
@@ -193,7 +192,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
   };
 
   const fail = (res: ServerResponse, code: keyof typeof DAEMON_ERRORS, message: string): void =>
-    send(res, DAEMON_ERRORS[code], { error: { code, message } });
+    sendJson(res, DAEMON_ERRORS[code], { error: { code, message } });
 
   const server: Server = createServer((req, res) => {
     route(req, res).catch((e: unknown) => {

@@ -13,7 +13,7 @@ import { socketRequest } from "../../lib/http.js";
 import type { Logger } from "../../lib/log.js";
 import { NETNS_NAME } from "../../lib/net.js";
 import { BUILT, endOf, findTool, hasExited, waitExit } from "../../lib/process.js";
-import { sleep, withTimeout } from "../../lib/time.js";
+import { sleep } from "../../lib/time.js";
 import { applyOverrides } from "../daemon/config.js";
 
 export interface SandboxNode {
@@ -139,10 +139,10 @@ export async function sandboxUp(opts: {
   const stop = async (): Promise<void> => {
     // A daemon that died by a signal has no exit code, only a signal code: it has ended all the same.
     for (const c of children) if (!hasExited(c)) c.kill("SIGTERM");
-    const ended = await withTimeout(Promise.all(children.map(waitExit)), 12_000);
-    if (!ended) {
+    const ended = await Promise.all(children.map((c) => waitExit(c, 12_000)));
+    if (!ended.every(Boolean)) {
       for (const c of children) if (!hasExited(c)) c.kill("SIGKILL");
-      await Promise.all(children.map(waitExit));
+      await Promise.all(children.map((c) => waitExit(c)));
     }
     await sim.stop();
     await rm(dir, { recursive: true, force: true });

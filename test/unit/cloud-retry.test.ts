@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, type RetryInfo, retry } from "../../lib/backoff.js";
+import { delayFor, type RetryInfo, retry, type Schedule } from "../../lib/backoff.js";
+
+/** Full jitter, 200 ms doubling to 5 s: the cloud API's schedule. */
+const FULL: Schedule = { baseMs: 200, factor: 2, capMs: 5000, jitter: "full" };
+const backoffDelay = (attempt: number, random: () => number): number => delayFor(FULL, attempt, random);
 
 class Transient extends Error {}
 class Fatal extends Error {}
@@ -23,17 +27,17 @@ function fakeClock(start = 1_000_000) {
 
 const isTransient = (e: unknown): boolean => e instanceof Transient;
 
-describe("backoffDelay", () => {
+describe("delayFor with full jitter", () => {
   it("doubles its ceiling per attempt up to the cap", () => {
-    const max = (attempt: number) => backoffDelay(attempt, 200, 5000, () => 0.999999);
+    const max = (attempt: number) => backoffDelay(attempt, () => 0.999999);
     expect([1, 2, 3, 4, 5, 6, 7, 10].map(max)).toEqual([199, 399, 799, 1599, 3199, 4999, 4999, 4999]);
   });
 
   it("is full jitter: anywhere in [0, ceiling)", () => {
-    expect(backoffDelay(3, 200, 5000, () => 0)).toBe(0);
-    expect(backoffDelay(3, 200, 5000, () => 0.5)).toBe(400);
+    expect(backoffDelay(3, () => 0)).toBe(0);
+    expect(backoffDelay(3, () => 0.5)).toBe(400);
     for (let i = 0; i < 200; i++) {
-      const d = backoffDelay(4, 200, 5000, Math.random);
+      const d = backoffDelay(4, Math.random);
       expect(d).toBeGreaterThanOrEqual(0);
       expect(d).toBeLessThan(1600);
     }
@@ -98,7 +102,7 @@ describe("retry", () => {
     const elapsed = clock.now() - 1_000_000;
     expect(elapsed).toBeLessThanOrEqual(30_000 + 1000); // the last attempt may start just before the deadline
     // after the last attempt, the next sleep would have crossed the deadline
-    const nextDelay = backoffDelay(errors.length, 200, 5000, () => 0.999);
+    const nextDelay = backoffDelay(errors.length, () => 0.999);
     expect(clock.now() + nextDelay).toBeGreaterThan(1_000_000 + 30_000);
     expect(errors.length).toBeGreaterThan(5);
   });
