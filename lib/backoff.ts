@@ -29,6 +29,7 @@ export interface Schedules {
   detachPoll: Schedule;
   eniRetry: Schedule;
   createRetry: Schedule;
+  kubeWatch: Schedule;
 }
 
 export const SCHEDULES: Readonly<Schedules> = {
@@ -44,6 +45,8 @@ export const SCHEDULES: Readonly<Schedules> = {
   eniRetry: { baseMs: 1000, factor: 2, capMs: 60_000, jitter: "none" },
   /** Creates pause after a failed create or attach (the cap is `pool.eniLimitBackoffSeconds`). */
   createRetry: { baseMs: 1000, factor: 2, capMs: 60_000, jitter: "none" },
+  /** Listing or watching pods again after the API server failed or went away. */
+  kubeWatch: { baseMs: 500, factor: 2, capMs: 30_000, jitter: "full" },
 };
 
 /** The wait after the attempt-th failure (attempt from 1). */

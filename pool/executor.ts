@@ -31,6 +31,23 @@ export interface ExecutorDeps {
   /** Every ENI we create carries these (ours and the user's). */
   tags: Record<string, string>;
   config: ExecutorConfig;
+  /** Told of every cloud failure that keeps the pool from growing (for Events and the node condition). */
+  onFailure?(f: CloudFailure): void;
+}
+
+/** Why the pool could not grow: the reasons are those of the Node's Events. */
+export type CloudFailureReason =
+  | "CreateENIFailed"
+  | "AttachENIFailed"
+  | "AssignIPFailed"
+  | "VSwitchIPExhausted"
+  | "ENIQuotaExceeded";
+
+export interface CloudFailure {
+  reason: CloudFailureReason;
+  /** The cloud's error code, or "" for a failure of ours (an attach that timed out). */
+  code: string;
+  message: string;
 }
 
 export interface Executor {
@@ -86,6 +103,19 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       delete d.intents[id];
       extra?.(d);
     });
+
+  /** Report a failure with the most precise reason the error allows. */
+  const report = (fallback: CloudFailureReason, err: unknown): void => {
+    if (!deps.onFailure) return;
+    const reason: CloudFailureReason = isTreated(err, "vSwitchExhausted")
+      ? "VSwitchIPExhausted"
+      : isTreated(err, "eniLimit")
+        ? "ENIQuotaExceeded"
+        : fallback;
+    const code = err instanceof CloudError ? err.code : "";
+    const message = err instanceof Error ? err.message : String(err);
+    deps.onFailure({ reason, code, message: message.slice(0, 500) });
+  };
 
   const noteCloudError = async (err: unknown, vSwitchId?: string): Promise<void> => {
     if (vSwitchId && isTreated(err, "vSwitchExhausted")) {
@@ -220,6 +250,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       createFailures = 0;
       log.info("ENI ready", { eniId: stored.eniId, mac: stored.mac, gateway: net.gateway });
     } catch (err) {
+      report("AttachENIFailed", err);
       await noteCloudError(err);
       await backOffCreates();
       log.warn("attach failed; deleting the ENI", { eniId: stored.eniId, error: describeError(err) });
@@ -269,6 +300,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         description: "created by eniway",
       });
     } catch (err) {
+      report("CreateENIFailed", err);
       await noteCloudError(err, intent.vSwitchId);
       // An exhausted vSwitch is blocked instead: the others may still be used at once.
       if (!isTreated(err, "vSwitchExhausted")) await backOffCreates();
@@ -305,6 +337,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       });
       log.info("IPs assigned", { eniId: intent.eniId, ips });
     } catch (err) {
+      report("AssignIPFailed", err);
       await noteCloudError(err, store.data.enis[intent.eniId]?.vSwitchId);
       if (err instanceof CloudError && !err.retryable) await clearIntent(intent.id);
       throw err;

@@ -15,6 +15,8 @@ export interface PoolTargets {
   maxIpsPerCall: number;
   idleReclaimMs: number;
   allocateTimeoutMs: number;
+  /** How long a StatefulSet pod's IP waits for the pod to return under the same name. */
+  statefulHoldMs: number;
 }
 
 export interface Allocation {
@@ -75,7 +77,11 @@ export interface PoolDeps {
 
 export interface Pool {
   allocate(req: { containerId: string; ifname: string; pod: PodRef }): Promise<Allocation>;
-  release(containerId: string, ifname: string): Promise<Allocation | null>;
+  /**
+   * Cools the IP for the cooldown; with `hold`, for the StatefulSet hold too,
+   * kept for the pod that returns under the same namespace and name.
+   */
+  release(containerId: string, ifname: string, opts?: { hold?: boolean }): Promise<Allocation | null>;
   allocations(): Allocation[];
   /** Every IP the pool tracks, with its ENI and phase. */
   ips(): { ip: string; eniId: string; phase: string }[];
@@ -94,6 +100,7 @@ export interface Pool {
 }
 
 const keyOf = (containerId: string, ifname: string): string => `${containerId}/${ifname}`;
+const podKey = (pod: PodRef): string => `${pod.namespace}/${pod.name}`;
 
 export function toAllocation(ip: StoredIp, eni: StoredEni | undefined): Allocation | null {
   if (!ip.owner) return null;
@@ -137,6 +144,11 @@ export function createPool(deps: PoolDeps): Pool {
   const findOwned = (key: string): StoredIp | undefined =>
     Object.values(store.data.ips).find((r) => r.owner && keyOf(r.owner.containerId, r.owner.ifname) === key);
 
+  const findHeld = (key: string): StoredIp | undefined =>
+    Object.values(store.data.ips).find(
+      (r) => r.phase === "cooling" && r.heldFor === key && store.data.enis[r.eniId]?.phase === "ready",
+    );
+
   const bump = (eniId: string): void => {
     gens.set(eniId, (gens.get(eniId) ?? 0) + 1);
   };
@@ -165,6 +177,7 @@ export function createPool(deps: PoolDeps): Pool {
       ip.owner = owner;
       ip.assignedAt = deps.now();
       delete ip.coolUntil;
+      delete ip.heldFor;
     });
     return toAllocation(ip, store.data.enis[ip.eniId])!;
   };
@@ -187,6 +200,7 @@ export function createPool(deps: PoolDeps): Pool {
         r.phase = "idle";
         r.idleSince = r.coolUntil ?? now;
         delete r.coolUntil;
+        delete r.heldFor;
         changed = true;
       }
     }
@@ -308,7 +322,8 @@ export function createPool(deps: PoolDeps): Pool {
     const inflight = inflightAlloc.get(key);
     if (inflight) return inflight;
     const p = (async (): Promise<Allocation> => {
-      const ip = waiters.length === 0 ? pickIdle() : undefined;
+      const held = req.pod.name ? findHeld(podKey(req.pod)) : undefined;
+      const ip = held ?? (waiters.length === 0 ? pickIdle() : undefined);
       if (ip) {
         const a = await assignTo(ip, { containerId: req.containerId, ifname: req.ifname, pod: req.pod });
         kick();
@@ -338,16 +353,20 @@ export function createPool(deps: PoolDeps): Pool {
     return p;
   };
 
-  const release: Pool["release"] = async (containerId, ifname) => {
+  const release: Pool["release"] = async (containerId, ifname, opts) => {
     const key = keyOf(containerId, ifname);
     // A release that races an allocation of the same key waits for it, then undoes it.
     await inflightAlloc.get(key)?.catch(() => {});
     const rec = findOwned(key);
     if (!rec) return null;
     const before = toAllocation(rec, store.data.enis[rec.eniId]);
+    const hold = opts?.hold === true && rec.owner?.pod.name ? podKey(rec.owner.pod) : null;
     await store.update(() => {
       rec.phase = "cooling";
-      rec.coolUntil = deps.now() + targets.cooldownMs;
+      rec.coolUntil =
+        deps.now() + (hold ? Math.max(targets.cooldownMs, targets.statefulHoldMs) : targets.cooldownMs);
+      if (hold) rec.heldFor = hold;
+      else delete rec.heldFor;
       delete rec.owner;
       delete rec.assignedAt;
     });

@@ -32,6 +32,8 @@ export interface StoredIp {
   coolUntil?: number;
   owner?: Owner;
   assignedAt?: number;
+  /** A StatefulSet pod's IP, cooling for its return: "namespace/name" gets it back. */
+  heldFor?: string;
 }
 
 export interface StoredEni {

@@ -16,6 +16,7 @@ const LAYERS: [layer: string, folders: string[]][] = [
   ["cloud", ["cloud/"]],
   ["pool", ["pool/"]],
   ["cni", ["cni/facts.ts", "cni/datapath/"]],
+  ["kubernetes", ["src/kubernetes/"]],
   ["daemon", ["src/daemon/"]],
   ["sandbox", ["src/sandbox/"]],
   ["cli", ["src/cli/"]],

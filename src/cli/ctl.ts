@@ -4,6 +4,7 @@
 import { DEFAULT_SOCKET } from "../../cni/facts.js";
 import { socketRequest } from "../../lib/http.js";
 import type { Allocation, PoolSummary } from "../../pool/pool.js";
+import type { Mapping } from "../daemon/mapping.js";
 import { flags } from "./args.js";
 
 async function api(socket: string, method: string, path: string): Promise<unknown> {
@@ -37,12 +38,14 @@ export async function ctl(
   cmd: "status" | "pods" | "enis" | "mapping" | "gc",
   args: string[],
   out: (s: string) => void,
-): Promise<void> {
+): Promise<number> {
   const f = flags(cmd, args, { socket: { type: "string" }, json: { type: "boolean" } });
   const socket = f.socket ?? DEFAULT_SOCKET;
   const json = f.json ?? false;
-  const show = (data: unknown, human: () => string): void =>
+  const show = (data: unknown, human: () => string): number => {
     out(`${json ? JSON.stringify(data, null, 2) : human()}\n`);
+    return 0;
+  };
   switch (cmd) {
     case "status": {
       const s = (await api(socket, "GET", "/v1/pool")) as PoolSummary;
@@ -83,22 +86,28 @@ export async function ctl(
       );
     }
     case "mapping": {
-      const [{ ips }, { allocations }] = (await Promise.all([
-        api(socket, "GET", "/v1/ips"),
-        api(socket, "GET", "/v1/allocations"),
-      ])) as [{ ips: { ip: string; eniId: string; phase: string }[] }, { allocations: Allocation[] }];
-      const byIp = new Map(allocations.map((a) => [a.ip, a]));
-      const rows = ips.map((i) => ({
-        ...i,
-        pod: byIp.get(i.ip) ? podName(byIp.get(i.ip)!) : "",
-        container: byIp.get(i.ip)?.containerId ?? "",
-      }));
-      return show(rows, () =>
-        table(
-          ["IP", "ENI", "STATE", "POD", "CONTAINER"],
-          rows.map((r) => [r.ip, r.eniId, r.phase, r.pod, r.container.slice(0, 12)]),
-        ),
+      const m = (await api(socket, "GET", "/v1/mapping")) as Mapping;
+      show(m, () =>
+        [
+          table(
+            ["IP", "ENI", "STATE", "POOL POD", "API POD", "CLOUD", "PROBLEM"],
+            m.rows.map((r) => [
+              r.ip,
+              r.eniId || "-",
+              r.state || "-",
+              r.allocatedTo || "-",
+              r.apiPod || "-",
+              r.inCloud ? "yes" : "no",
+              r.problem,
+            ]),
+          ),
+          m.kubernetes ? "" : "(Kubernetes is not enabled on this daemon: pods were not compared)",
+          `${m.problems} problem(s)`,
+        ]
+          .filter(Boolean)
+          .join("\n"),
       );
+      return m.problems > 0 ? 1 : 0;
     }
     case "gc": {
       const report = (await api(socket, "POST", "/v1/resync")) as Record<string, unknown[] | number>;

@@ -16,7 +16,7 @@ import { ctl } from "./ctl.js";
 const USAGE = `usage:
   eniway sim [--world FILE] [--listen HOST:PORT]   the cloud simulator (ECS, VPC, metadata)
   eniway daemon --config FILE [--set KEY=VALUE ...] the node daemon
-  eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...]
+  eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...] [--kubernetes]
   eniway sandbox down --dir DIR                      clean up after a crashed sandbox
   eniway sandbox demo                                what npm start runs
   eniway status|pods|enis|mapping|gc [--socket PATH] [--json]
@@ -89,6 +89,7 @@ async function sandbox(args: string[]): Promise<void> {
     nodes: { type: "string" },
     world: { type: "string" },
     set: { type: "string", multiple: true },
+    kubernetes: { type: "boolean" },
   });
   const dir = f.dir;
   if (!dir) throw new Error(`sandbox ${sub ?? ""} needs --dir DIR`);
@@ -99,11 +100,16 @@ async function sandbox(args: string[]): Promise<void> {
     nodes: Number(f.nodes ?? 2),
     ...(f.world ? { worldFile: f.world } : {}),
     sets: f.set ?? [],
+    kubernetes: f.kubernetes ?? false,
     log,
   });
   process.stdout.write(
     `sandbox up: ${dir}/sandbox.json (${sb.file.nodes.length} nodes); Ctrl-C removes it\n`,
   );
+  if (sb.file.kubernetes)
+    process.stdout.write(
+      `kubernetes: ${sb.file.kubernetes.server} (kubectl --kubeconfig ${sb.file.kubernetes.kubeconfig})\n`,
+    );
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
@@ -134,7 +140,8 @@ async function main(argv: string[]): Promise<void> {
     case "enis":
     case "mapping":
     case "gc":
-      return ctl(cmd, rest, (text) => process.stdout.write(text));
+      process.exitCode = await ctl(cmd, rest, (text) => process.stdout.write(text));
+      return;
     case undefined:
     case "help":
     case "--help":

@@ -28,6 +28,8 @@ export interface ApiDeps {
   ready(): boolean;
   /** Resync with the cloud now (the operator's `eniway gc`). */
   resync?(): Promise<unknown>;
+  /** Pods, pool and cloud side by side (the operator's `eniway mapping`). */
+  mapping?(): Promise<unknown>;
 }
 
 export interface ApiServer {
@@ -110,6 +112,9 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
       case "POST /v1/resync":
         if (!deps.resync) throw badRequest("this daemon cannot resync");
         return sendJson(res, 200, await deps.resync());
+      case "GET /v1/mapping":
+        if (!deps.mapping) throw badRequest("this daemon cannot map");
+        return sendJson(res, 200, await deps.mapping());
       case "GET /v1/ips":
         return sendJson(res, 200, { ips: pool.ips() });
       case "POST /v1/allocate": {

@@ -7,6 +7,7 @@ import { POD_GATEWAY } from "../../cni/facts.js";
 import { checkNetnsPath } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
 import type { Allocation, Pool } from "../../pool/pool.js";
+import type { PodRef } from "../../pool/store.js";
 import { badRequest, DaemonError } from "./errors.js";
 
 export interface CniAddRequest {
@@ -40,8 +41,22 @@ export interface CniHandlers {
 
 export const eniOf = (a: Allocation): EniRef => ({ eniId: a.eniId, mac: a.mac, gateway: a.gateway });
 
-export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: Logger }): CniHandlers {
+/** What the Kubernetes side hears of the CNI path; each hook returns at once. */
+export interface CniObserver {
+  allocated?(pod: PodRef, a: { ip: string; eniId: string; ms: number }): void;
+  allocationFailed?(pod: PodRef, error: Error): void;
+  /** DEL holds the IP of this pod for its return under the same name (a StatefulSet pod). */
+  holdsIp?(pod: PodRef): boolean;
+}
+
+export function createCniHandlers(deps: {
+  pool: Pool;
+  datapath: Datapath;
+  log: Logger;
+  observer?: CniObserver;
+}): CniHandlers {
   const { pool, datapath, log } = deps;
+  const observer = deps.observer ?? {};
   const find = (containerId: string, ifname: string): Allocation | undefined =>
     pool.allocations().find((a) => a.containerId === containerId && a.ifname === ifname);
 
@@ -49,7 +64,13 @@ export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: L
     if (!req.netns) throw badRequest("netns is required for ADD");
     checkNetnsPath(req.netns);
     const t0 = performance.now();
-    const a = await pool.allocate({ containerId: req.containerId, ifname: req.ifname, pod: req.pod });
+    let a: Allocation;
+    try {
+      a = await pool.allocate({ containerId: req.containerId, ifname: req.ifname, pod: req.pod });
+    } catch (e) {
+      observer.allocationFailed?.(req.pod, e instanceof Error ? e : new Error(String(e)));
+      throw e;
+    }
     const t1 = performance.now();
     try {
       const w = await datapath.add({
@@ -60,6 +81,7 @@ export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: L
         eni: eniOf(a),
       });
       const t2 = performance.now();
+      observer.allocated?.(req.pod, { ip: a.ip, eniId: a.eniId, ms: t2 - t0 });
       return {
         ip: a.ip,
         prefix: 32,
@@ -79,6 +101,7 @@ export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: L
       });
       await datapath.del(req.containerId, req.ifname, a.ip).catch(() => {});
       await pool.release(req.containerId, req.ifname);
+      observer.allocationFailed?.(req.pod, e instanceof Error ? e : new Error(String(e)));
       throw e;
     }
   };
@@ -88,7 +111,7 @@ export function createCniHandlers(deps: { pool: Pool; datapath: Datapath; log: L
     // Unrouting and the durable release are independent: run them together.
     const [, released] = await Promise.all([
       datapath.del(req.containerId, req.ifname, a?.ip ?? null),
-      pool.release(req.containerId, req.ifname),
+      pool.release(req.containerId, req.ifname, { hold: a ? (observer.holdsIp?.(a.pod) ?? false) : false }),
     ]);
     return { released: released?.ip ?? null };
   };

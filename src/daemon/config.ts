@@ -10,6 +10,8 @@ import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } fr
 const URL_RE = /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/;
 const HOSTPORT = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 const ABS_PATH = /^\/[^\0]*$/;
+/** A Kubernetes object name (RFC 1123 subdomain), as node names are. */
+const NODE_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const seconds = (min: number, max: number): ReturnType<typeof num> => num({ min, max });
 
 const rateLimit = obj({
@@ -43,6 +45,7 @@ const poolSchema = obj({
   attachTimeoutSeconds: opt(seconds(1, 600), 60),
   vSwitchBlockSeconds: opt(seconds(0, 86_400), 600),
   eniLimitBackoffSeconds: opt(seconds(0, 3600), 60),
+  statefulHoldSeconds: opt(seconds(0, 86_400), 300),
 });
 
 const configSchema = obj({
@@ -89,10 +92,13 @@ const configSchema = obj({
     obj({
       enabled: opt(oneOf(bool, str({ oneOf: ["auto"] }), "true, false or auto"), "auto"),
       kubeconfig: optNull(str({ pattern: ABS_PATH })),
-      nodeName: opt(str({}), ""),
+      nodeName: opt(str({ pattern: NODE_NAME }), ""),
+      releaseGraceSeconds: opt(seconds(0, 86_400), 60),
+      checkSeconds: opt(seconds(1, 3600), 20),
     }),
-    { enabled: "auto", kubeconfig: null, nodeName: "" },
+    { enabled: "auto", kubeconfig: null, nodeName: "", releaseGraceSeconds: 60, checkSeconds: 20 },
   ),
+  cni: opt(obj({ confDir: opt(str({ pattern: ABS_PATH }), "") }), { confDir: "" }),
   log: opt(obj({ level: opt(str({ oneOf: ["debug", "info", "warn", "error"] }), "info") }), {
     level: "info",
   }),

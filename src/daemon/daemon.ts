@@ -3,6 +3,7 @@
 // HTTP endpoints, then reconciles and becomes ready. A failed start undoes
 // what it started: no socket, listener or store lock is left behind.
 
+import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { createCloudApi } from "../../cloud/api.js";
 import {
@@ -16,13 +17,69 @@ import { closeServer, listen, parseListen } from "../../lib/http.js";
 import type { Logger } from "../../lib/log.js";
 import { withTimeout } from "../../lib/time.js";
 import type { Pool } from "../../pool/pool.js";
+import { createKubeApi, type KubeApi, loadKubeConfig } from "../kubernetes/api.js";
+import { createKubernetes, type Kubernetes, type NodePort } from "../kubernetes/kubernetes.js";
 import { type ApiServer, startApi } from "./api.js";
-import type { Config } from "./config.js";
+import { type Config, ConfigError } from "./config.js";
+import { conflist, writeConflist } from "./conflist.js";
+import { gatherMapping } from "./mapping.js";
 import { createNode, type Node, type NodeSpec } from "./node.js";
 
 export interface Daemon {
   node: Node;
+  kubernetes: Kubernetes | null;
   stop(): Promise<void>;
+}
+
+const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/** The Kubernetes client, or null when `kubernetes.enabled` (auto: in a cluster or given a kubeconfig) says off. */
+export function kubeClientOf(
+  config: Config,
+  env: NodeJS.ProcessEnv = process.env,
+): { api: KubeApi; nodeName: string } | null {
+  const k = config.kubernetes;
+  const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync(SERVICE_ACCOUNT_TOKEN);
+  const on = k.enabled === "auto" ? Boolean(k.kubeconfig) || inCluster : k.enabled;
+  if (!on) return null;
+  if (!k.kubeconfig && !inCluster)
+    throw new ConfigError(
+      "kubernetes.kubeconfig: is required when kubernetes.enabled is true outside a cluster (no ServiceAccount token)",
+    );
+  const nodeName = k.nodeName || env.NODE_NAME || "";
+  if (!nodeName)
+    throw new ConfigError("kubernetes.nodeName: is required (or set the environment variable NODE_NAME)");
+  let kc: ReturnType<typeof loadKubeConfig>;
+  try {
+    kc = loadKubeConfig(k.kubeconfig);
+  } catch (e) {
+    throw new ConfigError(
+      `kubernetes.kubeconfig: cannot load ${k.kubeconfig ?? "the in-cluster config"}: ${(e as Error).message}`,
+    );
+  }
+  return { api: createKubeApi(kc), nodeName };
+}
+
+/** What the Kubernetes side needs of the node. */
+function nodePort(node: Node, found: Discovered, kube: Kubernetes): NodePort {
+  return {
+    limits: found.limits,
+    allocations: () => node.pool.allocations(),
+    release: async (a) => {
+      if (node.cni) await node.cni.del({ containerId: a.containerId, ifname: a.ifname });
+      else await node.pool.release(a.containerId, a.ifname, { hold: kube.holdsIp(a.pod) });
+    },
+    health: () => {
+      const s = node.pool.summary();
+      return {
+        vSwitchIds: found.vSwitchIds,
+        blockedVSwitches: s.blockedVSwitches,
+        createBackoffUntil: s.createBackoffUntil,
+        enis: s.enis.length,
+        maxEnis: found.limits.maxSecondaryEnis,
+      };
+    },
+  };
 }
 
 function credentialsFor(config: Config, metadata: MetadataClient, log: Logger): CredentialsProvider {
@@ -92,6 +149,7 @@ export function nodeSpecOf(
       maxIpsPerCall: p.maxIpsPerCall,
       idleReclaimMs: p.idleReclaimSeconds * 1000,
       allocateTimeoutMs: p.allocateTimeoutSeconds * 1000,
+      statefulHoldMs: p.statefulHoldSeconds * 1000,
     },
     executor: {
       attachTimeoutMs: p.attachTimeoutSeconds * 1000,
@@ -111,11 +169,32 @@ export function nodeSpecOf(
 }
 
 export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
+  const client = kubeClientOf(config);
   const metadata = createMetadataClient({ endpoint: config.cloud.metadataEndpoint, logger: log });
   const found = await discover(config, metadata, log);
+  const kube = client
+    ? createKubernetes({
+        ...client,
+        log: log.child({ instanceId: found.instanceId, component: "kubernetes", nodeName: client.nodeName }),
+        releaseGraceMs: config.kubernetes.releaseGraceSeconds * 1000,
+        checkMs: config.kubernetes.checkSeconds * 1000,
+      })
+    : null;
   let node: Node;
   try {
-    node = await createNode(nodeSpecOf(config, found, metadata, log));
+    node = await createNode({
+      ...nodeSpecOf(config, found, metadata, log),
+      ...(kube
+        ? {
+            observer: {
+              cloudFailure: (f) => kube.cloudFailure(f),
+              allocated: (pod, a) => kube.allocated(pod, a),
+              allocationFailed: (pod, e) => kube.allocationFailed(pod, e),
+              holdsIp: (pod) => kube.holdsIp(pod),
+            },
+          }
+        : {}),
+    });
   } catch (e) {
     await found.cloud.close();
     throw e;
@@ -127,6 +206,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     // Not ready, then the socket: no new work. Requests in flight get a few seconds.
     node.drain();
     if (api) await withTimeout(api.close(), 3000);
+    await kube?.stop();
     await node.stop();
     if (http) await closeServer(http);
   };
@@ -137,17 +217,30 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       log: nodeLog.child({ component: "api" }),
       ready: node.ready,
       resync: () => node.resync(false),
+      mapping: () => gatherMapping({ pool: node.pool, cloud: node.cloud, kube: client }),
     });
     if (config.http.listen) http = await startHttp(config.http.listen, node.pool, node.ready);
     await node.start();
+    kube?.start(nodePort(node, found, kube));
+    if (config.cni.confDir) {
+      const file = await writeConflist(
+        config.cni.confDir,
+        conflist({ socket: config.socket, nodeNetns: config.node.netns }),
+      );
+      nodeLog.info("CNI config written", { file });
+    }
   } catch (e) {
     await stop().catch((err: unknown) =>
       nodeLog.error("clean-up after a failed start failed", { error: String(err) }),
     );
     throw e;
   }
-  nodeLog.info("daemon ready", { socket: config.socket, http: config.http.listen || undefined });
-  return { node, stop };
+  nodeLog.info("daemon ready", {
+    socket: config.socket,
+    http: config.http.listen || undefined,
+    kubernetes: client ? { server: client.api.server, nodeName: client.nodeName } : false,
+  });
+  return { node, kubernetes: kube, stop };
 }
 
 async function startHttp(where: string, pool: Pool, ready: () => boolean): Promise<Server> {

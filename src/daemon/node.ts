@@ -8,12 +8,17 @@ import type { MetadataClient } from "../../cloud/metadata.js";
 import { type Attachment, createDatapath, type Datapath, type EniRef } from "../../cni/datapath/datapath.js";
 import type { Logger } from "../../lib/log.js";
 import { sleep, withTimeout } from "../../lib/time.js";
-import { createExecutor, type Executor, type ExecutorConfig } from "../../pool/executor.js";
+import {
+  type CloudFailure,
+  createExecutor,
+  type Executor,
+  type ExecutorConfig,
+} from "../../pool/executor.js";
 import { type Allocation, createPool, type Pool, type PoolTargets, TryAgainError } from "../../pool/pool.js";
 import { type ReconcileReport, reconcile } from "../../pool/reconcile.js";
 import { openStore, type Store } from "../../pool/store.js";
 import { createVSwitchCache } from "../../pool/vswitches.js";
-import { type CniHandlers, createCniHandlers, eniOf } from "./cni.js";
+import { type CniHandlers, type CniObserver, createCniHandlers, eniOf } from "./cni.js";
 
 /** The tags that mark an ENI as eniway's, and the one that names its node. */
 export const OWN_TAG_CREATOR = "creator";
@@ -49,6 +54,12 @@ export interface NodeSpec {
   timers: { tickMs: number; resyncMs: number; repairMs: number };
   /** The node namespace to wire pods in; null: no datapath (the pool alone). */
   datapath: { nodeNetns: string; mtu: number } | null;
+  /** Hears of cloud failures and of the CNI path (the Kubernetes side); never waited on. */
+  observer?: NodeObserver;
+}
+
+export interface NodeObserver extends CniObserver {
+  cloudFailure?(f: CloudFailure): void;
 }
 
 export interface Node {
@@ -106,6 +117,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
     securityGroupIds: spec.securityGroupIds,
     tags: { ...spec.tags, ...own, [OWN_TAG_NODE]: instanceId },
     config: spec.executor,
+    ...(spec.observer?.cloudFailure ? { onFailure: spec.observer.cloudFailure } : {}),
   });
   const vSwitches = createVSwitchCache(cloud, spec.vSwitchIds);
   const pool = createPool({
@@ -154,7 +166,12 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
     ? createDatapath({ ...spec.datapath, log: log.child({ component: "datapath" }) })
     : null;
   const cni = datapath
-    ? createCniHandlers({ pool: gatedPool, datapath, log: log.child({ component: "cni" }) })
+    ? createCniHandlers({
+        pool: gatedPool,
+        datapath,
+        log: log.child({ component: "cni" }),
+        ...(spec.observer ? { observer: spec.observer } : {}),
+      })
     : null;
 
   let resyncing: Promise<ReconcileReport> | null = null;

@@ -15,6 +15,7 @@ import { NETNS_NAME } from "../../lib/net.js";
 import { BUILT, endOf, findTool, hasExited, waitExit } from "../../lib/process.js";
 import { sleep } from "../../lib/time.js";
 import { applyOverrides } from "../daemon/config.js";
+import { type ControlPlane, startControlPlane } from "./controlplane.js";
 
 export interface SandboxNode {
   name: string;
@@ -23,12 +24,16 @@ export interface SandboxNode {
   socket: string;
   cniConfFile: string;
   cniBinDir: string;
+  /** The Node object's name (with --kubernetes). */
+  nodeName?: string;
 }
 
 export interface SandboxFile {
   sim: { endpoint: string; regionId: string; accessKeyId: string; accessKeySecret: string };
   vpcNetns: string;
   nodes: SandboxNode[];
+  /** With --kubernetes: the API server and an admin kubeconfig. */
+  kubernetes?: { server: string; kubeconfig: string };
   /** Extra, for `sandbox down` after a crash: the world and the daemons' pids. */
   world: World;
   pids: number[];
@@ -37,6 +42,7 @@ export interface SandboxFile {
 export interface Sandbox {
   file: SandboxFile;
   sim: Simulator;
+  controlPlane: ControlPlane | null;
   stop(): Promise<void>;
 }
 
@@ -116,6 +122,8 @@ export async function sandboxUp(opts: {
   /** A world object instead of a file (tests use unique namespace names). */
   world?: World;
   sets: string[];
+  /** Start etcd + kube-apiserver beside the nodes; each daemon runs as the eniway ServiceAccount. */
+  kubernetes?: boolean;
   log: Logger;
 }): Promise<Sandbox> {
   requireRoot("eniway sandbox");
@@ -131,7 +139,13 @@ export async function sandboxUp(opts: {
   } catch {
     throw new Error(`the plugin is not built (${BUILT.plugin}): run npm run build`);
   }
-  const sim = await startSimulator(world, { logger: opts.log.child({ component: "sim" }) });
+  const controlPlane = opts.kubernetes ? await startControlPlane(join(dir, "kubernetes")) : null;
+  const sim = await startSimulator(world, { logger: opts.log.child({ component: "sim" }) }).catch(
+    async (e: unknown) => {
+      await controlPlane?.stop();
+      throw e;
+    },
+  );
   const cred = world.credentials[0]!;
   const netnsOf = nodeNetnsNames(world);
   const children: ChildProcess[] = [];
@@ -145,6 +159,7 @@ export async function sandboxUp(opts: {
       await Promise.all(children.map((c) => waitExit(c)));
     }
     await sim.stop();
+    await controlPlane?.stop();
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -152,6 +167,12 @@ export async function sandboxUp(opts: {
       const name = inst.instanceId.replace(/^i-/, "");
       const nodeDir = join(dir, name);
       await mkdir(nodeDir, { recursive: true });
+      let kubernetes: Record<string, unknown> = { enabled: false };
+      if (controlPlane) {
+        await controlPlane.createNode(name, 110);
+        const kubeconfig = await controlPlane.serviceAccountKubeconfig(join(nodeDir, "kubeconfig"));
+        kubernetes = { enabled: true, kubeconfig, nodeName: name };
+      }
       const netns = netnsOf.get(inst.instanceId)!;
       const socket = join(nodeDir, "eniway.sock");
       const raw: Record<string, unknown> = {
@@ -167,6 +188,7 @@ export async function sandboxUp(opts: {
         stateDir: join(nodeDir, "state"),
         http: { listen: "" },
         pool: { resyncSeconds: 30 },
+        kubernetes,
       };
       const configFile = join(nodeDir, "config.json");
       await writeFile(configFile, JSON.stringify(applyOverrides(raw, opts.sets), null, 2));
@@ -195,7 +217,15 @@ export async function sandboxUp(opts: {
           2,
         ),
       );
-      nodes.push({ name, instanceId: inst.instanceId, netns, socket, cniConfFile, cniBinDir: binDir });
+      nodes.push({
+        name,
+        instanceId: inst.instanceId,
+        netns,
+        socket,
+        cniConfFile,
+        cniBinDir: binDir,
+        ...(controlPlane ? { nodeName: name } : {}),
+      });
     }
     const file: SandboxFile = {
       sim: {
@@ -206,11 +236,14 @@ export async function sandboxUp(opts: {
       },
       vpcNetns: world.datapath.vpcNetns,
       nodes,
+      ...(controlPlane
+        ? { kubernetes: { server: controlPlane.server, kubeconfig: controlPlane.adminKubeconfig } }
+        : {}),
       world,
-      pids: children.map((c) => c.pid ?? 0).filter((p) => p > 0),
+      pids: [...children.map((c) => c.pid ?? 0).filter((p) => p > 0), ...(controlPlane?.pids() ?? [])],
     };
     await writeFile(join(dir, "sandbox.json"), JSON.stringify(file, null, 2));
-    return { file, sim, stop };
+    return { file, sim, controlPlane, stop };
   } catch (e) {
     await stop().catch(() => {});
     throw e;

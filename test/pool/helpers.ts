@@ -152,6 +152,7 @@ export const DEFAULT_TARGETS: PoolTargets = {
   maxIpsPerCall: 10,
   idleReclaimMs: 300_000,
   allocateTimeoutMs: 5000,
+  statefulHoldMs: 300_000,
 };
 
 export const DEFAULT_EXECUTOR: ExecutorConfig = {

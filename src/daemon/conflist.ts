@@ -1,0 +1,38 @@
+// The conflist the daemon writes into `cni.confDir` once it is ready, as the
+// AWS VPC CNI and Terway do: the kubelet marks a node Ready only when a CNI
+// config exists, so writing it any earlier sends pods to a node whose daemon
+// cannot serve them yet. eniway is chained with the reference plugins
+// portmap (hostPort) and bandwidth (the pod's bandwidth annotations).
+
+import { rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+export const CONFLIST_NAME = "10-eniway.conflist";
+
+export function conflist(opts: { socket: string; nodeNetns: string }): Record<string, unknown> {
+  return {
+    // 1.0.0: libcni before 1.2 (containerd 1.6/1.7) rejects a 1.1.0 result.
+    cniVersion: "1.0.0",
+    cniVersions: ["1.0.0", "1.1.0"],
+    name: "eniway",
+    plugins: [
+      { type: "eniway", socket: opts.socket, ...(opts.nodeNetns ? { nodeNetns: opts.nodeNetns } : {}) },
+      { type: "portmap", capabilities: { portMappings: true }, snat: true },
+      { type: "bandwidth", capabilities: { bandwidth: true } },
+    ],
+  };
+}
+
+/** Write DIR/10-eniway.conflist atomically (a temporary file renamed over it); returns its path. */
+export async function writeConflist(dir: string, content: Record<string, unknown>): Promise<string> {
+  const file = join(dir, CONFLIST_NAME);
+  const tmp = join(dir, `.${CONFLIST_NAME}.${process.pid}.tmp`);
+  try {
+    await writeFile(tmp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o644 });
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  return file;
+}
