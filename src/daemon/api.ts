@@ -30,6 +30,8 @@ export interface ApiDeps {
   resync?(): Promise<unknown>;
   /** Pods, pool and cloud side by side (the operator's `eniway mapping`). */
   mapping?(): Promise<unknown>;
+  /** The Kubernetes side's counters (watch, releases, events, requests), or null when it is off. */
+  kubernetes?(): unknown;
 }
 
 export interface ApiServer {
@@ -112,6 +114,8 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
       case "POST /v1/resync":
         if (!deps.resync) throw badRequest("this daemon cannot resync");
         return sendJson(res, 200, await deps.resync());
+      case "GET /v1/kubernetes":
+        return sendJson(res, 200, { kubernetes: deps.kubernetes?.() ?? null });
       case "GET /v1/mapping":
         if (!deps.mapping) throw badRequest("this daemon cannot map");
         return sendJson(res, 200, await deps.mapping());

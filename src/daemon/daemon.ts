@@ -218,6 +218,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       ready: node.ready,
       resync: () => node.resync(false),
       mapping: () => gatherMapping({ pool: node.pool, cloud: node.cloud, kube: client }),
+      kubernetes: () => kube?.stats() ?? null,
     });
     if (config.http.listen) http = await startHttp(config.http.listen, node.pool, node.ready);
     await node.start();

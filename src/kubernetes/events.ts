@@ -2,7 +2,8 @@
 // and aggregated as kubectl users expect: the same reason on the same object
 // within the window is one Event whose count grows (patched at most every
 // few seconds), and each reason may open only a few new Events a minute, so
-// a storm of failures stays a handful of objects in etcd.
+// a storm of failures stays a handful of objects in etcd (5 new Warning
+// Events per reason per minute; each pod's Normal Event always goes out).
 
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../../lib/log.js";
@@ -31,7 +32,7 @@ export interface RecorderOptions {
   windowMs?: number;
   /** Count updates of one Event are sent at most this often. */
   updateEveryMs?: number;
-  /** New Events per reason per minute; beyond, they are counted and dropped. */
+  /** New Warning Events per reason per minute; beyond, they are counted and dropped. */
   perReasonPerMinute?: number;
 }
 
@@ -48,7 +49,7 @@ export function createEventRecorder(api: KubeApi, log: Logger, opts: RecorderOpt
   const now = opts.now ?? Date.now;
   const windowMs = opts.windowMs ?? 10 * 60_000;
   const updateEveryMs = opts.updateEveryMs ?? 5000;
-  const budget = opts.perReasonPerMinute ?? 10;
+  const budget = opts.perReasonPerMinute ?? 5;
   const entries = new Map<string, Entry>();
   const opened = new Map<string, number[]>(); // reason → times of new Events in the last minute
   const stats = { created: 0, updated: 0, suppressed: 0, failed: 0 };
@@ -98,14 +99,17 @@ export function createEventRecorder(api: KubeApi, log: Logger, opts: RecorderOpt
       schedule();
       return;
     }
-    const recent = (opened.get(reason) ?? []).filter((at) => t - at < 60_000);
-    if (recent.length >= budget) {
-      stats.suppressed++;
+    // A storm is of failures: each pod's one Normal event is never held back.
+    if (type === "Warning") {
+      const recent = (opened.get(reason) ?? []).filter((at) => t - at < 60_000);
+      if (recent.length >= budget) {
+        stats.suppressed++;
+        opened.set(reason, recent);
+        return;
+      }
+      recent.push(t);
       opened.set(reason, recent);
-      return;
     }
-    recent.push(t);
-    opened.set(reason, recent);
     const fresh: Entry = {
       created: false,
       dirty: true,

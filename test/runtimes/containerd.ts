@@ -1,0 +1,331 @@
+// A private containerd 1.6 with its CRI plugin, as the runtime tests run it:
+// own root, state and socket in a temp dir, a hand-built pause image, and a
+// teardown that stops what a failed test left and reports each leak.
+
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { copyFile, mkdir, open, readdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { type CriClient, criClient } from "./cri.js";
+
+export const IMAGE = "eniway.test/pause:1";
+export const CNI_PLUGINS = "/usr/lib/cni";
+export const CGROUP_ROOT = "/sys/fs/cgroup";
+const TOOLS = ["containerd", "containerd-shim-runc-v2", "ctr", "runc", "busybox", "tar"];
+
+export const sh = (...argv: string[]): string =>
+  execFileSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }).toString();
+export const shAsync = (argv: string[], timeoutMs = 60_000): Promise<string> =>
+  new Promise((resolve, reject) => {
+    execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${argv.join(" ")}: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+export const which = (tool: string): string | null => {
+  for (const d of (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
+    if (d && existsSync(join(d, tool))) return join(d, tool);
+  }
+  return null;
+};
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Every tool this test runs, or an error that says what to install: never a skip. */
+export function requireTools(): void {
+  const missing = TOOLS.filter((t) => !which(t));
+  for (const p of ["loopback"]) if (!existsSync(join(CNI_PLUGINS, p))) missing.push(join(CNI_PLUGINS, p));
+  if (missing.length)
+    throw new Error(
+      `containerd test: missing ${missing.join(", ")}; run test/setup.sh ` +
+        "(apt-get install --no-install-recommends containerd runc busybox-static containernetworking-plugins)",
+    );
+}
+
+const sha256 = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
+
+/**
+ * An OCI image archive of a static busybox whose entrypoint sleeps forever,
+ * the pause image of this test; named by the containerd image-name
+ * annotation so `ctr images import` stores it as IMAGE.
+ */
+export async function buildPauseArchive(dir: string): Promise<string> {
+  const rootfs = join(dir, "rootfs");
+  await mkdir(join(rootfs, "bin"), { recursive: true });
+  for (const d of ["dev", "proc", "sys", "etc", "tmp"]) await mkdir(join(rootfs, d), { recursive: true });
+  await copyFile(which("busybox")!, join(rootfs, "bin/busybox"));
+  await symlink("busybox", join(rootfs, "bin/sh"));
+  await symlink("busybox", join(rootfs, "bin/sleep"));
+  const layerFile = join(dir, "layer.tar");
+  sh(
+    "tar",
+    "--sort=name",
+    "--mtime=@0",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "-C",
+    rootfs,
+    "-cf",
+    layerFile,
+    ".",
+  );
+  const layout = join(dir, "oci");
+  const blobs = join(layout, "blobs/sha256");
+  await mkdir(blobs, { recursive: true });
+  const blob = async (data: Buffer): Promise<{ digest: string; size: number }> => {
+    const hex = sha256(data);
+    await writeFile(join(blobs, hex), data);
+    return { digest: `sha256:${hex}`, size: data.length };
+  };
+  const layer = await blob(await readFile(layerFile));
+  const arch = process.arch === "x64" ? "amd64" : process.arch;
+  const config = await blob(
+    Buffer.from(
+      JSON.stringify({
+        architecture: arch,
+        os: "linux",
+        config: { Entrypoint: ["/bin/sleep", "2147483647"], WorkingDir: "/" },
+        rootfs: { type: "layers", diff_ids: [layer.digest] },
+      }),
+    ),
+  );
+  const manifest = await blob(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }],
+      }),
+    ),
+  );
+  await writeFile(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  await writeFile(
+    join(layout, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          ...manifest,
+          platform: { architecture: arch, os: "linux" },
+          annotations: { "io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "1" },
+        },
+      ],
+    }),
+  );
+  const archive = join(dir, "pause.oci.tar");
+  sh(
+    "tar",
+    "--sort=name",
+    "--mtime=@0",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "-C",
+    layout,
+    "-cf",
+    archive,
+    ".",
+  );
+  return archive;
+}
+
+export interface Containerd {
+  dir: string;
+  socket: string;
+  proc: ChildProcess;
+  logFile: string;
+  log(): string;
+}
+
+/** containerd's config: everything under `dir`, CRI on, only what the test needs. */
+export function containerdConfig(dir: string, cniBin: string, cniConf: string): string {
+  const q = (s: string): string => JSON.stringify(s);
+  const cri = `plugins."io.containerd.grpc.v1.cri"`;
+  return `version = 2
+root = ${q(join(dir, "root"))}
+state = ${q(join(dir, "state"))}
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
+]
+
+[grpc]
+  address = ${q(join(dir, "containerd.sock"))}
+[ttrpc]
+  address = ${q(join(dir, "containerd.sock.ttrpc"))}
+[debug]
+  level = "info"
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = ${q(join(dir, "opt"))}
+
+[${cri}]
+  sandbox_image = ${q(IMAGE)}
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  enable_selinux = false
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [${cri}.containerd]
+    snapshotter = "native"
+    default_runtime_name = "runc"
+    [${cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [${cri}.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = ${q(which("runc") ?? "runc")}
+        Root = ${q(join(dir, "runc"))}
+  [${cri}.cni]
+    bin_dir = ${q(cniBin)}
+    conf_dir = ${q(cniConf)}
+    max_conf_num = 1
+`;
+}
+
+/** containerd in `netns` (a /var/run/netns name) when given: its CNI plugins then run in that namespace, as on a node. */
+export async function startContainerd(
+  dir: string,
+  cniBin: string,
+  cniConf: string,
+  netns?: string,
+): Promise<Containerd> {
+  const configFile = join(dir, "config.toml");
+  await writeFile(configFile, containerdConfig(dir, cniBin, cniConf));
+  const logFile = join(dir, "containerd.log");
+  const out = await open(logFile, "a");
+  const argv = ["containerd", "--config", configFile];
+  const [bin, ...args] = netns ? ["nsenter", `--net=/var/run/netns/${netns}`, "--", ...argv] : argv;
+  const proc = spawn(bin!, args, { stdio: ["ignore", out.fd, out.fd] });
+  await out.close();
+  const socket = join(dir, "containerd.sock");
+  // Its log without the start-up noise (plugin loading, the config dump).
+  const log = (): string => {
+    try {
+      return readFileSync(logFile, "utf8")
+        .split("\n")
+        .filter((l) => !/msg="(loading plugin|Start cri plugin with config)/.test(l))
+        .join("\n");
+    } catch {
+      return "";
+    }
+  };
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(socket)) {
+    if (proc.exitCode !== null)
+      throw new Error(`containerd exited (${proc.exitCode}):\n${log().slice(-4000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`containerd did not open ${socket} in 30 s:\n${log().slice(-4000)}`);
+    await sleep(50);
+  }
+  return { dir, socket, proc, logFile, log };
+}
+
+/** Pids of containerd shims serving our containerd (they outlive it if pods are left). */
+export function shimsOf(dir: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    const pid = Number(p);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (cmd.startsWith("/usr/bin/containerd-shim") && cmd.includes(dir)) pids.push(pid);
+    } catch {}
+  }
+  return pids;
+}
+
+/** Mount points under `dir` (deepest first), left if containerd died with pods running. */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1] ?? "")
+    .filter((m) => m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Stops containerd after stopping and removing the pods a failed test left,
+ * then removes what survived (containers, shims, mounts, pod namespaces, the
+ * pods' cgroups under /PREFIX): each is returned as an error, a leak worth
+ * failing on.
+ */
+export async function stopContainerd(opts: {
+  ctrd: Containerd | undefined;
+  cri: CriClient | undefined;
+  sandboxes: Iterable<string>;
+  netnsPaths: Iterable<string>;
+  /** The cgroup parent the pods were given (/PREFIX/pod<uid>). */
+  cgroupPrefix: string;
+}): Promise<string[]> {
+  const { ctrd, cri } = opts;
+  const errors: string[] = [];
+  cri?.close();
+  if (ctrd && ctrd.proc.exitCode === null && ctrd.proc.signalCode === null) {
+    // Pods a failed test left: stop and remove them as kubelet would.
+    const cleanup = criClient(ctrd.socket, 15_000);
+    for (const id of opts.sandboxes) {
+      await cleanup.stopPodSandbox(id).catch((e: Error) => errors.push(e.message));
+      await cleanup.removePodSandbox(id).catch((e: Error) => errors.push(e.message));
+    }
+    cleanup.close();
+  } else if (ctrd) {
+    errors.push(`containerd died (${ctrd.proc.exitCode ?? ctrd.proc.signalCode})`);
+  }
+  if (ctrd) {
+    const dir = ctrd.dir;
+    const alive = (p: ChildProcess): boolean => p.exitCode === null && p.signalCode === null;
+    if (alive(ctrd.proc)) {
+      const exited = new Promise((r) => ctrd.proc.once("exit", r));
+      ctrd.proc.kill("SIGTERM");
+      await Promise.race([exited, sleep(10_000)]);
+      if (alive(ctrd.proc)) {
+        ctrd.proc.kill("SIGKILL");
+        await exited;
+      }
+    }
+    for (const root of existsSync(join(dir, "runc")) ? await readdir(join(dir, "runc")) : []) {
+      const r = join(dir, "runc", root);
+      for (const id of sh("runc", "--root", r, "list", "-q").split("\n").filter(Boolean)) {
+        errors.push(`deleted leftover container ${id}`);
+        try {
+          sh("runc", "--root", r, "delete", "--force", id);
+        } catch {}
+      }
+    }
+    for (const pid of shimsOf(dir)) {
+      errors.push(`killed leftover shim ${pid}`);
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    for (const m of mountsUnder(dir)) {
+      try {
+        sh("umount", "-l", m);
+      } catch {}
+    }
+  }
+  for (const ns of opts.netnsPaths) {
+    if (!existsSync(ns)) continue;
+    errors.push(`deleted leftover netns ${ns}`);
+    try {
+      sh("ip", "netns", "del", basename(ns));
+    } catch {}
+  }
+  // runc removes a container's cgroup but not the pod's parent (kubelet would).
+  for (const ctl of await readdir(CGROUP_ROOT).catch(() => [] as string[])) {
+    const top = join(CGROUP_ROOT, ctl, opts.cgroupPrefix);
+    if (!existsSync(top)) continue;
+    try {
+      sh("find", top, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";");
+    } catch (e) {
+      errors.push(`cgroup ${top}: ${(e as Error).message}`);
+    }
+  }
+  return errors;
+}
