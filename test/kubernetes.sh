@@ -54,7 +54,11 @@ if [[ ! -f $srclist ]] && [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
   sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$srclist"
 fi
 apt-get update -qq >&2
-apt-get source -qq --download-only kubernetes >&2
+apt-get source -qq --download-only kubernetes >&2 || {
+  echo "test/kubernetes.sh: cannot fetch the source package 'kubernetes' $VERSION (Debian 12 bookworm has it);" \
+    "on another distribution set ENIWAY_KUBE_BIN to a folder with kube-apiserver $VERSION" >&2
+  exit 1
+}
 ls kubernetes_*really$VERSION*.dsc >/dev/null # Debian names it 1.20.5+really1.20.2
 dpkg-source -x --no-check kubernetes_*.dsc src >&2
 apt-get download -qq golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev >&2

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian 12 / Ubuntu machine (as root):
-# the Debian packages the tests use, then the npm packages from the lockfile.
+# the Debian packages the tests use, the npm packages from the lockfile, and
+# Kubernetes 1.20.2 (kube-apiserver and friends, built once per machine from
+# Debian's source by test/kubernetes.sh, with Debian's etcd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +22,4 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 npm ci --no-audit --no-fund
+bash test/kubernetes.sh >/dev/null

@@ -103,12 +103,12 @@ export function createInformer(
             return;
           }
           rv = e.resourceVersion;
+          failures = 0; // the server answers: the next failure starts the backoff afresh
           if (e.type !== "BOOKMARK") apply(e);
         });
         stats.watches++;
         current = w;
         connected = true;
-        failures = 0;
         const err = await w.done;
         connected = false;
         current = null;
@@ -120,6 +120,7 @@ export function createInformer(
           continue;
         }
         if (err) throw err;
+        failures = 0; // the server ended the watch in good order (its timeout): watch again now
       } catch (e) {
         connected = false;
         if (stopped) return;

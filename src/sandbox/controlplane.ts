@@ -199,6 +199,8 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     const core = admin.makeApiClient(CoreV1Api);
     const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
     const sa = SERVICE_ACCOUNT;
+    // No controller-manager runs here: make the "default" ServiceAccount that pods in "default" need.
+    await core.createNamespacedServiceAccount({ namespace: "default", body: { metadata: { name: "default" } } });
     await core.createNamespacedServiceAccount({
       namespace: sa.namespace,
       body: { metadata: { name: sa.name, namespace: sa.namespace } },

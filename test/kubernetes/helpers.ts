@@ -113,7 +113,12 @@ export async function kubeSandbox(opts: {
         namespace: "default",
         body: {
           metadata: { name, ...(ownerReferences ? { ownerReferences } : {}) },
-          spec: { nodeName: node.nodeName!, containers: [{ name: "c", image: "localhost/busybox:local" }] },
+          spec: {
+            nodeName: node.nodeName!,
+            // No controller-manager mints the legacy token Secret this would need.
+            automountServiceAccountToken: false,
+            containers: [{ name: "c", image: "localhost/busybox:local" }],
+          },
         },
       });
       return pod.metadata!.uid!;
@@ -122,8 +127,9 @@ export async function kubeSandbox(opts: {
       await core.deleteNamespacedPod({ namespace: "default", name, gracePeriodSeconds: 0 });
     },
     async add(pod) {
-      const containerId = pod.containerId ?? `ctr-${pod.name}-${++seq}`;
-      const ns = `${opts.prefix}-p${seq}`;
+      const n = ++seq;
+      const containerId = pod.containerId ?? `ctr-${pod.name}-${n}`;
+      const ns = `${opts.prefix}-p${n}`;
       sh("ip", "netns", "add", ns);
       netnses.add(ns);
       containers.set(containerId, ns);
