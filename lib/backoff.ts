@@ -46,7 +46,7 @@ export const SCHEDULES: Readonly<Schedules> = {
   /** Creates pause after a failed create or attach (the cap is `pool.eniLimitBackoffSeconds`). */
   createRetry: { baseMs: 1000, factor: 2, capMs: 60_000, jitter: "none" },
   /** Listing or watching pods again after the API server failed or went away. */
-  kubeWatch: { baseMs: 500, factor: 2, capMs: 30_000, jitter: "full" },
+  kubeWatch: { baseMs: 500, factor: 2, capMs: 10_000, jitter: "full" },
 };
 
 /** The wait after the attempt-th failure (attempt from 1). */

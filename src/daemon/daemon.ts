@@ -54,7 +54,8 @@ export function kubeClientOf(
     kc = loadKubeConfig(k.kubeconfig);
   } catch (e) {
     throw new ConfigError(
-      `kubernetes.kubeconfig: cannot load ${k.kubeconfig ?? "the in-cluster config"}: ${(e as Error).message}`,
+      // The first line only: a parser's excerpt of the file could hold its token.
+      `kubernetes.kubeconfig: cannot load ${k.kubeconfig ?? "the in-cluster config"}: ${(e as Error).message.split("\n")[0]}`,
     );
   }
   return { api: createKubeApi(kc), nodeName };

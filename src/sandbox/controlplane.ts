@@ -200,7 +200,10 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
     const sa = SERVICE_ACCOUNT;
     // No controller-manager runs here: make the "default" ServiceAccount that pods in "default" need.
-    await core.createNamespacedServiceAccount({ namespace: "default", body: { metadata: { name: "default" } } });
+    await core.createNamespacedServiceAccount({
+      namespace: "default",
+      body: { metadata: { name: "default" } },
+    });
     await core.createNamespacedServiceAccount({
       namespace: sa.namespace,
       body: { metadata: { name: sa.name, namespace: sa.namespace } },

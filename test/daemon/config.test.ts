@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { packageRoot } from "../../lib/process.js";
 import { SchemaError } from "../../lib/schema.js";
 import { applyOverrides, ConfigError, loadConfig, parseConfig } from "../../src/daemon/config.js";
+import { kubeClientOf } from "../../src/daemon/daemon.js";
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -161,5 +162,53 @@ describe("config", () => {
     expect(() => applyOverrides({}, ["novalue"])).toThrow(/KEY=VALUE/);
     // A --set of an unknown key is still rejected by name.
     expect(schemaError(applyOverrides({}, ["pool.minIdel=2"])).path).toBe("pool.minIdel");
+  });
+});
+
+describe("kubernetes.enabled", () => {
+  const withKubeconfig = async (): Promise<string> => {
+    const dir = await mkdtemp(join(tmpdir(), "eniway-kc-"));
+    const file = join(dir, "kubeconfig");
+    await writeFile(
+      file,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]",
+        "users: [{name: u, user: {token: secret-token}}]",
+        "contexts: [{name: x, context: {cluster: c, user: u}}]",
+        "current-context: x",
+      ].join("\n"),
+    );
+    return file;
+  };
+
+  it("auto is off outside a cluster without a kubeconfig, on with one", async () => {
+    expect(kubeClientOf(parseConfig({}), {})).toBeNull();
+    const file = await withKubeconfig();
+    const on = kubeClientOf(parseConfig({ kubernetes: { kubeconfig: file, nodeName: "node-a" } }), {});
+    expect(on?.nodeName).toBe("node-a");
+    expect(on?.api.server).toBe("https://127.0.0.1:6443");
+    expect(kubeClientOf(parseConfig({ kubernetes: { kubeconfig: file, enabled: false } }), {})).toBeNull();
+  });
+
+  it("takes the node name from NODE_NAME, and names the key when it is missing", async () => {
+    const file = await withKubeconfig();
+    const c = parseConfig({ kubernetes: { kubeconfig: file } });
+    expect(kubeClientOf(c, { NODE_NAME: "from-env" })?.nodeName).toBe("from-env");
+    expect(() => kubeClientOf(c, {})).toThrow(/kubernetes\.nodeName: is required/);
+    expect(() => parseConfig({ kubernetes: { nodeName: "Not_A_Node" } })).toThrow(/kubernetes\.nodeName/);
+  });
+
+  it("true outside a cluster needs a kubeconfig; a broken one is a config error naming the key", async () => {
+    expect(() => kubeClientOf(parseConfig({ kubernetes: { enabled: true, nodeName: "n" } }), {})).toThrow(
+      /kubernetes\.kubeconfig: is required/,
+    );
+    const dir = await mkdtemp(join(tmpdir(), "eniway-kc-"));
+    const bad = join(dir, "bad");
+    await writeFile(bad, "{not yaml: [");
+    expect(() => kubeClientOf(parseConfig({ kubernetes: { kubeconfig: bad, nodeName: "n" } }), {})).toThrow(
+      /kubernetes\.kubeconfig: cannot load/,
+    );
   });
 });
