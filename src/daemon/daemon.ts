@@ -207,7 +207,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     // Not ready, then the socket: no new work. Requests in flight get a few seconds.
     node.drain();
     if (api) await withTimeout(api.close(), 3000);
-    await kube?.stop();
+    // Pending Events get a moment; an API server that does not answer gets no more.
+    if (kube) await withTimeout(kube.stop(), 3000);
     await node.stop();
     if (http) await closeServer(http);
   };

@@ -95,6 +95,7 @@ export class KubeError extends Error {
 }
 
 export const STATEFULSET_KIND = "StatefulSet";
+const REQUEST_TIMEOUT_MS = 15_000;
 
 export function podInfo(p: V1Pod): PodInfo {
   const m = p.metadata ?? {};
@@ -145,10 +146,20 @@ export function createKubeApi(kc: KubeConfig): KubeApi {
   const counts: Record<string, number> = {};
   const call = async <T>(kind: string, what: string, fn: () => Promise<T>): Promise<T> => {
     counts[kind] = (counts[kind] ?? 0) + 1;
+    let timer: NodeJS.Timeout | undefined;
+    // A server that accepts and never answers must not stall the loops (a watch: until its headers).
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new KubeError(0, `${what}: no answer within ${REQUEST_TIMEOUT_MS} ms`)),
+        REQUEST_TIMEOUT_MS,
+      );
+    });
     try {
-      return await fn();
+      return await Promise.race([fn(), late]);
     } catch (e) {
       throw kubeError(e, what);
+    } finally {
+      clearTimeout(timer);
     }
   };
   const server = kc.getCurrentCluster()?.server ?? "";

@@ -21,7 +21,7 @@ import { createInformer, type PodCache } from "./informer.js";
 
 export const MAX_PODS_ANNOTATION = "eniway.io/max-pods";
 export const POOL_CONDITION = "ENIPoolReady";
-/** Event reasons: a contract (docs/kubernetes.md). */
+/** Event reasons: a contract (README, "Kubernetes"). */
 export const REASONS = {
   allocated: "AllocIPSucceeded",
   allocationFailed: "AllocIPFailed",

@@ -199,6 +199,11 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     const core = admin.makeApiClient(CoreV1Api);
     const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
     const sa = SERVICE_ACCOUNT;
+    // The API server makes these namespaces soon after it is ready: do not race it.
+    for (const name of ["default", sa.namespace])
+      await core.createNamespace({ body: { metadata: { name } } }).catch((e: unknown) => {
+        if ((e as { code?: number }).code !== 409) throw e;
+      });
     // No controller-manager runs here: make the "default" ServiceAccount that pods in "default" need.
     await core.createNamespacedServiceAccount({
       namespace: "default",

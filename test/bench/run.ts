@@ -2,6 +2,7 @@
 
 import { BUILT } from "../../lib/process.js";
 import { cniBench } from "./cni-bench.js";
+import { kubeBench } from "./kube-bench.js";
 import { coldBurst, warmAllocate } from "./pool-bench.js";
 import { simThroughput } from "./sim-throughput.js";
 
@@ -55,6 +56,18 @@ async function main(): Promise<void> {
     `daemon share of an ADD (p50): allocation ${c.daemon.allocateP50} ms, kernel work ${c.daemon.kernelP50} ms`,
   );
   console.log(JSON.stringify({ bench: "cni", ...c }));
+
+  console.log(
+    "\n# the Kubernetes side against a real kube-apiserver (100 pods on one node; kubernetes.checkSeconds 20)",
+  );
+  const kb = await kubeBench();
+  console.log(
+    `steady state: ${kb.requestsPerMinute} API requests/minute over ${kb.windowSeconds} s (${JSON.stringify(kb.requestsInWindow)})`,
+  );
+  console.log(
+    `pod deleted without DEL → IP released: ${kb.deletionToReleaseMs.min}–${kb.deletionToReleaseMs.max} ms for ${kb.deletionToReleaseMs.n} pods (grace ${kb.releaseGraceSeconds} s + at most one check of ${kb.checkSeconds} s)`,
+  );
+  console.log(JSON.stringify({ bench: "kubernetes", ...kb }));
 }
 
 main().catch((e: unknown) => {

@@ -5,7 +5,7 @@
 // traffic on the host veth eniway made (ingress) and on an ifb (egress).
 // Removing the pod removes the shaping with the veth.
 
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,8 +18,8 @@ import {
   buildPauseArchive,
   CNI_PLUGINS,
   type Containerd,
-  IMAGE,
   requireTools,
+  runPod as runSandbox,
   sh,
   shAsync,
   startContainerd,
@@ -103,30 +103,10 @@ describe("bandwidth annotations through containerd reach the chained bandwidth p
     name: string,
     annotations: Record<string, string>,
   ): Promise<{ id: string; ip: string }> {
-    const uid = randomUUID();
-    let id: string;
-    try {
-      id = await cri!.runPodSandbox({
-        metadata: { name, namespace: "eniway-test", uid, attempt: 0 },
-        hostname: name,
-        logDirectory: join(dir, "logs", name),
-        annotations,
-        linux: {
-          cgroupParent: `/${PREFIX}/pod${uid}`,
-          securityContext: { namespaceOptions: { network: "POD", pid: "CONTAINER", ipc: "POD" } },
-        },
-      });
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n--- containerd log ---\n${ctrd!.log().slice(-6000)}`);
-    }
-    sandboxes.add(id);
-    const st = await cri!.podSandboxStatus(id);
-    const info = JSON.parse(st.info.info ?? "{}") as {
-      runtimeSpec?: { linux?: { namespaces?: { type: string; path?: string }[] } };
-    };
-    const netnsPath = info.runtimeSpec?.linux?.namespaces?.find((n) => n.type === "network")?.path ?? "";
-    if (netnsPath) netnsPaths.add(netnsPath);
-    return { id, ip: st.status.network?.ip ?? "" };
+    const p = await runSandbox(cri!, ctrd!, { name, cgroupPrefix: PREFIX, annotations });
+    sandboxes.add(p.id);
+    if (p.netnsPath) netnsPaths.add(p.netnsPath);
+    return { id: p.id, ip: p.ip };
   }
 
   async function removePod(id: string): Promise<void> {

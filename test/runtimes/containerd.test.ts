@@ -6,7 +6,7 @@
 // the first DEL (netns + prevResult) releases it and unwires the host;
 // RemovePodSandbox → the second DEL (empty CNI_NETNS, no prevResult) is fine.
 
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -23,6 +23,7 @@ import {
   type Containerd,
   IMAGE,
   requireTools,
+  runPod as runSandbox,
   sh,
   shAsync,
   startContainerd,
@@ -144,34 +145,12 @@ describe("containerd CRI runs eniway like kubelet would", () => {
   }, 90_000);
 
   async function runPod(name: string): Promise<Pod> {
-    const uid = randomUUID();
-    let id: string;
-    try {
-      id = await cri!.runPodSandbox({
-        metadata: { name, namespace: "eniway-test", uid, attempt: 0 },
-        hostname: name,
-        logDirectory: join(dir, "logs", name),
-        labels: { app: name },
-        linux: {
-          cgroupParent: `/${PREFIX}/pod${uid}`,
-          securityContext: { namespaceOptions: { network: "POD", pid: "CONTAINER", ipc: "POD" } },
-        },
-      });
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n--- containerd log ---\n${ctrd!.log().slice(-6000)}`);
-    }
-    sandboxes.add(id);
-    const st = await cri!.podSandboxStatus(id);
-    // Verbose status: containerd's "info" holds the sandbox's runtime spec,
-    // whose network namespace path is what it passed as CNI_NETNS.
-    const info = JSON.parse(st.info.info ?? "{}") as {
-      runtimeSpec?: { linux?: { namespaces?: { type: string; path?: string }[] } };
-    };
-    const netnsPath = info.runtimeSpec?.linux?.namespaces?.find((n) => n.type === "network")?.path ?? "";
-    if (netnsPath) netnsPaths.add(netnsPath);
-    expect(st.status.state).toBe("SANDBOX_READY");
-    expect(st.status.metadata).toMatchObject({ name, namespace: "eniway-test", uid });
-    return { id, uid, ip: st.status.network?.ip ?? "", netnsPath };
+    const p = await runSandbox(cri!, ctrd!, { name, cgroupPrefix: PREFIX });
+    sandboxes.add(p.id);
+    if (p.netnsPath) netnsPaths.add(p.netnsPath);
+    expect(p.status.state).toBe("SANDBOX_READY");
+    expect(p.status.metadata).toMatchObject({ name, namespace: "eniway-test", uid: p.uid });
+    return { id: p.id, uid: p.uid, ip: p.ip, netnsPath: p.netnsPath };
   }
 
   /** What containerd ran the plugin with for one sandbox, in order. */

@@ -3,11 +3,11 @@
 // teardown that stops what a failed test left and reports each leak.
 
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { copyFile, mkdir, open, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { type CriClient, criClient } from "./cri.js";
+import { type CriClient, criClient, type PodSandboxStatus } from "./cri.js";
 
 export const IMAGE = "eniway.test/pause:1";
 export const CNI_PLUGINS = "/usr/lib/cni";
@@ -49,14 +49,8 @@ const sha256 = (b: Buffer | string): string => createHash("sha256").update(b).di
  * the pause image of this test; named by the containerd image-name
  * annotation so `ctr images import` stores it as IMAGE.
  */
-export async function buildPauseArchive(dir: string): Promise<string> {
-  const rootfs = join(dir, "rootfs");
-  await mkdir(join(rootfs, "bin"), { recursive: true });
-  for (const d of ["dev", "proc", "sys", "etc", "tmp"]) await mkdir(join(rootfs, d), { recursive: true });
-  await copyFile(which("busybox")!, join(rootfs, "bin/busybox"));
-  await symlink("busybox", join(rootfs, "bin/sh"));
-  await symlink("busybox", join(rootfs, "bin/sleep"));
-  const layerFile = join(dir, "layer.tar");
+/** A reproducible tar of a folder's contents (sorted, time 0, owner root). */
+function tarDir(from: string, to: string): void {
   sh(
     "tar",
     "--sort=name",
@@ -65,11 +59,22 @@ export async function buildPauseArchive(dir: string): Promise<string> {
     "--group=0",
     "--numeric-owner",
     "-C",
-    rootfs,
+    from,
     "-cf",
-    layerFile,
+    to,
     ".",
   );
+}
+
+export async function buildPauseArchive(dir: string): Promise<string> {
+  const rootfs = join(dir, "rootfs");
+  await mkdir(join(rootfs, "bin"), { recursive: true });
+  for (const d of ["dev", "proc", "sys", "etc", "tmp"]) await mkdir(join(rootfs, d), { recursive: true });
+  await copyFile(which("busybox")!, join(rootfs, "bin/busybox"));
+  await symlink("busybox", join(rootfs, "bin/sh"));
+  await symlink("busybox", join(rootfs, "bin/sleep"));
+  const layerFile = join(dir, "layer.tar");
+  tarDir(rootfs, layerFile);
   const layout = join(dir, "oci");
   const blobs = join(layout, "blobs/sha256");
   await mkdir(blobs, { recursive: true });
@@ -116,19 +121,7 @@ export async function buildPauseArchive(dir: string): Promise<string> {
     }),
   );
   const archive = join(dir, "pause.oci.tar");
-  sh(
-    "tar",
-    "--sort=name",
-    "--mtime=@0",
-    "--owner=0",
-    "--group=0",
-    "--numeric-owner",
-    "-C",
-    layout,
-    "-cf",
-    archive,
-    ".",
-  );
+  tarDir(layout, archive);
   return archive;
 }
 
@@ -328,4 +321,47 @@ export async function stopContainerd(opts: {
     }
   }
   return errors;
+}
+
+export interface RunningPod {
+  id: string;
+  uid: string;
+  ip: string;
+  /** What containerd passed as CNI_NETNS (from the sandbox's runtime spec). */
+  netnsPath: string;
+  status: PodSandboxStatus;
+}
+
+/** RunPodSandbox as kubelet sends it (namespace eniway-test, cgroup under /PREFIX), then its verbose status. */
+export async function runPod(
+  cri: CriClient,
+  ctrd: Containerd,
+  opts: { name: string; cgroupPrefix: string; annotations?: Record<string, string> },
+): Promise<RunningPod> {
+  const { name } = opts;
+  const uid = randomUUID();
+  let id: string;
+  try {
+    id = await cri.runPodSandbox({
+      metadata: { name, namespace: "eniway-test", uid, attempt: 0 },
+      hostname: name,
+      logDirectory: join(ctrd.dir, "logs", name),
+      labels: { app: name },
+      ...(opts.annotations ? { annotations: opts.annotations } : {}),
+      linux: {
+        cgroupParent: `/${opts.cgroupPrefix}/pod${uid}`,
+        securityContext: { namespaceOptions: { network: "POD", pid: "CONTAINER", ipc: "POD" } },
+      },
+    });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- containerd log ---\n${ctrd.log().slice(-6000)}`);
+  }
+  const st = await cri.podSandboxStatus(id);
+  // Verbose status: containerd's "info" holds the sandbox's runtime spec,
+  // whose network namespace path is what it passed as CNI_NETNS.
+  const info = JSON.parse(st.info.info ?? "{}") as {
+    runtimeSpec?: { linux?: { namespaces?: { type: string; path?: string }[] } };
+  };
+  const netnsPath = info.runtimeSpec?.linux?.namespaces?.find((n) => n.type === "network")?.path ?? "";
+  return { id, uid, ip: st.status.network?.ip ?? "", netnsPath, status: st.status };
 }
