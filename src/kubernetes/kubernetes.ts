@@ -6,8 +6,9 @@
 
 import type { Logger } from "../../lib/log.js";
 import type { CloudFailure } from "../../pool/executor.js";
-import type { KubeApi, NodeCondition } from "./api.js";
+import type { KubeApi, NodeCondition, PodInfo } from "./api.js";
 import {
+  allocationKey,
   goneCandidates,
   goneOnLiveGet,
   type HeldIp,
@@ -86,9 +87,11 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
   const { api, nodeName, log } = deps;
   const now = deps.now ?? Date.now;
   const stateful = new Map<string, number>(); // "ns/name" → last seen as a StatefulSet pod
+  const soon = new Set<NodeJS.Timeout>();
   const informer = createInformer(api, nodeName, log.child({ component: "pod-watch" }), {
-    onPod(pod) {
+    onPod(pod, deleted) {
       if (pod.statefulSet) stateful.set(`${pod.namespace}/${pod.name}`, now());
+      if (deleted && node) podDeleted(node, pod);
     },
   });
   const events = createEventRecorder(api, log.child({ component: "events" }), { host: nodeName, now });
@@ -108,6 +111,28 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
     name: pod.name,
     uid: pod.uid || informer.get(pod.namespace, pod.name)?.uid || "",
   });
+
+  /** A deletion seen in the watch starts the grace at once, and the check comes right after it. */
+  const podDeleted = (n: NodePort, pod: PodInfo): void => {
+    let any = false;
+    for (const a of n.allocations()) {
+      if (
+        a.pod.namespace !== pod.namespace ||
+        a.pod.name !== pod.name ||
+        (a.pod.uid && a.pod.uid !== pod.uid)
+      )
+        continue;
+      const key = allocationKey(a);
+      if (!missingSince.has(key)) missingSince.set(key, now());
+      any = true;
+    }
+    if (!any) return;
+    const t = setTimeout(() => {
+      soon.delete(t);
+      void check();
+    }, deps.releaseGraceMs + 50);
+    soon.add(t);
+  };
 
   const releaseGone = async (n: NodePort): Promise<void> => {
     const next = goneCandidates({
@@ -130,7 +155,7 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
       if (!goneOnLiveGet(a, live)) continue;
       await n.release(a);
       releasedPodGone++;
-      missingSince.delete(`${a.containerId}/${a.ifname}`);
+      missingSince.delete(allocationKey(a));
       const who = `${a.pod.namespace}/${a.pod.name}`;
       log.info("released the IP of a pod that is gone", { ip: a.ip, pod: who, uid: a.pod.uid });
       events.record(nodeTarget, "Normal", REASONS.released, `released ${a.ip}: pod ${who} is gone`);
@@ -163,20 +188,33 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
     sent = { condition: c, transition };
   };
 
+  const checkOnce = async (): Promise<void> => {
+    const n = node;
+    if (!n) return;
+    try {
+      await releaseGone(n);
+    } catch (e) {
+      log.warn("release of IPs whose pod is gone failed", { error: String(e) });
+    }
+    try {
+      await syncNode(n);
+    } catch (e) {
+      log.warn("cannot update the Node", { error: String(e) });
+    }
+  };
+
+  /** One check at a time; a call during one runs another right after it (it may know more). */
+  let again = false;
   const check = (): Promise<void> => {
-    checking ??= (async () => {
-      const n = node;
-      if (!n) return;
-      try {
-        await releaseGone(n);
-      } catch (e) {
-        log.warn("release of IPs whose pod is gone failed", { error: String(e) });
-      }
-      try {
-        await syncNode(n);
-      } catch (e) {
-        log.warn("cannot update the Node", { error: String(e) });
-      }
+    if (checking) {
+      again = true;
+      return checking;
+    }
+    checking = (async () => {
+      do {
+        again = false;
+        await checkOnce();
+      } while (again && node);
     })().finally(() => {
       checking = null;
     });
@@ -226,6 +264,7 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
     }),
     async stop() {
       if (timer) clearInterval(timer);
+      for (const t of soon) clearTimeout(t);
       node = null;
       await checking;
       await informer.stop();

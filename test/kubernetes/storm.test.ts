@@ -1,4 +1,4 @@
-// A failure storm against a real API server: the pool's only vSwitch is a
+// Cloud failures as the API server sees them. A failure storm: the pool's only vSwitch is a
 // /28 and runs out of addresses, then 50 pods are added. Every ADD fails
 // with TryAgainLater; the API server gets a handful of Events (repeats are
 // counted on one object, new Warning Events per reason are rate-limited),
@@ -6,6 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseWorld } from "../../cloud/simulator/world.js";
+import { sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { type KubeSandbox, kubeSandbox, until } from "./helpers.js";
 
 const PREFIX = `ews${process.pid % 100000}`;
@@ -120,4 +121,60 @@ describe("a failure storm: the vSwitch is exhausted and 50 pods are added", () =
     expect(exhausted[0]?.message).toContain("IpNotEnough");
     expect(ours.length).toBeLessThan(30);
   }, 180_000);
+});
+
+describe("attaches that fail: the Node hears it and ENIPoolReady follows the cloud", () => {
+  let k: KubeSandbox;
+  const P = `ewa${process.pid % 100000}`;
+
+  beforeAll(async () => {
+    const world = sandboxWorld(1, P);
+    // Every attach fails with a definite (not retried) error until the test clears it.
+    world.faults.actions.AttachNetworkInterface = {
+      code: "InvalidOperation.AvailabilityZoneMismatch",
+      rate: 1,
+      count: 0,
+      latencyMs: 0,
+      afterEffect: false,
+    };
+    k = await kubeSandbox({ prefix: P, world, sets: ["pool.minIdle=2", "kubernetes.checkSeconds=1"] });
+  }, 120_000);
+
+  afterAll(async () => {
+    await k?.close();
+  }, 60_000);
+
+  it("says AttachENIFailed on the Node, sets CloudAPIErrors, and is ready again once attaches work", async () => {
+    const nodeName = k.node.nodeName!;
+    const condition = async () =>
+      (await k.core.readNodeStatus({ name: nodeName })).status?.conditions?.find(
+        (c) => c.type === "ENIPoolReady",
+      );
+    const failing = await until("ENIPoolReady False", async () => {
+      const c = await condition();
+      return c?.status === "False" ? c : null;
+    });
+    expect(failing.reason).toBe("CloudAPIErrors");
+    expect(failing.message).toMatch(/^AttachENIFailed: .*InvalidOperation\.AvailabilityZoneMismatch/);
+    const events = await until("AttachENIFailed", async () => {
+      const e = await k.events("Node", nodeName);
+      return e.has("AttachENIFailed") ? e : null;
+    });
+    expect(events.get("AttachENIFailed")?.objects).toBe(1);
+
+    const put = await fetch(`${k.sb.sim.url}/admin/faults`, { method: "PUT", body: JSON.stringify({}) });
+    expect(put.status).toBe(200);
+    const ready = await until(
+      "ENIPoolReady True",
+      async () => {
+        const c = await condition();
+        return c?.status === "True" ? c : null;
+      },
+      90_000,
+    );
+    expect(ready.reason).toBe("PoolReady");
+    expect(new Date(ready.lastTransitionTime!).getTime()).toBeGreaterThan(
+      new Date(failing.lastTransitionTime!).getTime(),
+    );
+  }, 150_000);
 });
