@@ -55,6 +55,21 @@ describe("the daemon's Kubernetes side, against a real API server", () => {
     await k?.close();
   }, 60_000);
 
+  it("records the control plane in sandbox.json, and the daemon runs as the eniway ServiceAccount", async () => {
+    const file = JSON.parse(await readFile(join(k.node.socket, "..", "..", "sandbox.json"), "utf8")) as {
+      kubernetes?: { server: string; kubeconfig: string };
+      nodes: { nodeName?: string }[];
+    };
+    expect(file.kubernetes?.server).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(file.kubernetes?.kubeconfig).toBe(k.sb.file.kubernetes?.kubeconfig);
+    expect(file.nodes[0]?.nodeName).toBe(k.node.nodeName);
+    const kubeconfig = await readFile(join(k.node.socket, "..", "kubeconfig"), "utf8");
+    expect(kubeconfig).toContain("user: kube-system:eniway");
+    expect(kubeconfig).not.toContain(
+      await readFile(join(k.sb.file.kubernetes!.kubeconfig), "utf8").then((t) => /token: (\S+)/.exec(t)![1]!),
+    );
+  });
+
   it("annotates the Node with its pod IP capacity, sets ENIPoolReady and warns about the kubelet's max-pods", async () => {
     const node = await until("the max-pods annotation", async () => {
       const n = await k.core.readNode({ name: k.node.nodeName! });
@@ -176,6 +191,9 @@ describe("the daemon's Kubernetes side, against a real API server", () => {
       return s.informer.watches > before.informer.watches ? s : null;
     });
     expect(after.informer.failures).toBeGreaterThan(before.informer.failures);
+    // The restarted server's watch cache starts after the daemon's resourceVersion: 410 Gone, then a new list.
+    expect(after.informer.relists).toBeGreaterThan(before.informer.relists);
+    expect(after.informer.lists).toBeGreaterThan(before.informer.lists);
     console.log("informer across the API server restart:", before.informer, "→", after.informer);
   }, 120_000);
 

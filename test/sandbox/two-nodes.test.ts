@@ -229,15 +229,18 @@ describe("two-node sandbox through the real plugin", () => {
     expect(podsJson.map((p) => p.containerId)).toEqual([pods[0]!.containerId]);
     expect(await cli("pods")).toContain(pods[0]!.ip);
     expect(await cli("enis")).toMatch(/^ENI\s+PHASE\s+VSWITCH/);
+    // Without Kubernetes, mapping compares the pool with the cloud; it exits 0 when they agree.
     const mapping = JSON.parse(await cli("mapping", "--json")) as {
-      ip: string;
-      phase: string;
-      container: string;
-    }[];
-    expect(mapping.find((m) => m.ip === pods[0]!.ip)).toMatchObject({
-      phase: "assigned",
-      container: pods[0]!.containerId,
-    });
+      kubernetes: boolean;
+      problems: number;
+      rows: { ip: string; state: string; allocatedTo: string; inCloud: boolean; problem: string }[];
+    };
+    expect(mapping.kubernetes).toBe(false);
+    expect(mapping.problems, JSON.stringify(mapping.rows)).toBe(0);
+    const row = mapping.rows.find((m) => m.ip === pods[0]!.ip);
+    expect(row).toMatchObject({ state: "assigned", inCloud: true, problem: "" });
+    expect(row?.allocatedTo).not.toBe("");
+    expect(await cli("mapping")).toMatch(/^IP\s+ENI\s+STATE\s+POOL POD\s+API POD\s+CLOUD\s+PROBLEM/);
     const gc = JSON.parse(await cli("gc", "--json")) as {
       droppedIps: string[];
       brokenAllocations: unknown[];
