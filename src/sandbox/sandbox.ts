@@ -139,10 +139,16 @@ export async function sandboxUp(opts: {
   } catch {
     throw new Error(`the plugin is not built (${BUILT.plugin}): run npm run build`);
   }
-  const controlPlane = opts.kubernetes ? await startControlPlane(join(dir, "kubernetes")) : null;
+  const controlPlane = opts.kubernetes
+    ? await startControlPlane(join(dir, "kubernetes")).catch(async (e: unknown) => {
+        await rm(dir, { recursive: true, force: true });
+        throw e;
+      })
+    : null;
   const sim = await startSimulator(world, { logger: opts.log.child({ component: "sim" }) }).catch(
     async (e: unknown) => {
       await controlPlane?.stop();
+      await rm(dir, { recursive: true, force: true });
       throw e;
     },
   );

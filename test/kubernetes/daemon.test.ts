@@ -7,7 +7,8 @@
 // across a re-create, `eniway mapping`, and least privilege.
 
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuthorizationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -34,8 +35,6 @@ describe("the daemon's Kubernetes side, against a real API server", () => {
   let confDir: string;
 
   beforeAll(async () => {
-    const { mkdtemp } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
     confDir = await mkdtemp(join(tmpdir(), "eniway-k8s-conf-"));
     k = await kubeSandbox({
       prefix: PREFIX,
@@ -53,6 +52,7 @@ describe("the daemon's Kubernetes side, against a real API server", () => {
 
   afterAll(async () => {
     await k?.close();
+    if (confDir) await rm(confDir, { recursive: true, force: true });
   }, 60_000);
 
   it("records the control plane in sandbox.json, and the daemon runs as the eniway ServiceAccount", async () => {
