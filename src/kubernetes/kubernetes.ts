@@ -57,7 +57,7 @@ export interface KubernetesDeps {
 export interface KubernetesStats {
   releasedPodGone: number;
   events: { created: number; updated: number; suppressed: number; failed: number };
-  informer: ReturnType<PodCache["stats"]>;
+  informer: ReturnType<PodCache["stats"]> & { watching: boolean; synced: boolean; pods: number };
   requests: Record<string, number>;
   condition: PoolCondition | null;
 }
@@ -122,8 +122,8 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
         (a.pod.uid && a.pod.uid !== pod.uid)
       )
         continue;
-      const key = allocationKey(a);
-      if (!missingSince.has(key)) missingSince.set(key, now());
+      // It existed until now: an earlier "missing" was the cache lagging behind, not the pod.
+      missingSince.set(allocationKey(a), now());
       any = true;
     }
     if (!any) return;
@@ -243,10 +243,18 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
     },
     holdsIp(pod) {
       if (!pod.name) return false;
-      const key = `${pod.namespace}/${pod.name}`;
-      if (informer.get(pod.namespace, pod.name)?.statefulSet) return true;
-      const seen = stateful.get(key);
-      return seen !== undefined && now() - seen < STATEFUL_MEMORY_MS;
+      const cached = informer.get(pod.namespace, pod.name);
+      if (cached?.statefulSet) return true;
+      const seen = stateful.get(`${pod.namespace}/${pod.name}`);
+      if (seen !== undefined && now() - seen < STATEFUL_MEMORY_MS) return true;
+      // A pod the cache cannot know yet because the watch is down: keep its IP, in case it returns.
+      if (!cached && !informer.watching()) {
+        log.info("holding the IP of a pod unknown while the pod watch is down", {
+          pod: `${pod.namespace}/${pod.name}`,
+        });
+        return true;
+      }
+      return false;
     },
     start(n) {
       node = n;
@@ -258,7 +266,12 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
     stats: () => ({
       releasedPodGone,
       events: events.stats(),
-      informer: informer.stats(),
+      informer: {
+        ...informer.stats(),
+        watching: informer.watching(),
+        synced: informer.synced(),
+        pods: informer.pods().length,
+      },
       requests: api.requests(),
       condition: sent?.condition ?? null,
     }),

@@ -45,7 +45,16 @@ export interface KubeSandbox {
 export interface KubeStats {
   releasedPodGone: number;
   events: { created: number; updated: number; suppressed: number; failed: number };
-  informer: { lists: number; watches: number; relists: number; failures: number; events: number };
+  informer: {
+    lists: number;
+    watches: number;
+    relists: number;
+    failures: number;
+    events: number;
+    watching: boolean;
+    synced: boolean;
+    pods: number;
+  };
   requests: Record<string, number>;
   condition: { status: string; reason: string } | null;
 }
