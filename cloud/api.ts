@@ -132,6 +132,16 @@ export interface CloudApiOptions {
   pageSize?: number;
   /** Default crypto.randomUUID. */
   newClientToken?: () => string;
+  /** Told of every logical call and every retry (metrics); must not throw or block. */
+  observer?: CloudObserver;
+}
+
+/** What the metrics see of the cloud client: never a parameter, a credential or a URL. */
+export interface CloudObserver {
+  /** A logical call ended: `code` null on success (a tolerated code is a success). */
+  call(action: CloudAction, seconds: number, code: string | null): void;
+  /** An attempt failed with a retryable `code` and will be retried. */
+  retry(action: CloudAction, code: string): void;
 }
 
 const isVpcAction = (a: CloudAction): boolean => (VPC_ACTIONS as readonly string[]).includes(a);
@@ -184,6 +194,7 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
           isRetryable: (err) => err instanceof CloudError && err.retryable,
           onRetry: ({ attempt, delayMs, error }) => {
             const e = error instanceof CloudError ? error : undefined;
+            opts.observer?.retry(action, e?.code ?? "Unexpected");
             log.warn("cloud call failed, retrying", {
               action,
               code: e?.code,
@@ -196,12 +207,19 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
         },
       );
       log.debug("cloud call", { action, attempts, ms: Date.now() - started });
+      opts.observer?.call(action, (Date.now() - started) / 1000, null);
       return body;
     } catch (err) {
       if (hasCode(err, tolerate)) {
         log.info("cloud call: already done", { action, code: err.code, requestId: err.requestId });
+        opts.observer?.call(action, (Date.now() - started) / 1000, null);
         return undefined;
       }
+      opts.observer?.call(
+        action,
+        (Date.now() - started) / 1000,
+        err instanceof CloudError ? err.code : "Unexpected",
+      );
       if (!(err instanceof CloudError) && closing.signal.aborted)
         throw new Error(`cloud API closed: ${action} not completed`);
       throw err;

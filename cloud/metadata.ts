@@ -88,6 +88,8 @@ export interface MetadataClientOptions {
   /** Backoff tuning (tests make it tiny). */
   backoff?: Pick<RetryOptions, "baseMs" | "capMs" | "maxElapsedMs" | "sleep" | "random">;
   now?: () => number;
+  /** Told of every read (metrics): the item's first path segment, seconds, and the failure if any. */
+  observer?: (item: string, seconds: number, error: string | null) => void;
 }
 
 /** Parses private-ipv4s: a JSON array of strings, or tolerantly `[a, b]` / `a,b` / one per line. */
@@ -234,7 +236,24 @@ export function createMetadataClient(opts: MetadataClientOptions): MetadataClien
   const get = (path: string): Promise<string> => {
     if (!/^[A-Za-z0-9._:@/-]*$/.test(path) || path.split("/").includes(".."))
       return Promise.reject(new Error(`invalid metadata path: ${JSON.stringify(path.slice(0, 80))}`));
-    return withRetry(path, () => getOnce(path));
+    const started = now();
+    const item = path.split("/")[0] || "meta-data";
+    return withRetry(path, () => getOnce(path)).then(
+      (v) => {
+        opts.observer?.(item, (now() - started) / 1000, null);
+        return v;
+      },
+      (e: unknown) => {
+        const why =
+          e instanceof MetadataNotFoundError
+            ? "NotFound"
+            : e instanceof MetadataError && e.status > 0
+              ? `HTTP ${e.status}`
+              : "Unreachable";
+        opts.observer?.(item, (now() - started) / 1000, why);
+        throw e;
+      },
+    );
   };
 
   async function value(path: string, assert?: (v: unknown) => void): Promise<string> {

@@ -4,6 +4,7 @@
 // plugin has its own, dependency-free one).
 
 import { type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import { createServer as createNetServer } from "node:net";
 
 /** A request body larger than allowed. */
 export class BodyTooLarge extends Error {
@@ -110,5 +111,17 @@ export function socketRequest(
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
     req.end(data);
+  });
+}
+
+/** A TCP port free on 127.0.0.1 right now (another process may take it before you do). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
+    });
   });
 }

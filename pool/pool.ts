@@ -73,7 +73,12 @@ export interface PoolDeps {
   targets: PoolTargets;
   /** Free addresses per candidate vSwitch, refreshed by resync. */
   vSwitches(): { vSwitchId: string; available: number }[];
+  /** Told how each allocation ended and how long it took to its durable answer (metrics). */
+  onAllocate?(result: AllocateResult, seconds: number): void;
 }
+
+/** ok: served from the warm pool; waited: the pool was empty and a refill served it; try_again: it was not. */
+export type AllocateResult = "ok" | "waited" | "try_again";
 
 export interface Pool {
   allocate(req: { containerId: string; ifname: string; pod: PodRef }): Promise<Allocation>;
@@ -321,18 +326,26 @@ export function createPool(deps: PoolDeps): Pool {
     if (owned) return Promise.resolve(toAllocation(owned, store.data.enis[owned.eniId])!);
     const inflight = inflightAlloc.get(key);
     if (inflight) return inflight;
+    const started = performance.now();
+    const told = (result: AllocateResult): void =>
+      deps.onAllocate?.(result, (performance.now() - started) / 1000);
     const p = (async (): Promise<Allocation> => {
       const held = req.pod.name ? findHeld(podKey(req.pod)) : undefined;
       const ip = held ?? (waiters.length === 0 ? pickIdle() : undefined);
       if (ip) {
         const a = await assignTo(ip, { containerId: req.containerId, ifname: req.ifname, pod: req.pod });
+        told("ok");
         kick();
         return a;
       }
-      if (stopped) throw new TryAgainError("the daemon is shutting down");
+      if (stopped) {
+        told("try_again");
+        throw new TryAgainError("the daemon is shutting down");
+      }
       return new Promise<Allocation>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters = waiters.filter((w) => w.key !== key);
+          told("try_again");
           reject(
             new TryAgainError(
               `no IP became available within ${targets.allocateTimeoutMs} ms; the pool is refilling`,
@@ -342,8 +355,14 @@ export function createPool(deps: PoolDeps): Pool {
         waiters.push({
           key,
           owner: { containerId: req.containerId, ifname: req.ifname, pod: req.pod },
-          resolve,
-          reject,
+          resolve: (a) => {
+            told("waited");
+            resolve(a);
+          },
+          reject: (e) => {
+            told("try_again");
+            reject(e);
+          },
           timer,
         });
         kick();

@@ -137,7 +137,12 @@ async function takeLock(lock: string): Promise<void> {
   await writeFile(lock, `${process.pid}\n`, { mode: 0o600 });
 }
 
-export async function openStore(stateDir: string, instanceId: string): Promise<Store> {
+/** `onWrite`: told how long each durable write (write, fsync, rename, fsync of the folder) took. */
+export async function openStore(
+  stateDir: string,
+  instanceId: string,
+  onWrite?: (seconds: number) => void,
+): Promise<Store> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const file = join(stateDir, "pool.json");
   // A crash mid-write leaves a temp file; the real file is intact (the rename never happened).
@@ -169,7 +174,9 @@ export async function openStore(stateDir: string, instanceId: string): Promise<S
       const batch = next;
       next = null;
       try {
+        const started = performance.now();
         await db.write();
+        onWrite?.((performance.now() - started) / 1000);
         batch.resolve();
       } catch (e) {
         batch.reject(e);

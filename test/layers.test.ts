@@ -17,6 +17,8 @@ const LAYERS: [layer: string, folders: string[]][] = [
   ["pool", ["pool/"]],
   ["cni", ["cni/facts.ts", "cni/datapath/"]],
   ["kubernetes", ["src/kubernetes/"]],
+  ["metrics", ["src/metrics/"]],
+  ["dashboard", ["src/dashboard/"]],
   ["daemon", ["src/daemon/"]],
   ["sandbox", ["src/sandbox/"]],
   ["cli", ["src/cli/"]],

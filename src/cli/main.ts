@@ -106,6 +106,7 @@ async function sandbox(args: string[]): Promise<void> {
   process.stdout.write(
     `sandbox up: ${dir}/sandbox.json (${sb.file.nodes.length} nodes); Ctrl-C removes it\n`,
   );
+  for (const n of sb.file.nodes) process.stdout.write(`${n.name}: dashboard ${n.http}/dashboard\n`);
   if (sb.file.kubernetes)
     process.stdout.write(
       `kubernetes: ${sb.file.kubernetes.server} (kubectl --kubeconfig ${sb.file.kubernetes.kubeconfig})\n`,

@@ -32,6 +32,29 @@ export interface ApiDeps {
   mapping?(): Promise<unknown>;
   /** The Kubernetes side's counters (watch, releases, events, requests), or null when it is off. */
   kubernetes?(): unknown;
+  /** Told of every CNI request: its result ("ok" or the error code) and how long it took (metrics). */
+  observeCni?(command: CniCommand, result: string, seconds: number, done?: CniDone): void;
+}
+
+export type CniCommand = "ADD" | "DEL" | "CHECK" | "GC";
+/** What a finished CNI request tells the metrics and the dashboard. */
+export type CniDone =
+  | {
+      command: "ADD";
+      containerId: string;
+      pod: string;
+      ip: string;
+      eniId: string;
+      timings: { allocateMs: number; kernelMs: number };
+    }
+  | { command: "DEL"; containerId: string; released: string | null }
+  | { command: "CHECK" | "GC" };
+
+/** The code a failed request is answered with. */
+export function errorCode(e: unknown): keyof typeof DAEMON_ERRORS {
+  if (e instanceof DaemonError) return e.code;
+  if (e instanceof TryAgainError) return "TryAgainLater";
+  return "Internal";
 }
 
 export interface ApiServer {
@@ -99,6 +122,24 @@ function socketInUse(path: string): Promise<boolean> {
 export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiServer> {
   const { pool, log } = deps;
 
+  /** Runs a CNI request and tells the observer how it ended. */
+  const observed = async <T>(
+    command: CniCommand,
+    run: () => Promise<T>,
+    done: (r: T) => CniDone,
+  ): Promise<T> => {
+    const started = performance.now();
+    const seconds = (): number => (performance.now() - started) / 1000;
+    try {
+      const r = await run();
+      deps.observeCni?.(command, "ok", seconds(), done(r));
+      return r;
+    } catch (e) {
+      deps.observeCni?.(command, errorCode(e), seconds());
+      throw e;
+    }
+  };
+
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://eniway");
     const m = `${req.method} ${url.pathname}`;
@@ -158,7 +199,18 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
             uid: args.K8S_POD_UID ?? "",
           },
         });
-        const r = await cni.add({ containerId, ifname, netns, pod });
+        const r = await observed(
+          "ADD",
+          () => cni.add({ containerId, ifname, netns, pod }),
+          (a) => ({
+            command: "ADD",
+            containerId,
+            pod: pod.name ? `${pod.namespace}/${pod.name}` : containerId,
+            ip: a.ip,
+            eniId: a.eniId,
+            timings: a.timings,
+          }),
+        );
         log.info("cni add", { containerId, ifname, ip: r.ip, eniId: r.eniId, ...r.timings });
         return sendJson(res, 200, r);
       }
@@ -167,18 +219,27 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         const body = await readJson(req);
         const containerId = field(body, "containerId", CONTAINER_ID);
         const ifname = field(body, "ifname", IFNAME);
-        const r = await cni.del({ containerId, ifname });
+        const r = await observed(
+          "DEL",
+          () => cni.del({ containerId, ifname }),
+          (d) => ({ command: "DEL", containerId, released: d.released }),
+        );
         log.info("cni del", { containerId, ifname, released: r.released });
         return sendJson(res, 200, r);
       }
       case "POST /v1/cni/check": {
         const cni = need(deps.cni);
         const body = await readJson(req);
-        await cni.check({
+        const what = {
           containerId: field(body, "containerId", CONTAINER_ID),
           ifname: field(body, "ifname", IFNAME),
           netns: field(body, "netns", NETNS),
-        });
+        };
+        await observed(
+          "CHECK",
+          () => cni.check(what),
+          () => ({ command: "CHECK" }),
+        );
         return sendJson(res, 200, { ok: true });
       }
       case "POST /v1/cni/gc": {
@@ -193,7 +254,15 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
             ifname: field({ i: v.ifname }, "i", IFNAME),
           };
         });
-        return sendJson(res, 200, await cni.gc(valid));
+        return sendJson(
+          res,
+          200,
+          await observed(
+            "GC",
+            () => cni.gc(valid),
+            () => ({ command: "GC" }),
+          ),
+        );
       }
       default:
         throw new DaemonError("NotFound", `no route ${m}`);

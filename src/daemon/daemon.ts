@@ -3,8 +3,9 @@
 // HTTP endpoints, then reconciles and becomes ready. A failed start undoes
 // what it started: no socket, listener or store lock is left behind.
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { join } from "node:path";
 import { createCloudApi } from "../../cloud/api.js";
 import {
   type CredentialsProvider,
@@ -15,10 +16,12 @@ import {
 import { createMetadataClient, type MetadataClient } from "../../cloud/metadata.js";
 import { closeServer, listen, parseListen } from "../../lib/http.js";
 import type { Logger } from "../../lib/log.js";
+import { packageRoot } from "../../lib/process.js";
 import { withTimeout } from "../../lib/time.js";
-import type { Pool } from "../../pool/pool.js";
+import { type DashboardData, dashboardData, serveDashboard } from "../dashboard/dashboard.js";
 import { createKubeApi, type KubeApi, loadKubeConfig } from "../kubernetes/api.js";
 import { createKubernetes, type Kubernetes, type NodePort } from "../kubernetes/kubernetes.js";
+import { createMetrics, type Metrics, type NodeView } from "../metrics/metrics.js";
 import { type ApiServer, startApi } from "./api.js";
 import { type Config, ConfigError } from "./config.js";
 import { conflist, writeConflist } from "./conflist.js";
@@ -32,6 +35,8 @@ export interface Daemon {
 }
 
 const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+const VERSION = (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string })
+  .version;
 
 /** The Kubernetes client, or null when `kubernetes.enabled` (auto: in a cluster or given a kubeconfig) says off. */
 export function kubeClientOf(
@@ -94,11 +99,17 @@ function credentialsFor(config: Config, metadata: MetadataClient, log: Logger): 
 type Discovered = Pick<NodeSpec, "instanceId" | "cloud" | "limits" | "vSwitchIds" | "securityGroupIds">;
 
 /** The node as the cloud describes it: identity, quotas, vSwitches and security groups. */
-async function discover(config: Config, metadata: MetadataClient, log: Logger): Promise<Discovered> {
+async function discover(
+  config: Config,
+  metadata: MetadataClient,
+  metrics: Metrics,
+  log: Logger,
+): Promise<Discovered> {
   const instanceId = config.node.instanceId || (await metadata.instanceId());
   const regionId = config.cloud.regionId || (await metadata.regionId());
   const instanceType = await metadata.instanceType();
   const cloud = createCloudApi({
+    observer: metrics.cloud,
     regionId,
     ecsEndpoint: config.cloud.endpoint || `https://ecs.${regionId}.aliyuncs.com`,
     vpcEndpoint: config.cloud.vpcEndpoint || config.cloud.endpoint || `https://vpc.${regionId}.aliyuncs.com`,
@@ -171,8 +182,13 @@ export function nodeSpecOf(
 
 export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
   const client = kubeClientOf(config);
-  const metadata = createMetadataClient({ endpoint: config.cloud.metadataEndpoint, logger: log });
-  const found = await discover(config, metadata, log);
+  const metrics = createMetrics();
+  const metadata = createMetadataClient({
+    endpoint: config.cloud.metadataEndpoint,
+    logger: log,
+    observer: (item, seconds, error) => metrics.metadata(item, seconds, error),
+  });
+  const found = await discover(config, metadata, metrics, log);
   const kube = client
     ? createKubernetes({
         ...client,
@@ -185,21 +201,38 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   try {
     node = await createNode({
       ...nodeSpecOf(config, found, metadata, log),
-      ...(kube
-        ? {
-            observer: {
-              cloudFailure: (f) => kube.cloudFailure(f),
+      observer: {
+        allocation: (result, seconds) => metrics.allocation(result, seconds),
+        storeWrite: (seconds) => metrics.storeWrite(seconds),
+        reconciled: (report, startup) => metrics.reconciled(report, startup),
+        repaired: (report) => metrics.repaired(report),
+        ...(kube
+          ? {
+              cloudFailure: (f) => {
+                metrics.event({ kind: "cloud", subject: f.reason, detail: f.message });
+                kube.cloudFailure(f);
+              },
               allocated: (pod, a) => kube.allocated(pod, a),
               allocationFailed: (pod, e) => kube.allocationFailed(pod, e),
               holdsIp: (pod) => kube.holdsIp(pod),
-            },
-          }
-        : {}),
+            }
+          : {
+              cloudFailure: (f) => metrics.event({ kind: "cloud", subject: f.reason, detail: f.message }),
+            }),
+      },
     });
   } catch (e) {
     await found.cloud.close();
     throw e;
   }
+  const identity = { instanceId: node.instanceId, nodeName: client?.nodeName ?? "" };
+  const view: NodeView = {
+    summary: () => node.pool.summary(),
+    ips: () => node.pool.ips(),
+    vSwitches: () => node.vSwitches(),
+    kubernetes: () => kube?.stats() ?? null,
+  };
+  metrics.bind(view, { version: VERSION, node: identity.nodeName || identity.instanceId });
   const nodeLog = log.child({ instanceId: node.instanceId });
   let api: ApiServer | null = null;
   let http: Server | null = null;
@@ -221,8 +254,22 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       resync: () => node.resync(false),
       mapping: () => gatherMapping({ pool: node.pool, cloud: node.cloud, kube: client }),
       kubernetes: () => kube?.stats() ?? null,
+      observeCni: (command, result, seconds, done) => {
+        metrics.cni(command, result, seconds, done?.command === "ADD" ? done.timings : undefined);
+        if (done?.command === "ADD")
+          metrics.event({ kind: "allocated", subject: done.pod, detail: `${done.ip} on ${done.eniId}` });
+        else if (done?.command === "DEL" && done.released)
+          metrics.event({ kind: "released", subject: done.containerId.slice(0, 12), detail: done.released });
+        else if (!done && command === "ADD")
+          metrics.event({ kind: "failed", subject: "ADD", detail: result });
+      },
     });
-    if (config.http.listen) http = await startHttp(config.http.listen, node.pool, node.ready);
+    if (config.http.listen)
+      http = await startHttp(config.http.listen, {
+        ready: node.ready,
+        metrics,
+        dashboard: () => dashboardData(view, metrics, identity),
+      });
     await node.start();
     kube?.start(nodePort(node, found, kube));
     if (config.cni.confDir) {
@@ -246,31 +293,28 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   return { node, kubernetes: kube, stop };
 }
 
-async function startHttp(where: string, pool: Pool, ready: () => boolean): Promise<Server> {
+/** http.listen: health, readiness, Prometheus metrics and the dashboard. */
+async function startHttp(
+  where: string,
+  deps: { ready(): boolean; metrics: Metrics; dashboard(): Promise<DashboardData> },
+): Promise<Server> {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://x").pathname;
-    if (path === "/healthz") return void res.writeHead(200).end("ok\n");
-    if (path === "/readyz")
-      return void res.writeHead(ready() ? 200 : 503).end(ready() ? "ready\n" : "not ready\n");
-    if (path === "/metrics") {
-      const s = pool.summary();
-      const lines = [
-        "# HELP eniway_pool_ips IPs in the pool by state.",
-        "# TYPE eniway_pool_ips gauge",
-        ...(["idle", "assigned", "cooling", "releasing", "pending"] as const).map(
-          (k) => `eniway_pool_ips{state="${k}"} ${s[k]}`,
-        ),
-        "# HELP eniway_pool_enis Secondary ENIs in the pool.",
-        "# TYPE eniway_pool_enis gauge",
-        `eniway_pool_enis ${s.enis.length}`,
-        "# HELP eniway_pool_waiting Allocations waiting for an IP.",
-        "# TYPE eniway_pool_waiting gauge",
-        `eniway_pool_waiting ${s.waiting}`,
-        "",
-      ];
-      return void res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(lines.join("\n"));
-    }
-    res.writeHead(404).end("not found\n");
+    const serve = async (): Promise<void> => {
+      if (path === "/healthz") return void res.writeHead(200).end("ok\n");
+      if (path === "/readyz")
+        return void res.writeHead(deps.ready() ? 200 : 503).end(deps.ready() ? "ready\n" : "not ready\n");
+      if (path === "/metrics") {
+        const text = await deps.metrics.text();
+        return void res.writeHead(200, { "content-type": deps.metrics.contentType }).end(text);
+      }
+      if (await serveDashboard(path, res, deps.dashboard)) return;
+      res.writeHead(404).end("not found\n");
+    };
+    serve().catch((e: unknown) => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end(`internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+    });
   });
   await listen(server, parseListen(where));
   return server;

@@ -5,7 +5,13 @@
 
 import type { CloudApi } from "../../cloud/api.js";
 import type { MetadataClient } from "../../cloud/metadata.js";
-import { type Attachment, createDatapath, type Datapath, type EniRef } from "../../cni/datapath/datapath.js";
+import {
+  type Attachment,
+  createDatapath,
+  type Datapath,
+  type EniRef,
+  type RepairReport,
+} from "../../cni/datapath/datapath.js";
 import type { Logger } from "../../lib/log.js";
 import { sleep, withTimeout } from "../../lib/time.js";
 import {
@@ -14,7 +20,14 @@ import {
   type Executor,
   type ExecutorConfig,
 } from "../../pool/executor.js";
-import { type Allocation, createPool, type Pool, type PoolTargets, TryAgainError } from "../../pool/pool.js";
+import {
+  type AllocateResult,
+  type Allocation,
+  createPool,
+  type Pool,
+  type PoolTargets,
+  TryAgainError,
+} from "../../pool/pool.js";
 import { type ReconcileReport, reconcile } from "../../pool/reconcile.js";
 import { openStore, type Store } from "../../pool/store.js";
 import { createVSwitchCache } from "../../pool/vswitches.js";
@@ -60,6 +73,11 @@ export interface NodeSpec {
 
 export interface NodeObserver extends CniObserver {
   cloudFailure?(f: CloudFailure): void;
+  /** How each allocation ended and how long it took (metrics). */
+  allocation?(result: AllocateResult, seconds: number): void;
+  storeWrite?(seconds: number): void;
+  reconciled?(report: ReconcileReport, startup: boolean): void;
+  repaired?(report: RepairReport): void;
 }
 
 export interface Node {
@@ -82,6 +100,8 @@ export interface Node {
   /** A resync with the cloud; one at a time (a second caller shares the running one). */
   resync(startup?: boolean): Promise<ReconcileReport>;
   refreshVSwitches(): Promise<void>;
+  /** Free addresses per candidate vSwitch, as the last DescribeVSwitches said. */
+  vSwitches(): { vSwitchId: string; available: number }[];
   /** Not ready any more, no more timers: the first step of a stop (stop() does it too). */
   drain(): void;
   stop(): Promise<void>;
@@ -105,7 +125,8 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
   const log = spec.log.child({ instanceId });
   const now = (): number => Date.now();
   const own = ownTags(spec.clusterId);
-  const store = await openStore(spec.stateDir, instanceId);
+  const obs = spec.observer ?? {};
+  const store = await openStore(spec.stateDir, instanceId, (s) => obs.storeWrite?.(s));
   const executor = createExecutor({
     cloud,
     metadata,
@@ -128,6 +149,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
     limits: spec.limits,
     targets: spec.targets,
     vSwitches: () => vSwitches.list(),
+    onAllocate: (result, seconds) => obs.allocation?.(result, seconds),
   });
   const reconcileDeps = {
     cloud,
@@ -183,6 +205,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
           .catch((e: unknown) => log.warn("DescribeVSwitches failed", { error: String(e) }));
         const report = await reconcile(reconcileDeps, startup);
         log.info(startup ? "start-up reconcile done" : "resync done", { ...report });
+        obs.reconciled?.(report, startup);
         return report;
       } finally {
         resyncing = null;
@@ -197,6 +220,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
     repairing = true;
     datapath
       .repair(() => pool.allocations().map(attachmentOf), readyEnis(pool))
+      .then((report) => obs.repaired?.(report))
       .catch((e: unknown) =>
         log.warn("datapath repair failed", { error: e instanceof Error ? e.message : String(e) }),
       )
@@ -227,6 +251,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
     cni,
     ready: () => ready,
     refreshVSwitches: () => vSwitches.refresh(),
+    vSwitches: () => vSwitches.list(),
     resync,
     async start() {
       const report = await resync(true);

@@ -9,11 +9,11 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:https";
-import { createServer } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from "@kubernetes/client-node";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
+import { freePort } from "../../lib/http.js";
 import { endOf, findTool, hasExited, packageRoot, waitExit } from "../../lib/process.js";
 import { sleep } from "../../lib/time.js";
 
@@ -50,17 +50,6 @@ export function kubeBinDir(): string {
       `kube-apiserver ${KUBERNETES_VERSION} not found in ${dir}: run bash test/kubernetes.sh (it builds it once per machine from Debian's source, about 5 minutes)`,
     );
   return dir;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
 }
 
 /** kube-apiserver refuses a loopback advertise address: use the machine's first other IPv4. */

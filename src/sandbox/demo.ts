@@ -97,7 +97,9 @@ export async function demo(log: Logger): Promise<void> {
     process.stdout.write(`\ncross-node ${from.name} (${from.ip}) → ${to.name} (${to.ip}): ${result}\n`);
     const n = sb.file.nodes[0]!;
     process.stdout.write(`
+the pool, live: ${sb.file.nodes.map((x) => `${x.http}/dashboard`).join("  ")}
 look further (as root, while this runs):
+  curl -s ${n.http}/metrics | grep ^eniway_pool
   ip netns exec ${from.netns} ip route get ${to.ip}
   ip -n ${n.netns} rule; ip -n ${n.netns} route show table all | grep -v local
   curl -s --unix-socket ${n.socket} http://eniway/v1/pool

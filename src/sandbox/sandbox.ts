@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { nodeNetnsNames, teardownDatapath } from "../../cloud/simulator/datapath.js";
 import { type Simulator, startSimulator } from "../../cloud/simulator/server.js";
 import { loadWorld, parseWorld, type World } from "../../cloud/simulator/world.js";
-import { socketRequest } from "../../lib/http.js";
+import { freePort, socketRequest } from "../../lib/http.js";
 import type { Logger } from "../../lib/log.js";
 import { NETNS_NAME } from "../../lib/net.js";
 import { BUILT, endOf, findTool, hasExited, waitExit } from "../../lib/process.js";
@@ -26,6 +26,8 @@ export interface SandboxNode {
   cniBinDir: string;
   /** The Node object's name (with --kubernetes). */
   nodeName?: string;
+  /** The daemon's http.listen, for /metrics and /dashboard. */
+  http: string;
 }
 
 export interface SandboxFile {
@@ -181,6 +183,7 @@ export async function sandboxUp(opts: {
       }
       const netns = netnsOf.get(inst.instanceId)!;
       const socket = join(nodeDir, "eniway.sock");
+      const httpPort = await freePort();
       const raw: Record<string, unknown> = {
         cloud: {
           endpoint: sim.url,
@@ -192,7 +195,7 @@ export async function sandboxUp(opts: {
         clusterId: "sandbox",
         socket,
         stateDir: join(nodeDir, "state"),
-        http: { listen: "" },
+        http: { listen: `127.0.0.1:${httpPort}` },
         pool: { resyncSeconds: 30 },
         kubernetes,
       };
@@ -230,6 +233,7 @@ export async function sandboxUp(opts: {
         socket,
         cniConfFile,
         cniBinDir: binDir,
+        http: `http://127.0.0.1:${httpPort}`,
         ...(controlPlane ? { nodeName: name } : {}),
       });
     }
