@@ -1,13 +1,16 @@
 // Pool figures: daemon-side allocate latency from a warm pool (p50/p99, from
-// the daemon's own "allocated" log lines), and a burst of 60 allocations on a
-// cold pool with realistic simulator latencies, against its lower bound.
+// the daemon's own allocation histogram), a burst of 60 allocations on a cold
+// pool with realistic simulator latencies against its lower bound, and what
+// /metrics and /dashboard cost with 200 pods.
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSimulator } from "../../cloud/simulator/server.js";
 import { parseWorld } from "../../cloud/simulator/world.js";
+import { freePort } from "../../lib/http.js";
 import { call, spawnDaemon, waitReady, writeDaemonConfig } from "../daemon-harness.js";
+import { histogramQuantile } from "../helpers/prom.js";
 
 const NODE = "i-bench-node";
 
@@ -33,16 +36,21 @@ function world(latency: Record<string, number | number[]>) {
 async function withDaemon<T>(
   latency: Record<string, number | number[]>,
   pool: object,
-  run: (socket: string, simUrl: string, stderr: () => string) => Promise<T>,
+  run: (socket: string, simUrl: string, http: string) => Promise<T>,
 ): Promise<T> {
   const sim = await startSimulator(world(latency));
   const dir = await mkdtemp(join(tmpdir(), "eniway-poolbench-"));
   const socket = join(dir, "eniway.sock");
-  const config = await writeDaemonConfig(dir, sim.url, NODE, { pool, log: { level: "info" } });
+  const port = await freePort();
+  const config = await writeDaemonConfig(dir, sim.url, NODE, {
+    pool,
+    log: { level: "info" },
+    http: { listen: `127.0.0.1:${port}` },
+  });
   const d = spawnDaemon(config);
   try {
     await waitReady(socket, d, 60_000);
-    return await run(socket, sim.url, d.stderr);
+    return await run(socket, sim.url, `http://127.0.0.1:${port}`);
   } finally {
     d.child.kill("SIGTERM");
     await d.exited;
@@ -60,7 +68,7 @@ export interface WarmFigures {
 }
 
 export async function warmAllocate(n = 400): Promise<WarmFigures> {
-  return withDaemon({}, { minIdle: 40, maxIdle: 60, cooldownSeconds: 0 }, async (socket, _url, stderr) => {
+  return withDaemon({}, { minIdle: 40, maxIdle: 60, cooldownSeconds: 0 }, async (socket, _url, http) => {
     // Wait for the pool to reach minIdle.
     for (let i = 0; i < 200; i++) {
       const s = (await call(socket, "GET", "/v1/pool")).body as { idle: number };
@@ -75,14 +83,14 @@ export async function warmAllocate(n = 400): Promise<WarmFigures> {
       if (r.status !== 200) throw new Error(`allocate failed: ${JSON.stringify(r.body)}`);
       await call(socket, "POST", "/v1/release", { containerId: `warm-${i}`, ifname: "eth0" });
     }
-    const daemonMs = stderr()
-      .split("\n")
-      .filter((l) => l.includes('"msg":"allocated"'))
-      .map((l) => (JSON.parse(l) as { ms: number }).ms);
+    // The daemon's own histogram: request to durable answer.
+    const text = await (await fetch(`${http}/metrics`)).text();
+    const ms = (q: number): number =>
+      +(histogramQuantile(text, "eniway_allocation_duration_seconds", q, { result: "ok" }) * 1000).toFixed(2);
     return {
       n,
-      daemonP50Ms: quantile(daemonMs, 0.5),
-      daemonP99Ms: quantile(daemonMs, 0.99),
+      daemonP50Ms: ms(0.5),
+      daemonP99Ms: ms(0.99),
       roundTripP50Ms: quantile(rtt, 0.5),
       roundTripP99Ms: quantile(rtt, 0.99),
     };
@@ -140,4 +148,57 @@ export async function coldBurst(pods = 60): Promise<BurstFigures> {
       p50Ms: Math.round(quantile(done, 0.5)),
     };
   });
+}
+
+export interface ScrapeFigures {
+  pods: number;
+  metricsP50Ms: number;
+  metricsBytes: number;
+  dashboardDataP50Ms: number;
+  dashboardDataBytes: number;
+  /** Everything /dashboard loads: the page, its script and style, and uPlot. */
+  pageBytes: number;
+}
+
+/** /metrics and /dashboard with 200 allocated IPs (7 secondary ENIs x 30 IPs). */
+export async function scrapeWithPods(pods = 200): Promise<ScrapeFigures> {
+  return withDaemon(
+    {},
+    { minIdle: 0, maxIdle: 10, allocateTimeoutSeconds: 60 },
+    async (socket, _url, http) => {
+      await Promise.all(
+        Array.from({ length: pods }, async (_, i) => {
+          const r = await call(socket, "POST", "/v1/allocate", {
+            containerId: `scrape-${i}`,
+            ifname: "eth0",
+            pod: { namespace: "bench", name: `pod-${i}`, uid: `uid-${i}` },
+          });
+          if (r.status !== 200) throw new Error(`allocate failed: ${JSON.stringify(r.body)}`);
+        }),
+      );
+      const timed = async (path: string): Promise<{ p50: number; bytes: number }> => {
+        const ms: number[] = [];
+        let bytes = 0;
+        for (let i = 0; i < 30; i++) {
+          const t = performance.now();
+          bytes = (await (await fetch(`${http}${path}`)).arrayBuffer()).byteLength;
+          ms.push(performance.now() - t);
+        }
+        return { p50: +quantile(ms, 0.5).toFixed(2), bytes };
+      };
+      const metrics = await timed("/metrics");
+      const data = await timed("/dashboard/data");
+      let pageBytes = 0;
+      for (const asset of ["", "/app.js", "/style.css", "/uPlot.iife.min.js", "/uPlot.min.css"])
+        pageBytes += (await (await fetch(`${http}/dashboard${asset}`)).arrayBuffer()).byteLength;
+      return {
+        pods,
+        metricsP50Ms: metrics.p50,
+        metricsBytes: metrics.bytes,
+        dashboardDataP50Ms: data.p50,
+        dashboardDataBytes: data.bytes,
+        pageBytes: pageBytes + data.bytes,
+      };
+    },
+  );
 }

@@ -3,7 +3,7 @@
 import { BUILT } from "../../lib/process.js";
 import { cniBench } from "./cni-bench.js";
 import { kubeBench } from "./kube-bench.js";
-import { coldBurst, warmAllocate } from "./pool-bench.js";
+import { coldBurst, scrapeWithPods, warmAllocate } from "./pool-bench.js";
 import { simThroughput } from "./sim-throughput.js";
 
 const cli = BUILT.cli;
@@ -56,6 +56,13 @@ async function main(): Promise<void> {
     `daemon share of an ADD (p50): allocation ${c.daemon.allocateP50} ms, kernel work ${c.daemon.kernelP50} ms`,
   );
   console.log(JSON.stringify({ bench: "cni", ...c }));
+
+  console.log("\n# /metrics and /dashboard of a daemon with 200 allocated IPs (7 ENIs x 30 IPs)");
+  const sc = await scrapeWithPods();
+  console.log(
+    `/metrics p50 ${sc.metricsP50Ms} ms (${sc.metricsBytes} bytes); /dashboard/data p50 ${sc.dashboardDataP50Ms} ms (${sc.dashboardDataBytes} bytes); page weight ${sc.pageBytes} bytes`,
+  );
+  console.log(JSON.stringify({ bench: "scrape", ...sc }));
 
   console.log(
     "\n# the Kubernetes side against a real kube-apiserver (100 pods on one node; kubernetes.checkSeconds 20)",

@@ -15,28 +15,11 @@ import { freePort } from "../../lib/http.js";
 import { findTool, hasExited, packageRoot, waitExit } from "../../lib/process.js";
 import { sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { call } from "../daemon-harness.js";
+import { samples, value } from "../helpers/prom.js";
 import { type KubeSandbox, kubeSandbox, until } from "../kubernetes/helpers.js";
 
 const PREFIX = `ewm${process.pid % 100000}`;
 const DASHBOARD = join(packageRoot(), "charts/eniway/dashboards/eniway-pool.json");
-
-/** Samples of one metric family from a scrape, by their label sets. */
-function samples(text: string, name: string): { labels: Record<string, string>; value: number }[] {
-  const out: { labels: Record<string, string>; value: number }[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const labels: Record<string, string> = {};
-    for (const kv of (m[3] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
-      labels[kv[1]!] = kv[2]!;
-    out.push({ labels, value: Number(m[4]) });
-  }
-  return out;
-}
-const value = (text: string, name: string, labels: Record<string, string> = {}): number =>
-  samples(text, name)
-    .filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-    .reduce((a, s) => a + s.value, 0);
 
 /** Every PromQL expression of the Grafana dashboard, with its panel. */
 async function dashboardQueries(): Promise<{ panel: string; expr: string }[]> {
