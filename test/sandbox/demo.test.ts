@@ -66,6 +66,14 @@ describe("npm start (eniway sandbox demo) without ping", () => {
       /^cross-node pod-a-1 \(10\.0\.\d+\.\d+\) → pod-b-1 \(10\.0\.\d+\.\d+\): reachable/,
     );
     expect(sh("ip", "netns", "list")).toContain("eniway-pod-b-1");
+    // The dashboards it prints answer, and show the pods.
+    const urls = [...out.matchAll(/http:\/\/127\.0\.0\.1:\d+\/dashboard/g)].map((m) => m[0]);
+    expect(urls, out).toHaveLength(2);
+    for (const url of urls) {
+      expect((await fetch(url)).status).toBe(200);
+      const data = (await (await fetch(`${url}/data`)).json()) as { pool: { assigned: number } };
+      expect(data.pool.assigned).toBe(2);
+    }
 
     demo.kill("SIGINT");
     expect(await waitExit(demo, 30_000), "still running 30 s after Ctrl-C").toBe(true);
