@@ -17,7 +17,7 @@ import { sh } from "../runtimes/containerd.js";
 
 const PREFIX = `ewd${process.pid % 100000}`;
 const CHROMIUM = "/usr/bin/chromium";
-export const ARTIFACTS = join(tmpdir(), "eniway-artifacts");
+const ARTIFACTS = join(tmpdir(), "eniway-artifacts");
 
 /** The little of the browser's DOM the test reads. */
 interface BrowserDocument {
