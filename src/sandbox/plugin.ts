@@ -37,7 +37,8 @@ export async function runPlugin(
     child.stdout?.on("data", (d: Buffer) => {
       out += d.toString();
     });
-    child.once("exit", (code) => resolve({ code, out }));
+    // "close", not "exit": the exit can come before the last of stdout has been read.
+    child.once("close", (code) => resolve({ code, out }));
     child.stdin?.end(stdin);
   });
 }

@@ -93,7 +93,10 @@ describe("a failure storm: the vSwitch is exhausted and 50 pods are added", () =
           return k.add({ name: `storm-${n}`, uid: `11111111-0000-0000-0000-${String(n).padStart(12, "0")}` });
         }),
       );
-      for (const r of rs) codes.push((JSON.parse(r.out) as { code: number }).code);
+      for (const r of rs) {
+        expect(r.out, `plugin exit ${r.code} with nothing on stdout`).not.toBe("");
+        codes.push((JSON.parse(r.out) as { code: number }).code);
+      }
     }
     expect(codes).toEqual(Array(50).fill(11));
 
