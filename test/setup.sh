@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(iproute2 iputils-ping procps ca-certificates containerd runc busybox-static containernetworking-plugins
-  podman catatonit iptables prometheus chromium)
+  podman catatonit iptables prometheus chromium unzip)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,3 +23,4 @@ if ((${#missing[@]})); then
 fi
 npm ci --no-audit --no-fund
 bash test/kubernetes.sh >/dev/null
+bash test/helm.sh >/dev/null

@@ -16,6 +16,7 @@ import { ctl } from "./ctl.js";
 const USAGE = `usage:
   eniway sim [--world FILE] [--listen HOST:PORT]   the cloud simulator (ECS, VPC, metadata)
   eniway daemon --config FILE [--set KEY=VALUE ...] the node daemon
+  eniway daemon --check-config FILE                 validate a configuration file and exit
   eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...] [--kubernetes]
   eniway sandbox down --dir DIR                      clean up after a crashed sandbox
   eniway sandbox demo                                what npm start runs
@@ -38,8 +39,19 @@ async function sim(args: string[]): Promise<void> {
 }
 
 async function daemon(args: string[]): Promise<void> {
-  const f = flags("daemon", args, { config: { type: "string" }, set: { type: "string", multiple: true } });
-  if (!f.config) throw new Error("daemon needs --config FILE");
+  const f = flags("daemon", args, {
+    config: { type: "string" },
+    "check-config": { type: "string" },
+    set: { type: "string", multiple: true },
+  });
+  const check = f["check-config"];
+  if (check !== undefined) {
+    // Validate only (the chart's rendered ConfigMap, an operator's edit): the error names the key.
+    await loadConfig(check, f.set ?? []);
+    process.stdout.write(`${check}: valid\n`);
+    return;
+  }
+  if (!f.config) throw new Error("daemon needs --config FILE (or --check-config FILE)");
   const config = await loadConfig(f.config, f.set ?? []);
   // A signal during start-up exits at once: every cloud call in flight is written ahead.
   const early = (): never => process.exit(0);
