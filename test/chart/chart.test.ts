@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { BUILT, packageRoot } from "../../lib/process.js";
 import { parseConfig } from "../../src/daemon/config.js";
+import { kubeBinDir, startControlPlane } from "../../src/sandbox/controlplane.js";
 
 const HELM =
   process.env.ENIWAY_HELM ?? join(process.env.ENIWAY_KUBE_CACHE ?? "/var/cache/eniway", "helm-2.1.0", "helm");
@@ -220,6 +221,53 @@ describe("the Helm chart", () => {
       JSON.parse(await readFile(join(CHART, "dashboards", "eniway-pool.json"), "utf8")),
     );
   });
+
+  it("is accepted by a real kube-apiserver 1.20 (server-side dry run, with its validation and admission)", async () => {
+    const cp = await startControlPlane(join(dir, "kubernetes"));
+    try {
+      const rendered = await run(HELM, [
+        "template",
+        "eniway",
+        CHART,
+        "-n",
+        "kube-system",
+        "--set",
+        "credentials.accessKeyId=LTAI-x",
+        "--set",
+        "credentials.accessKeySecret=y",
+      ]);
+      expect(rendered.code, rendered.err).toBe(0);
+      const manifest = join(dir, "eniway.yaml");
+      await writeFile(manifest, rendered.out);
+      const r = await run(join(kubeBinDir(), "kubectl"), [
+        "--kubeconfig",
+        cp.adminKubeconfig,
+        "apply",
+        "--dry-run=server",
+        "-f",
+        manifest,
+      ]);
+      // The control plane already holds the sandbox's ServiceAccount and RBAC (the same objects):
+      // kubectl only warns that they were not made by `apply`.
+      const warnings = r.err
+        .split("\n")
+        .filter(
+          (l) => l && !/missing the kubectl.kubernetes.io\/last-applied-configuration annotation/.test(l),
+        );
+      expect(warnings).toEqual([]);
+      expect(r.code).toBe(0);
+      for (const kind of [
+        "serviceaccount/eniway",
+        "clusterrole.rbac.authorization.k8s.io/eniway",
+        "configmap/eniway-config",
+        "secret/eniway-credentials",
+        "daemonset.apps/eniway",
+      ])
+        expect(r.out).toContain(kind);
+    } finally {
+      await cp.stop();
+    }
+  }, 120_000);
 
   it.each([
     ["config.pool.minIdle=two", /config\.pool\.minIdle: Invalid type/],
