@@ -179,9 +179,9 @@ export async function kubeSandbox(opts: {
       return (r.body as { kubernetes: KubeStats }).kubernetes;
     },
     async events(kind, name) {
-      const namespace = kind === "Node" ? "default" : "default";
+      // The test pods live in "default", and Events of cluster-scoped objects (the Node) go there too.
       const list = await core.listNamespacedEvent({
-        namespace,
+        namespace: "default",
         fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}`,
       });
       const out = new Map<string, { count: number; objects: number; message: string }>();
