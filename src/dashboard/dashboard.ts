@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { packageRoot } from "../../lib/process.js";
 import type { PoolSummary } from "../../pool/pool.js";
 import type { KubernetesStats } from "../kubernetes/kubernetes.js";
-import type { Metrics, NodeView, RecentEvent } from "../metrics/metrics.js";
+import { countIps, HELD_STATES, type Metrics, type NodeView, type RecentEvent } from "../metrics/metrics.js";
 
 export interface DashboardData {
   time: number;
@@ -100,9 +100,9 @@ export async function dashboardData(
 ): Promise<DashboardData> {
   const s = view.summary();
   const ips = view.ips();
-  const count = (eniId: string, phase: string): number =>
-    ips.filter((i) => i.eniId === eniId && i.phase === phase).length;
+  const byEni = countIps(ips, (eniId) => eniId);
   const vswOf = new Map(s.enis.map((e) => [e.eniId, e.vSwitchId]));
+  const byVSwitch = countIps(ips, (eniId) => vswOf.get(eniId) ?? "");
   const now = Date.now();
   const recent = metrics.recent();
   const k = view.kubernetes();
@@ -124,17 +124,15 @@ export async function dashboardData(
       eniId: e.eniId,
       vSwitchId: e.vSwitchId,
       phase: e.phase,
-      ips: {
-        idle: count(e.eniId, "idle"),
-        assigned: count(e.eniId, "assigned"),
-        cooling: count(e.eniId, "cooling"),
-        releasing: count(e.eniId, "releasing"),
-      },
+      ips: Object.fromEntries(HELD_STATES.map((st) => [st, byEni(e.eniId, st)])) as Record<
+        (typeof HELD_STATES)[number],
+        number
+      >,
     })),
     vSwitches: view.vSwitches().map((v) => ({
       vSwitchId: v.vSwitchId,
       available: v.available,
-      poolIps: ips.filter((i) => vswOf.get(i.eniId) === v.vSwitchId).length,
+      poolIps: byVSwitch(v.vSwitchId),
       blockedUntil: (s.blockedVSwitches[v.vSwitchId] ?? 0) > now ? s.blockedVSwitches[v.vSwitchId]! : null,
     })),
     latency: { allocation: ms(recent.allocation), add: ms(recent.add) },

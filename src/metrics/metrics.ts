@@ -13,6 +13,28 @@ import type { ReconcileReport } from "../../pool/reconcile.js";
 import type { KubernetesStats } from "../kubernetes/kubernetes.js";
 
 export const IP_STATES = ["idle", "assigned", "cooling", "releasing", "pending"] as const;
+/** The states an IP the pool holds can be in (pending IPs are not on an ENI yet). */
+export const HELD_STATES = ["idle", "assigned", "cooling", "releasing"] as const;
+
+/**
+ * The pool's IPs counted by phase and by a key of their ENI (the ENI itself,
+ * or its vSwitch), in one pass: the metrics and the dashboard both ask.
+ */
+export function countIps(
+  ips: { eniId: string; phase: string }[],
+  keyOf: (eniId: string) => string,
+): (key: string, phase?: string) => number {
+  const counts = new Map<string, number>();
+  const add = (k: string): void => {
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  };
+  for (const ip of ips) {
+    const key = keyOf(ip.eniId);
+    add(`${key}\0${ip.phase}`);
+    add(key);
+  }
+  return (key, phase) => counts.get(phase === undefined ? key : `${key}\0${phase}`) ?? 0;
+}
 type CniCommand = "ADD" | "DEL" | "CHECK" | "GC";
 
 /** What the scrape reads of the node. */
@@ -118,27 +140,16 @@ export function createMetrics(): Metrics {
   });
   gauge("eniway_pool_waiters", "Allocations waiting for an IP.", [], (g) => g.set(view!.summary().waiting));
   gauge("eniway_pool_eni_ips", "IPs per ENI by state.", ["eni", "vswitch", "state"], (g) => {
-    const s = view!.summary();
-    const byEni = new Map<string, Map<string, number>>();
-    for (const ip of view!.ips()) {
-      const m = byEni.get(ip.eniId) ?? new Map<string, number>();
-      m.set(ip.phase, (m.get(ip.phase) ?? 0) + 1);
-      byEni.set(ip.eniId, m);
-    }
-    for (const e of s.enis)
-      for (const st of ["idle", "assigned", "cooling", "releasing"])
-        g.set({ eni: e.eniId, vswitch: e.vSwitchId, state: st }, byEni.get(e.eniId)?.get(st) ?? 0);
+    const count = countIps(view!.ips(), (eniId) => eniId);
+    for (const e of view!.summary().enis)
+      for (const st of HELD_STATES)
+        g.set({ eni: e.eniId, vswitch: e.vSwitchId, state: st }, count(e.eniId, st));
   });
   gauge("eniway_pool_vswitch_ips", "The pool's IPs per vSwitch by state.", ["vswitch", "state"], (g) => {
     const vsw = new Map(view!.summary().enis.map((e) => [e.eniId, e.vSwitchId]));
-    const count = new Map<string, number>();
-    for (const ip of view!.ips()) {
-      const k = `${vsw.get(ip.eniId) ?? ""}\0${ip.phase}`;
-      count.set(k, (count.get(k) ?? 0) + 1);
-    }
+    const count = countIps(view!.ips(), (eniId) => vsw.get(eniId) ?? "");
     for (const v of new Set(vsw.values()))
-      for (const st of ["idle", "assigned", "cooling", "releasing"])
-        g.set({ vswitch: v, state: st }, count.get(`${v}\0${st}`) ?? 0);
+      for (const st of HELD_STATES) g.set({ vswitch: v, state: st }, count(v, st));
   });
   gauge(
     "eniway_vswitch_available_ips",

@@ -101,6 +101,13 @@ describe("metrics of a running node, checked by promtool and by a real Prometheu
     for (const state of ["idle", "assigned", "cooling", "releasing", "pending"])
       expect(value(scrape, "eniway_pool_ips", { state }), state).toBe(settled.pool[state]);
     expect(value(scrape, "eniway_pool_enis")).toBe(settled.pool.enis.length);
+    // Per ENI and per vSwitch, the same IPs add up to the same totals.
+    for (const state of ["idle", "assigned", "cooling", "releasing"]) {
+      expect(value(scrape, "eniway_pool_eni_ips", { state }), `per ENI ${state}`).toBe(settled.pool[state]);
+      expect(value(scrape, "eniway_pool_vswitch_ips", { state }), `per vSwitch ${state}`).toBe(
+        settled.pool[state],
+      );
+    }
     expect(value(scrape, "eniway_pool_waiters")).toBe(settled.pool.waiting);
     expect(value(scrape, "eniway_pool_max_ips")).toBe(12);
     expect(value(scrape, "eniway_pool_ips", { state: "assigned" })).toBe(3); // 6 added, 2 DEL'd, 1 pod gone
