@@ -15,13 +15,12 @@ import { silentLogger } from "../../lib/log.js";
 import { CONFLIST_NAME, conflist } from "../../src/daemon/conflist.js";
 import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import {
-  buildPauseArchive,
   CNI_PLUGINS,
   type Containerd,
+  importPauseImage,
   requireTools,
   runPod as runSandbox,
   sh,
-  shAsync,
   startContainerd,
   stopContainerd,
 } from "./containerd.js";
@@ -73,21 +72,9 @@ describe("bandwidth annotations through containerd reach the chained bandwidth p
       join(cniConf, CONFLIST_NAME),
       JSON.stringify(conflist({ socket: node.socket, nodeNetns: `/var/run/netns/${node.netns}` })),
     );
-    const archive = await buildPauseArchive(join(dir, "image"));
     ctrd = await startContainerd(dir, cniBin, cniConf, node.netns);
     cri = criClient(ctrd.socket);
-    await shAsync([
-      "ctr",
-      "--address",
-      ctrd.socket,
-      "-n",
-      "k8s.io",
-      "images",
-      "import",
-      "--snapshotter",
-      "native",
-      archive,
-    ]);
+    await importPauseImage(ctrd);
   }, 120_000);
 
   afterAll(async () => {

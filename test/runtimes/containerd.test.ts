@@ -18,14 +18,12 @@ import { silentLogger } from "../../lib/log.js";
 import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { call } from "../daemon-harness.js";
 import {
-  buildPauseArchive,
   CNI_PLUGINS,
   type Containerd,
-  IMAGE,
+  importPauseImage,
   requireTools,
   runPod as runSandbox,
   sh,
-  shAsync,
   startContainerd,
   stopContainerd,
 } from "./containerd.js";
@@ -112,26 +110,11 @@ describe("containerd CRI runs eniway like kubelet would", () => {
     );
     await symlink(join(CNI_PLUGINS, "loopback"), join(cniBin, "loopback"));
     await copyFile(node.cniConfFile, join(cniConf, "10-eniway.conflist"));
-    const archive = await buildPauseArchive(join(dir, "image"));
     ctrd = await startContainerd(dir, cniBin, cniConf);
     cri = criClient(ctrd.socket);
     const v = await cri.version();
     expect(v.runtimeName).toBe("containerd");
-    await shAsync([
-      "ctr",
-      "--address",
-      ctrd.socket,
-      "-n",
-      "k8s.io",
-      "images",
-      "import",
-      "--snapshotter",
-      "native",
-      archive,
-    ]);
-    expect(await shAsync(["ctr", "--address", ctrd.socket, "-n", "k8s.io", "images", "ls", "-q"])).toContain(
-      IMAGE,
-    );
+    await importPauseImage(ctrd);
   }, 120_000);
 
   afterAll(async () => {

@@ -181,6 +181,15 @@ disabled_plugins = [
 `;
 }
 
+/** Builds the pause image and imports it into containerd's k8s.io namespace, then checks it is listed. */
+export async function importPauseImage(ctrd: Containerd): Promise<void> {
+  const archive = await buildPauseArchive(join(ctrd.dir, "image"));
+  const ctr = ["ctr", "--address", ctrd.socket, "-n", "k8s.io"];
+  await shAsync([...ctr, "images", "import", "--snapshotter", "native", archive]);
+  const listed = await shAsync([...ctr, "images", "ls", "-q"]);
+  if (!listed.includes(IMAGE)) throw new Error(`${IMAGE} is not listed after the import:\n${listed}`);
+}
+
 /** containerd in `netns` (a /var/run/netns name) when given: its CNI plugins then run in that namespace, as on a node. */
 export async function startContainerd(
   dir: string,
