@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries the tests run (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubelet, kubectl) from Debian's `kubernetes` source package, once per machine, and installs etcd.
+# kubelet, kubectl, kube-proxy) from Debian's `kubernetes` source package, once per machine, and installs etcd.
 #
 #   bash test/kubernetes.sh           # prints the folder that holds the binaries
 #
@@ -15,7 +15,7 @@ VERSION=1.20.2
 COMMIT=faecb196815e248d3ecfb03c680a4507229c2a56
 CACHE=${ENIWAY_KUBE_CACHE:-/var/cache/eniway}
 OUT=$CACHE/kubernetes-$VERSION
-BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube-proxy)
 
 have_debs() {
   local p

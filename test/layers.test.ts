@@ -20,6 +20,7 @@ const LAYERS: [layer: string, folders: string[]][] = [
   ["metrics", ["src/metrics/"]],
   ["dashboard", ["src/dashboard/"]],
   ["daemon", ["src/daemon/"]],
+  ["image", ["src/image/"]],
   ["sandbox", ["src/sandbox/"]],
   ["cli", ["src/cli/"]],
 ];

