@@ -4,6 +4,7 @@
 // goes through `nsenter --net=PATH`.
 
 import { spawn } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
 import { CommandError, exec } from "./exec.js";
 import { netnsNameOf } from "./net.js";
 import { findTool } from "./process.js";
@@ -82,6 +83,14 @@ export async function writeProcSys(ns: string, settings: Record<string, string>)
     if (!PROC_SYS_NET.test(path)) throw new Error(`invalid /proc/sys name: ${JSON.stringify(path)}`);
     if (!/^[0-9]{1,6}$/.test(value)) throw new Error(`invalid /proc/sys value: ${JSON.stringify(value)}`);
     byValue.set(value, [...(byValue.get(value) ?? []), `/proc/sys/${path}`]);
+  }
+  if (ns === "") {
+    // This namespace: read first and write only what differs. In a container /proc/sys is
+    // read-only; a node prepared by the chart's init container already has every value.
+    for (const [value, files] of byValue)
+      for (const f of files)
+        if ((await readFile(f, "utf8")).trim() !== value) await writeFile(f, `${value}\n`);
+    return;
   }
   for (const [value, files] of byValue) await run(ns, ["tee", ...files], `${value}\n`);
 }

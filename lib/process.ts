@@ -25,6 +25,16 @@ export function packageRoot(): string {
   return dir;
 }
 
+/** Is a process with this pid alive (signal 0 reaches it)? */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Has the child ended? A child killed by a signal has no exit code, only a signal code. */
 export function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;

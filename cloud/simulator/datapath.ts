@@ -363,6 +363,12 @@ export async function setupDatapath(world: World, state: SimState, log: Logger):
     // The source check is done with policy rules (see the header), not reverse-path filtering,
     // because rp_filter also applies to ARP and a node's ARP for the gateway carries eth0's IP.
     await setSysctls(vpcNetns, ["net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"], "0");
+    // Nodes start as a Kubernetes node image leaves them: forwarding on (kubeadm requires it),
+    // loose reverse-path filtering (systemd's default on Debian and Ubuntu), whatever the host has.
+    for (const ns of nodeNetns.values()) {
+      await setSysctls(ns, ["net.ipv4.ip_forward"], "1");
+      await setSysctls(ns, ["net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"], "2");
+    }
 
     // One batch in the router makes every ENI link that exists at start (the
     // primaries, and any ENI already InUse), one batch per node configures eth0.

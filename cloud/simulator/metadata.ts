@@ -1,4 +1,6 @@
-// The instance metadata service, per instance, under /meta/<instanceId>/latest/.
+// The instance metadata service, per instance, under /meta/<instanceId>/latest/,
+// and under /latest/ for the instance whose primary private IP the request
+// comes from (how ECS tells instances apart at 100.100.100.200).
 // A secondary ENI's MAC appears once its attachment has completed;
 // private-ipv4s follows Assign and Unassign.
 

@@ -15,7 +15,7 @@ import { createAuthenticator } from "./auth.js";
 import { type Datapath, setupDatapath } from "./datapath.js";
 import { type ApiError, ApiFailure, apiError, missing } from "./errors.js";
 import { createFaultInjector } from "./faults.js";
-import { createMetadataService } from "./metadata.js";
+import { createMetadataService, type MetadataReply } from "./metadata.js";
 import type { Params } from "./params.js";
 import { availableIps, type Clock, checkInvariants, createState, type SimState, stopState } from "./state.js";
 import { createThrottler } from "./throttle.js";
@@ -240,14 +240,26 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
 
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://sim");
+    const reply = (r: MetadataReply): void => {
+      res.writeHead(r.status, { "content-type": r.contentType ?? "text/plain" });
+      res.end(r.body);
+    };
     const route = async (): Promise<void> => {
       if (url.pathname === "/") return handleApi(req, res, url);
       const meta = /^\/meta\/([^/]+)\/latest\/(.*)$/.exec(url.pathname);
-      if (meta) {
-        const r = metadata.handle(req, decodeURIComponent(meta[1]!), meta[2]!);
-        res.writeHead(r.status, { "content-type": r.contentType ?? "text/plain" });
-        res.end(r.body);
-        return;
+      if (meta) return reply(metadata.handle(req, decodeURIComponent(meta[1]!), meta[2]!));
+      // As on ECS: /latest/ answers the instance whose primary IP the request comes from.
+      const own = /^\/latest\/(.*)$/.exec(url.pathname);
+      if (own) {
+        const peer = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+        const inst = [...state.instances.values()].find(
+          (i) => state.enis.get(i.primaryEniId)?.ips[0] === peer,
+        );
+        return reply(
+          inst
+            ? metadata.handle(req, inst.id, own[1]!)
+            : { status: 404, body: `no instance has the primary IP ${peer}` },
+        );
       }
       if (url.pathname.startsWith("/admin/"))
         return handleAdmin(req, res, url.pathname.slice("/admin/".length));

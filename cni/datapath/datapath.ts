@@ -22,6 +22,19 @@ import { connmarkReturnPath } from "./return-path.js";
 export type { Attachment, EniRef };
 export type RepairReport = RepairPlan["report"];
 
+/**
+ * The node settings the datapath needs: forwarding, and no reverse-path
+ * filtering (replies to pods arrive on ENIs whose routes live in other
+ * tables), for the interfaces there are and those to come. The daemon
+ * writes them where it can; in a container /proc/sys is read-only, so the
+ * chart's privileged init container (`eniway node-init`) writes them first.
+ */
+export const NODE_SYSCTLS: Readonly<Record<string, string>> = {
+  "net/ipv4/ip_forward": "1",
+  "net/ipv4/conf/all/rp_filter": "0",
+  "net/ipv4/conf/default/rp_filter": "0",
+};
+
 export interface Datapath {
   ensureEni(eni: EniRef): Promise<EniDevice>;
   /** Sets up every ENI whose device is present (at start, before the daemon is ready). */
@@ -59,7 +72,7 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
 
   const init = (): Promise<void> => {
     initialized ??= (async () => {
-      await writeProcSys(ns, { "net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "0" });
+      await writeProcSys(ns, NODE_SYSCTLS);
       await connmarkReturnPath(ns, nodeBatch).catch((e: unknown) =>
         log.warn("no return path for connections to the node's own address (hostPort from other nodes)", {
           error: e instanceof Error ? e.message : String(e),

@@ -8,9 +8,10 @@ import { parseListen } from "../../lib/http.js";
 import { createLogger, isLevel } from "../../lib/log.js";
 import { BUILT, packageRoot } from "../../lib/process.js";
 import { loadConfig } from "../daemon/config.js";
-import { installPlugin } from "../daemon/conflist.js";
+import { nodeInit } from "../daemon/conflist.js";
 import { startDaemon } from "../daemon/daemon.js";
 import { buildImage } from "../image/build.js";
+import { sandboxClusterUp } from "../sandbox/clusterup.js";
 import { demo } from "../sandbox/demo.js";
 import { sandboxDown, sandboxUp } from "../sandbox/sandbox.js";
 import { flags } from "./args.js";
@@ -20,7 +21,7 @@ const USAGE = `usage:
   eniway sim [--world FILE] [--listen HOST:PORT]   the cloud simulator (ECS, VPC, metadata)
   eniway daemon --config FILE [--set KEY=VALUE ...] the node daemon
   eniway daemon --check-config FILE                 validate a configuration file and exit
-  eniway install-plugin --to DIR                     copy the CNI plugin into DIR as eniway (the chart's init container)
+  eniway node-init --cni-bin-dir DIR                 the chart's init container: the plugin into DIR, the node's sysctls
   eniway image build [--out FILE] [--name NAME:TAG]  the Dockerfile's image as an OCI archive, without a registry
   eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...] [--kubernetes | --cluster]
   eniway sandbox down --dir DIR                      clean up after a crashed sandbox
@@ -116,19 +117,22 @@ async function sandbox(args: string[]): Promise<void> {
     world: { type: "string" },
     set: { type: "string", multiple: true },
     kubernetes: { type: "boolean" },
+    cluster: { type: "boolean" },
   });
   const dir = f.dir;
   if (!dir) throw new Error(`sandbox ${sub ?? ""} needs --dir DIR`);
   if (sub === "down") return sandboxDown(dir, log);
   if (sub !== "up") throw new Error(`usage: eniway sandbox up|down|demo\n${USAGE}`);
-  const sb = await sandboxUp({
+  const common = {
     dir,
     nodes: Number(f.nodes ?? 2),
     ...(f.world ? { worldFile: f.world } : {}),
     sets: f.set ?? [],
-    kubernetes: f.kubernetes ?? false,
     log,
-  });
+  };
+  const sb = f.cluster
+    ? await sandboxClusterUp(common)
+    : await sandboxUp({ ...common, kubernetes: f.kubernetes ?? false });
   process.stdout.write(
     `sandbox up: ${dir}/sandbox.json (${sb.file.nodes.length} nodes); Ctrl-C removes it\n`,
   );
@@ -164,10 +168,11 @@ async function main(argv: string[]): Promise<void> {
       return sandbox(rest);
     case "image":
       return image(rest);
-    case "install-plugin": {
-      const f = flags("install-plugin", rest, { to: { type: "string" } });
-      if (!f.to) throw new Error("install-plugin needs --to DIR (the node's CNI bin dir)");
-      process.stdout.write(`${await installPlugin(BUILT.plugin, f.to)}\n`);
+    case "node-init": {
+      const f = flags("node-init", rest, { "cni-bin-dir": { type: "string" } });
+      const dir = f["cni-bin-dir"];
+      if (!dir) throw new Error("node-init needs --cni-bin-dir DIR (the node's CNI bin dir)");
+      process.stdout.write(`${await nodeInit(BUILT.plugin, dir)}\n`);
       return;
     }
     case "status":

@@ -4,10 +4,12 @@
 // cannot serve them yet. eniway is chained with the reference plugins
 // portmap (hostPort) and bandwidth (the pod's bandwidth annotations).
 // The plugin binary itself is installed by the chart's init container
-// (`eniway install-plugin`), also atomically: a runtime never runs half a copy.
+// (`eniway node-init`), also atomically: a runtime never runs half a copy.
 
 import { chmod, copyFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { NODE_SYSCTLS } from "../../cni/datapath/datapath.js";
+import { writeProcSys } from "../../lib/ip.js";
 
 export const CONFLIST_NAME = "10-eniway.conflist";
 
@@ -39,8 +41,20 @@ export async function writeConflist(dir: string, content: Record<string, unknown
   return file;
 }
 
-/** Copy the plugin binary to DIR/eniway through a temporary file renamed over it; returns its path. */
-export async function installPlugin(from: string, dir: string): Promise<string> {
+/**
+ * The chart's privileged init container: the node's sysctls (a container's
+ * /proc/sys is read-only to the daemon), then the plugin binary copied to
+ * DIR/eniway through a temporary file renamed over it. Says what it did.
+ */
+export async function nodeInit(from: string, dir: string): Promise<string> {
+  await writeProcSys("", NODE_SYSCTLS);
+  const file = await installPlugin(from, dir);
+  return `installed ${file}; set ${Object.entries(NODE_SYSCTLS)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ")}`;
+}
+
+async function installPlugin(from: string, dir: string): Promise<string> {
   const file = join(dir, "eniway");
   const tmp = join(dir, `.eniway.${process.pid}.tmp`);
   try {

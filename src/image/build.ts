@@ -95,8 +95,10 @@ async function baseLayer(args: DockerfileArgs, cache: string, work: string): Pro
   await copyFile(node, join(rootfs, "usr", "local", "bin", "node"));
   await chmod(join(rootfs, "usr", "local", "bin", "node"), 0o755);
   await mkdir(cache, { recursive: true });
-  await tarLayer(rootfs, `${file}.tmp`);
-  await rename(`${file}.tmp`, file);
+  // Two builds at once (parallel test files) each write their own file; the renames are atomic.
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  await tarLayer(rootfs, tmp);
+  await rename(tmp, file);
   await writeFile(join(cache, `base-${key}.packages`), `${packages.join("\n")}\n`);
   return file;
 }

@@ -28,6 +28,19 @@ export interface ImageSpec {
 
 export const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/**
+ * The full reference a runtime looks an image up by, as Docker names it:
+ * `eniway:0.1.0` is `docker.io/library/eniway:0.1.0`; a first component with
+ * a dot or a port, or `localhost`, is a registry and stays.
+ */
+export function fullReference(name: string): string {
+  const first = name.split("/")[0]!;
+  const hasRegistry =
+    name.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  if (hasRegistry) return name;
+  return name.includes("/") ? `docker.io/${name}` : `docker.io/library/${name}`;
+}
+
 export const ociArch = (): string => (process.arch === "x64" ? "amd64" : process.arch);
 
 function run(argv: string[]): Promise<string> {
@@ -112,12 +125,16 @@ export async function writeOciArchive(out: string, images: ImageSpec[], work: st
         }),
       ),
     );
-    const tag = image.name.slice(image.name.lastIndexOf(":") + 1);
     manifests.push({
       mediaType: "application/vnd.oci.image.manifest.v1+json",
       ...manifest,
       platform: { architecture: arch, os: "linux" },
-      annotations: { "io.containerd.image.name": image.name, "org.opencontainers.image.ref.name": tag },
+      // Both the full reference: containerd reads the first, podman and skopeo the second (a
+      // tag alone would be ambiguous: the test images share theirs).
+      annotations: {
+        "io.containerd.image.name": fullReference(image.name),
+        "org.opencontainers.image.ref.name": fullReference(image.name),
+      },
     });
   }
   await writeFile(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
@@ -125,18 +142,6 @@ export async function writeOciArchive(out: string, images: ImageSpec[], work: st
     join(layout, "index.json"),
     JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }),
   );
-  await run([
-    "tar",
-    "--sort=name",
-    "--mtime=@0",
-    "--owner=0",
-    "--group=0",
-    "--numeric-owner",
-    "-C",
-    layout,
-    "-cf",
-    out,
-    ".",
-  ]);
+  await tarLayer(layout, out);
   await rm(layout, { recursive: true, force: true });
 }

@@ -113,14 +113,29 @@ async function stopChild(c: ChildProcess | null): Promise<void> {
   }
 }
 
-export async function startControlPlane(dir: string): Promise<ControlPlane> {
+export interface ControlPlaneOptions {
+  /** Serve on this address (nodes in other namespaces reach it there) instead of 127.0.0.1. */
+  address?: string;
+  /**
+   * A whole cluster: kube-controller-manager and kube-scheduler too, and no
+   * eniway ServiceAccount or RBAC (the Helm chart installs those).
+   */
+  cluster?: boolean;
+}
+
+const ignoreConflict = (e: unknown): void => {
+  if ((e as { code?: number }).code !== 409) throw e;
+};
+
+export async function startControlPlane(dir: string, opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const bin = kubeBinDir();
   const etcdBin = findTool("etcd");
   if (!etcdBin)
     throw new Error("etcd not found: apt-get install -y etcd-server (bash test/setup.sh installs it)");
   await mkdir(join(dir, "pki"), { recursive: true, mode: 0o700 });
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const server = `https://127.0.0.1:${apiPort}`;
+  const address = opts.address ?? "127.0.0.1";
+  const server = `https://${address}:${apiPort}`;
   const adminToken = randomBytes(24).toString("hex");
   const pki = join(dir, "pki");
   const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -146,8 +161,8 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
   );
   const apiserverArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-    "--bind-address=127.0.0.1",
-    `--advertise-address=${advertiseAddress()}`,
+    `--bind-address=${address}`,
+    `--advertise-address=${opts.address ?? advertiseAddress()}`,
     `--secure-port=${apiPort}`,
     "--insecure-port=0",
     `--cert-dir=${join(dir, "certs")}`,
@@ -159,6 +174,8 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
     "--kubelet-preferred-address-types=InternalIP,Hostname,ExternalIP",
     "--enable-priority-and-fairness=false",
+    // Managed clusters allow privileged containers; the chart's init container is one.
+    "--allow-privileged=true",
     "--profiling=false",
     "--v=1",
   ];
@@ -176,7 +193,9 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
       await sleep(200);
     }
   };
+  const controllers: ChildProcess[] = [];
   const stop = async (): Promise<void> => {
+    await Promise.all(controllers.map(stopChild));
     await stopChild(apiserver);
     await stopChild(etcd);
   };
@@ -190,26 +209,48 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     const sa = SERVICE_ACCOUNT;
     // The API server makes these namespaces soon after it is ready: do not race it.
     for (const name of ["default", sa.namespace])
-      await core.createNamespace({ body: { metadata: { name } } }).catch((e: unknown) => {
-        if ((e as { code?: number }).code !== 409) throw e;
+      await core.createNamespace({ body: { metadata: { name } } }).catch(ignoreConflict);
+    if (opts.cluster) {
+      const common = [
+        `--kubeconfig=${adminKubeconfig}`,
+        "--leader-elect=false",
+        "--port=0",
+        "--secure-port=0",
+        "--v=1",
+      ];
+      controllers.push(
+        await spawnLogged(
+          join(bin, "kube-controller-manager"),
+          [
+            ...common,
+            "--use-service-account-credentials=false",
+            "--controllers=*,-cloud-node-lifecycle,-route,-service",
+            `--service-account-private-key-file=${join(pki, "sa.key")}`,
+            `--root-ca-file=${join(dir, "certs", "apiserver.crt")}`,
+            "--allocate-node-cidrs=false",
+          ],
+          join(dir, "kube-controller-manager.log"),
+        ),
+        await spawnLogged(join(bin, "kube-scheduler"), common, join(dir, "kube-scheduler.log")),
+      );
+    } else {
+      // No controller-manager runs here: make the "default" ServiceAccount that pods in "default" need.
+      await core
+        .createNamespacedServiceAccount({ namespace: "default", body: { metadata: { name: "default" } } })
+        .catch(ignoreConflict);
+      await core.createNamespacedServiceAccount({
+        namespace: sa.namespace,
+        body: { metadata: { name: sa.name, namespace: sa.namespace } },
       });
-    // No controller-manager runs here: make the "default" ServiceAccount that pods in "default" need.
-    await core.createNamespacedServiceAccount({
-      namespace: "default",
-      body: { metadata: { name: "default" } },
-    });
-    await core.createNamespacedServiceAccount({
-      namespace: sa.namespace,
-      body: { metadata: { name: sa.name, namespace: sa.namespace } },
-    });
-    await rbac.createClusterRole({ body: { metadata: { name: "eniway" }, rules: await rbacRules() } });
-    await rbac.createClusterRoleBinding({
-      body: {
-        metadata: { name: "eniway" },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "eniway" },
-        subjects: [{ kind: "ServiceAccount", name: sa.name, namespace: sa.namespace }],
-      },
-    });
+      await rbac.createClusterRole({ body: { metadata: { name: "eniway" }, rules: await rbacRules() } });
+      await rbac.createClusterRoleBinding({
+        body: {
+          metadata: { name: "eniway" },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "eniway" },
+          subjects: [{ kind: "ServiceAccount", name: sa.name, namespace: sa.namespace }],
+        },
+      });
+    }
     return {
       server,
       adminKubeconfig,
@@ -238,7 +279,8 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
         });
       },
       stopApiServer: () => stopChild(apiserver),
-      pids: () => [etcd.pid ?? 0, apiserver?.pid ?? 0].filter((p) => p > 0),
+      pids: () =>
+        [etcd.pid ?? 0, apiserver?.pid ?? 0, ...controllers.map((c) => c.pid ?? 0)].filter((p) => p > 0),
       startApiServer,
       stop,
     };

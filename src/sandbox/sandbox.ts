@@ -15,6 +15,7 @@ import { NETNS_NAME } from "../../lib/net.js";
 import { BUILT, endOf, findTool, hasExited, waitExit } from "../../lib/process.js";
 import { sleep } from "../../lib/time.js";
 import { applyOverrides } from "../daemon/config.js";
+import { type ClusterRecord, removeLinks, restoreHost, stopNode } from "./cluster.js";
 import { type ControlPlane, startControlPlane } from "./controlplane.js";
 
 export interface SandboxNode {
@@ -34,8 +35,10 @@ export interface SandboxFile {
   sim: { endpoint: string; regionId: string; accessKeyId: string; accessKeySecret: string };
   vpcNetns: string;
   nodes: SandboxNode[];
-  /** With --kubernetes: the API server and an admin kubeconfig. */
+  /** With --kubernetes or --cluster: the API server and an admin kubeconfig. */
   kubernetes?: { server: string; kubeconfig: string };
+  /** With --cluster: a local image with sh and sleep for test pods (imagePullPolicy: Never). */
+  image?: string;
   /** Extra, for `sandbox down` after a crash: the world and the daemons' pids. */
   world: World;
   pids: number[];
@@ -46,6 +49,17 @@ export interface Sandbox {
   sim: Simulator;
   controlPlane: ControlPlane | null;
   stop(): Promise<void>;
+}
+
+/** sandbox.json's `sim`: where the simulator listens and the credentials it accepts. */
+export function simEntry(url: string, world: World): SandboxFile["sim"] {
+  const cred = world.credentials[0]!;
+  return {
+    endpoint: url,
+    regionId: world.regionId,
+    accessKeyId: cred.accessKeyId,
+    accessKeySecret: cred.accessKeySecret,
+  };
 }
 
 export function requireRoot(what: string): void {
@@ -238,12 +252,7 @@ export async function sandboxUp(opts: {
       });
     }
     const file: SandboxFile = {
-      sim: {
-        endpoint: sim.url,
-        regionId: world.regionId,
-        accessKeyId: cred.accessKeyId,
-        accessKeySecret: cred.accessKeySecret,
-      },
+      sim: simEntry(sim.url, world),
       vpcNetns: world.datapath.vpcNetns,
       nodes,
       ...(controlPlane
@@ -270,6 +279,18 @@ export async function sandboxDown(dirArg: string, log: Logger): Promise<void> {
   } catch {
     log.warn("no readable sandbox.json; removing the folder only", { dir });
   }
+  const cluster = await readFile(join(dir, "cluster.json"), "utf8").then(
+    (t) => JSON.parse(t) as ClusterRecord,
+    () => null,
+  );
+  if (cluster) {
+    for (const n of cluster.nodes) await stopNode(n);
+    for (const pid of cluster.pids ?? []) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+  }
   if (file) {
     for (const pid of file.pids ?? []) {
       try {
@@ -279,6 +300,10 @@ export async function sandboxDown(dirArg: string, log: Logger): Promise<void> {
     // The stored world is already parsed (defaults filled in, e.g.
     // instanceTypeFamily: ""), which parseWorld would reject: use it as is.
     if (file.world) await teardownDatapath(file.world, log);
+  }
+  if (cluster) {
+    await removeLinks(cluster.links);
+    await restoreHost(cluster);
   }
   // Pod namespaces the demo made (it records them as it goes).
   const pods = await readFile(join(dir, "pods.json"), "utf8").then(

@@ -1,6 +1,7 @@
 // `npm run bench`: figures, printed as a table and as JSON lines.
 
 import { BUILT } from "../../lib/process.js";
+import { clusterBench } from "./cluster-bench.js";
 import { cniBench } from "./cni-bench.js";
 import { kubeBench } from "./kube-bench.js";
 import { coldBurst, scrapeWithPods, warmAllocate } from "./pool-bench.js";
@@ -75,6 +76,18 @@ async function main(): Promise<void> {
     `pod deleted without DEL → IP released: ${kb.deletionToReleaseMs.min}–${kb.deletionToReleaseMs.max} ms for ${kb.deletionToReleaseMs.n} pods (grace ${kb.releaseGraceSeconds} s + at most one check of ${kb.checkSeconds} s)`,
   );
   console.log(JSON.stringify({ bench: "kubernetes", ...kb }));
+
+  console.log(
+    "\n# a real cluster (sandbox up --cluster, 2 nodes): helm install, Deployments, eniway vs bridge + host-local",
+  );
+  const cl = await clusterBench();
+  console.log(`helm install → every DaemonSet pod and node Ready: ${cl.installToReadyMs} ms`);
+  const d = cl.deploymentToRunningMs;
+  console.log(
+    `Deployment of ${d.pods} pods → all Running: eniway ${d.eniway} ms, bridge ${d.bridge} ms, ratio eniway/bridge ${d.ratio}x`,
+  );
+  console.log(`daemon RSS with ${cl.daemonRssMiB.pods} pods on its node: ${cl.daemonRssMiB.rss} MiB`);
+  console.log(JSON.stringify({ bench: "cluster", ...cl }));
 }
 
 main().catch((e: unknown) => {

@@ -58,6 +58,7 @@ const find = (objs: Obj[], kind: string, name: string): Obj => {
 
 interface Container {
   name: string;
+  command?: string[];
   env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
   securityContext?: { capabilities?: { add?: string[]; drop?: string[] }; privileged?: boolean };
   volumeMounts: { name: string; mountPath: string; mountPropagation?: string }[];
@@ -187,7 +188,17 @@ describe("the Helm chart", () => {
           "/run/xtables.lock",
         ]),
       );
-      expect(pod.initContainers[0]!.volumeMounts).toEqual([{ name: "cni-bin", mountPath: "/host/cni/bin" }]);
+      // The init container alone is privileged: it writes the node's sysctls (read-only /proc/sys otherwise).
+      const init = pod.initContainers[0]!;
+      expect(init.volumeMounts).toEqual([{ name: "cni-bin", mountPath: "/host/cni/bin" }]);
+      expect(init.securityContext?.privileged).toBe(true);
+      expect(init.command).toEqual([
+        "node",
+        "/opt/eniway/dist/src/cli/main.js",
+        "node-init",
+        "--cni-bin-dir",
+        "/host/cni/bin",
+      ]);
       const hostPath = (name: string): string | undefined =>
         pod.volumes.find((v) => v.name === name)?.hostPath?.path;
       expect(hostPath("cni-bin")).toBe(

@@ -3,10 +3,12 @@
 // teardown that stops what a failed test left and reports each leak.
 
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { copyFile, mkdir, open, readdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { open, readdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { busyboxLayer } from "../../src/image/build.js";
+import { writeOciArchive } from "../../src/image/oci.js";
 import { type CriClient, criClient, type PodSandboxStatus } from "./cri.js";
 
 export const IMAGE = "eniway.test/pause:1";
@@ -42,86 +44,16 @@ export function requireTools(): void {
     );
 }
 
-const sha256 = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
-
 /**
  * An OCI image archive of a static busybox whose entrypoint sleeps forever,
- * the pause image of this test; named by the containerd image-name
- * annotation so `ctr images import` stores it as IMAGE.
+ * the pause image of this test, stored by `ctr images import` as IMAGE
+ * (the same builder as `eniway image build`).
  */
-/** A reproducible tar of a folder's contents (sorted, time 0, owner root). */
-function tarDir(from: string, to: string): void {
-  sh(
-    "tar",
-    "--sort=name",
-    "--mtime=@0",
-    "--owner=0",
-    "--group=0",
-    "--numeric-owner",
-    "-C",
-    from,
-    "-cf",
-    to,
-    ".",
-  );
-}
-
 export async function buildPauseArchive(dir: string): Promise<string> {
-  const rootfs = join(dir, "rootfs");
-  await mkdir(join(rootfs, "bin"), { recursive: true });
-  for (const d of ["dev", "proc", "sys", "etc", "tmp"]) await mkdir(join(rootfs, d), { recursive: true });
-  await copyFile(which("busybox")!, join(rootfs, "bin/busybox"));
-  await symlink("busybox", join(rootfs, "bin/sh"));
-  await symlink("busybox", join(rootfs, "bin/sleep"));
-  const layerFile = join(dir, "layer.tar");
-  tarDir(rootfs, layerFile);
-  const layout = join(dir, "oci");
-  const blobs = join(layout, "blobs/sha256");
-  await mkdir(blobs, { recursive: true });
-  const blob = async (data: Buffer): Promise<{ digest: string; size: number }> => {
-    const hex = sha256(data);
-    await writeFile(join(blobs, hex), data);
-    return { digest: `sha256:${hex}`, size: data.length };
-  };
-  const layer = await blob(await readFile(layerFile));
-  const arch = process.arch === "x64" ? "amd64" : process.arch;
-  const config = await blob(
-    Buffer.from(
-      JSON.stringify({
-        architecture: arch,
-        os: "linux",
-        config: { Entrypoint: ["/bin/sleep", "2147483647"], WorkingDir: "/" },
-        rootfs: { type: "layers", diff_ids: [layer.digest] },
-      }),
-    ),
-  );
-  const manifest = await blob(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }],
-      }),
-    ),
-  );
-  await writeFile(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  await writeFile(
-    join(layout, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          ...manifest,
-          platform: { architecture: arch, os: "linux" },
-          annotations: { "io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "1" },
-        },
-      ],
-    }),
-  );
+  const layer = await busyboxLayer(dir);
   const archive = join(dir, "pause.oci.tar");
-  tarDir(layout, archive);
+  const config = { Entrypoint: ["/bin/sleep", "2147483647"], WorkingDir: "/" };
+  await writeOciArchive(archive, [{ name: IMAGE, layers: [layer], config }], dir);
   return archive;
 }
 

@@ -27,6 +27,7 @@ import {
   uniquePrefix,
   waitFor,
 } from "./helpers.js";
+import { privatePodman } from "./podman-env.js";
 
 const PREFIX = uniquePrefix("p");
 const IMAGE = `localhost/${PREFIX}-busybox:latest`;
@@ -86,38 +87,10 @@ describe("podman with the eniway CNI network", () => {
         JSON.stringify({ cniVersion: "1.0.0", name, plugins: conf.plugins }, null, 2),
       );
     }
-    const tmp = join(work, "tmp");
-    await writeFile(
-      join(work, "containers.conf"),
-      [
-        "[containers]",
-        'default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]',
-        "[network]",
-        'network_backend = "cni"',
-        `cni_plugin_dirs = ${JSON.stringify([rs.nodes[0]!.cniBinDir, REFERENCE_PLUGINS])}`,
-        `network_config_dir = ${JSON.stringify(netDir)}`,
-        "[engine]",
-        'runtime = "runc"',
-        'cgroup_manager = "cgroupfs"',
-        'events_logger = "file"',
-        `events_logfile_path = ${JSON.stringify(join(tmp, "events.log"))}`,
-        `tmp_dir = ${JSON.stringify(tmp)}`,
-        "",
-      ].join("\n"),
-    );
-    const root = join(work, "root");
-    const runroot = join(work, "runroot");
-    await writeFile(
-      join(work, "storage.conf"),
-      `[storage]\ndriver = "vfs"\ngraphroot = ${JSON.stringify(root)}\nrunroot = ${JSON.stringify(runroot)}\n`,
-    );
-    env = {
-      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
-      HOME: work,
-      CONTAINERS_CONF: join(work, "containers.conf"),
-      CONTAINERS_STORAGE_CONF: join(work, "storage.conf"),
-    };
-    globalArgs = ["--root", root, "--runroot", runroot, "--tmpdir", tmp, "--storage-driver", "vfs"];
+    ({ env, globalArgs } = await privatePodman(work, {
+      pluginDirs: [rs.nodes[0]!.cniBinDir, REFERENCE_PLUGINS],
+      configDir: netDir,
+    }));
     await podmanOk(["import", await busyboxRootfsTar(work), IMAGE]);
     const networks = await podmanOk(["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     for (const n of networkOf.values()) expect(networks).toContain(`${n} eniway`);

@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BUILT, hasExited, waitExit } from "../../lib/process.js";
+import { BUILT, hasExited, pidAlive, waitExit } from "../../lib/process.js";
 import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type SandboxFile, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { call } from "../daemon-harness.js";
@@ -19,15 +19,6 @@ const PREFIX = `ewr${process.pid % 100000}`;
 const POD_NS = `${PREFIX}-pod`;
 const sh = (...argv: string[]): string =>
   execFileSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }).toString();
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -107,7 +98,7 @@ describe("a sandbox whose daemon was killed", () => {
 
     const pid = file.pids[0]!;
     process.kill(pid, "SIGKILL");
-    await until("the daemon's end", () => !alive(pid));
+    await until("the daemon's end", () => !pidAlive(pid));
 
     daemon = spawn(
       process.execPath,

@@ -1,0 +1,263 @@
+// `eniway sandbox up --cluster`: the simulated VPC, a control plane, a
+// kubelet + containerd + kube-proxy per node (cluster.ts), the eniway image
+// and a busybox image imported into every node, and eniway installed with
+// `helm install` of charts/eniway, as a user installs it.
+
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { nodeNetnsNames } from "../../cloud/simulator/datapath.js";
+import { type Simulator, startSimulator } from "../../cloud/simulator/server.js";
+import { loadWorld, type World } from "../../cloud/simulator/world.js";
+import { exec } from "../../lib/exec.js";
+import type { Logger } from "../../lib/log.js";
+import { packageRoot } from "../../lib/process.js";
+import { BUSYBOX, buildImage } from "../image/build.js";
+import {
+  type ClusterNode,
+  type ClusterRecord,
+  createLinks,
+  prepareHost,
+  requireClusterTools,
+  restoreHost,
+  startNode,
+  stopNode,
+} from "./cluster.js";
+import { type ControlPlane, startControlPlane } from "./controlplane.js";
+import { requireRoot, requireTools, type SandboxFile, sandboxWorld, simEntry } from "./sandbox.js";
+
+export const RELEASE = "eniway";
+export const RELEASE_NAMESPACE = "kube-system";
+/** The port of the daemon's /metrics, /dashboard and probes on each node (the chart's metrics.listen). */
+export const DAEMON_PORT = 9470;
+
+/** helm 3.17.3, fetched once per machine by test/helm.sh; $ENIWAY_HELM overrides. */
+export function helmBin(): string {
+  return (
+    process.env.ENIWAY_HELM ??
+    join(process.env.ENIWAY_KUBE_CACHE ?? "/var/cache/eniway", "helm-2.1.0", "helm")
+  );
+}
+
+export interface ClusterSandbox {
+  file: SandboxFile;
+  sim: Simulator;
+  controlPlane: ControlPlane;
+  nodes: ClusterNode[];
+  /** Runs helm with the admin kubeconfig; resolves with its stdout. */
+  helm(args: string[]): Promise<string>;
+  /** The helm values that point the chart at this sandbox. */
+  values: string[];
+  /**
+   * `helm install` or `helm upgrade` of charts/eniway with those values and
+   * `extra` ones (`--set`), then waits until every eniway pod and node is Ready.
+   */
+  release(verb: "install" | "upgrade", extra?: string[]): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function sandboxClusterUp(opts: {
+  dir: string;
+  nodes: number;
+  worldFile?: string;
+  world?: World;
+  /** Extra daemon settings, KEY=VALUE as for `--set`; they become the chart's config.KEY. */
+  sets: string[];
+  /** Skip `helm install` (a test installs it itself, or compares with another CNI). */
+  install?: boolean;
+  log: Logger;
+}): Promise<ClusterSandbox> {
+  requireRoot("eniway sandbox --cluster");
+  requireTools(opts.log);
+  requireClusterTools();
+  const dir = resolve(opts.dir);
+  const world = opts.world ?? (opts.worldFile ? await loadWorld(opts.worldFile) : sandboxWorld(opts.nodes));
+  if (!world.datapath) world.datapath = { vpcNetns: "eniway-vpc" };
+  await mkdir(dir, { recursive: true });
+  const log = opts.log;
+  const undo: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const u of undo.reverse())
+      await u().catch((e: unknown) => log.warn("cleanup step failed", { error: String(e) }));
+    undo.length = 0;
+  };
+  try {
+    const record: ClusterRecord = { host: "", links: [], pids: [], nodes: [], ...(await prepareHost()) };
+    const recordFile = join(dir, "cluster.json");
+    const save = (): Promise<void> => writeFile(recordFile, JSON.stringify(record, null, 2));
+    await save();
+    undo.push(async () => {
+      await restoreHost(record);
+      await rm(dir, { recursive: true, force: true });
+    });
+    const links = await createLinks(world.instances.length, randomBytes(2).toString("hex"));
+    undo.push(() => links.remove());
+    record.host = links.host;
+    record.links = links.names;
+    await save();
+    const imagesFile = join(dir, "images.tar");
+    const images = buildImage({ root: packageRoot(), out: imagesFile, withTestImages: true });
+    images.catch(() => {});
+    const controlPlane = await startControlPlane(join(dir, "kubernetes"), {
+      address: links.host,
+      cluster: true,
+    });
+    undo.push(() => controlPlane.stop());
+    record.pids = controlPlane.pids();
+    await save();
+    const sim = await startSimulator(world, { host: links.host, logger: log.child({ component: "sim" }) });
+    undo.push(() => sim.stop());
+    const netnsOf = nodeNetnsNames(world);
+    const specs = world.instances.map((inst) => {
+      const primary = sim.state.enis.get(sim.state.instances.get(inst.instanceId)!.primaryEniId)!;
+      return {
+        name: inst.instanceId.replace(/^i-/, ""),
+        netns: netnsOf.get(inst.instanceId)!,
+        primaryIp: primary.ips[0]!,
+      };
+    });
+    await links.attach(specs);
+    await images;
+    const adminToken = (await readFile(join(dir, "kubernetes", "pki", "tokens.csv"), "utf8")).split(",")[0]!;
+    const nodes = await Promise.all(
+      specs.map((spec) =>
+        startNode({
+          spec,
+          dir: join(dir, spec.name),
+          server: controlPlane.server,
+          adminToken,
+          images: imagesFile,
+          log,
+        }).then((n) => {
+          record.nodes.push(n);
+          undo.push(() => stopNode(n));
+          return n;
+        }),
+      ),
+    );
+    await save();
+    await rm(imagesFile, { force: true });
+    await waitRegistered(
+      controlPlane,
+      specs.map((sp) => sp.name),
+    );
+    // Before the control plane and the nodes stop: pods are deleted through the API, so their CNI DEL runs.
+    undo.push(() => deleteWorkloads(controlPlane));
+    const _cred = world.credentials[0]!;
+    const values = [
+      "image.pullPolicy=Never",
+      `config.cloud.endpoint=${sim.url}`,
+      `config.cloud.vpcEndpoint=${sim.url}`,
+      `config.cloud.metadataEndpoint=${sim.url}`,
+      "config.clusterId=sandbox",
+      `metrics.listen=0.0.0.0:${DAEMON_PORT}`,
+      ...opts.sets.map((s) => `config.${s}`),
+    ];
+    const helm = (args: string[]): Promise<string> =>
+      exec([helmBin(), "--kubeconfig", controlPlane.adminKubeconfig, ...args]);
+    const release = async (verb: "install" | "upgrade", extra: string[] = []): Promise<void> => {
+      const chart = join(packageRoot(), "charts", "eniway");
+      const sets = [...values, ...extra].flatMap((v) => ["--set", v]);
+      await helm([verb, RELEASE, chart, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "5m", ...sets]);
+      await waitClusterReady(controlPlane, nodes.length);
+    };
+    if (opts.install !== false) await release("install");
+    const file: SandboxFile = {
+      sim: simEntry(sim.url, world),
+      vpcNetns: world.datapath.vpcNetns,
+      nodes: nodes.map((n) => ({
+        name: n.name,
+        instanceId: `i-${n.name}`,
+        netns: n.netns,
+        socket: join(n.dir, "host", "eniway-run", "eniway.sock"),
+        cniConfFile: join(n.dir, "host", "cni-conf", "10-eniway.conflist"),
+        cniBinDir: join(n.dir, "host", "cni-bin"),
+        nodeName: n.name,
+        http: `http://${n.primaryIp}:${DAEMON_PORT}`,
+      })),
+      kubernetes: { server: controlPlane.server, kubeconfig: controlPlane.adminKubeconfig },
+      image: BUSYBOX,
+      world,
+      pids: [...nodes.flatMap((n) => Object.values(n.pids)), ...controlPlane.pids()],
+    };
+    await writeFile(join(dir, "sandbox.json"), JSON.stringify(file, null, 2));
+    return { file, sim, controlPlane, nodes, helm, values, release, stop: stopAll };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+/** Every kubelet has registered its Node (NotReady until a CNI config exists). */
+async function waitRegistered(cp: ControlPlane, names: string[], timeoutMs = 120_000): Promise<void> {
+  const core = cp.admin.makeApiClient(CoreV1Api);
+  const deadline = Date.now() + timeoutMs;
+  let have: string[] = [];
+  while (Date.now() < deadline) {
+    have = (await core.listNode()).items.map((n) => n.metadata?.name ?? "");
+    if (names.every((n) => have.includes(n))) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(
+    `kubelets not registered after ${timeoutMs / 1000} s: have ${have.join(", ") || "none"} of ${names.join(", ")}`,
+  );
+}
+
+/**
+ * Every eniway pod Ready and every node Ready (helm --wait can return
+ * before the DaemonSet controller has counted the nodes).
+ */
+export async function waitClusterReady(
+  cp: ControlPlane,
+  nodeCount: number,
+  timeoutMs = 180_000,
+): Promise<void> {
+  const core = cp.admin.makeApiClient(CoreV1Api);
+  const apps = cp.admin.makeApiClient(AppsV1Api);
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const ds = await apps
+      .readNamespacedDaemonSet({ name: RELEASE, namespace: RELEASE_NAMESPACE })
+      .catch(() => null);
+    const nodes = (await core.listNode()).items;
+    const ready = nodes.filter((n) =>
+      n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+    );
+    const st = ds?.status;
+    last = `DaemonSet ${st?.numberReady ?? 0}/${st?.desiredNumberScheduled ?? 0} ready, nodes ${ready.length}/${nodeCount} Ready`;
+    if (
+      st &&
+      st.desiredNumberScheduled === nodeCount &&
+      st.numberReady === nodeCount &&
+      ready.length === nodeCount
+    )
+      return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`cluster not ready after ${timeoutMs / 1000} s: ${last}`);
+}
+
+/** Deletes every pod outside kube-system through the API and waits (up to 60 s) until they are gone. */
+async function deleteWorkloads(cp: ControlPlane): Promise<void> {
+  const core = cp.admin.makeApiClient(CoreV1Api);
+  const apps = cp.admin.makeApiClient(AppsV1Api);
+  const namespaces = (await core.listNamespace()).items
+    .map((n) => n.metadata!.name!)
+    .filter((n) => n !== RELEASE_NAMESPACE);
+  for (const namespace of namespaces) {
+    await apps.deleteCollectionNamespacedDeployment({ namespace }).catch(() => {});
+    await apps.deleteCollectionNamespacedStatefulSet({ namespace }).catch(() => {});
+    await apps.deleteCollectionNamespacedDaemonSet({ namespace }).catch(() => {});
+    await core.deleteCollectionNamespacedPod({ namespace, gracePeriodSeconds: 1 }).catch(() => {});
+  }
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const left = (await core.listPodForAllNamespaces()).items.filter(
+      (p) => p.metadata?.namespace !== RELEASE_NAMESPACE,
+    );
+    if (left.length === 0) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
