@@ -172,7 +172,9 @@ export function createState(world: World, clock: Clock = { now: () => Date.now()
       securityGroupIds: sgs,
       tags: [],
       secondaryCount: 0,
-      explicitIps: i.primaryIp ? [i.primaryIp] : [],
+      // The world's primaryIp is the primary ENI's primary address, not a secondary one.
+      explicitIps: [],
+      ...(i.primaryIp ? { primaryIp: i.primaryIp } : {}),
       name: "",
       description: "",
       type: "Primary",

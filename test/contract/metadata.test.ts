@@ -2,6 +2,7 @@
 // hardened-mode token flow, instance items, and per-ENI items that follow
 // Attach, Detach, Assign and Unassign.
 
+import { request } from "node:http";
 import { describe, expect, it } from "vitest";
 import { type AssignResponse, simHarness, ZONE } from "../helpers/sim.js";
 
@@ -153,5 +154,49 @@ describe("per-ENI items", () => {
     expect(
       await c.metaOk("i-b", `meta-data/network/interfaces/macs/${eni.MacAddress}/primary-ip-address`),
     ).toBe(eni.PrivateIpAddress);
+  });
+});
+
+describe("/latest/ without an instance in the path, as at 100.100.100.200", () => {
+  it("answers the instance whose primary IP the request comes from; any other source → 404", async () => {
+    // Loopback addresses stand in for primary IPs: a client can bind any 127.x source.
+    const c = await h.start({
+      vpc: { vpcId: "vpc-contract", cidr: "127.0.0.0/16" },
+      vSwitches: [{ vSwitchId: "vsw-a", zoneId: ZONE, cidr: "127.0.1.0/24" }],
+      instances: [
+        {
+          instanceId: "i-a",
+          instanceType: "ecs.t.small",
+          zoneId: ZONE,
+          vSwitchId: "vsw-a",
+          primaryIp: "127.0.1.5",
+        },
+        {
+          instanceId: "i-b",
+          instanceType: "ecs.t.small",
+          zoneId: ZONE,
+          vSwitchId: "vsw-a",
+          primaryIp: "127.0.1.6",
+        },
+      ],
+    });
+    const get = (from: string, path: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = request(`${c.url}/latest/${path}`, { localAddress: from }, (res) => {
+          let body = "";
+          res.on("data", (d: Buffer) => {
+            body += d.toString();
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    expect(await get("127.0.1.5", "meta-data/instance-id")).toEqual({ status: 200, body: "i-a" });
+    expect(await get("127.0.1.6", "meta-data/instance-id")).toEqual({ status: 200, body: "i-b" });
+    expect(await get("127.0.1.6", "meta-data/private-ipv4")).toEqual({ status: 200, body: "127.0.1.6" });
+    const stranger = await get("127.0.1.99", "meta-data/instance-id");
+    expect(stranger.status).toBe(404);
+    expect(stranger.body).toMatch(/no instance has the primary IP 127\.0\.1\.99/);
   });
 });
