@@ -104,31 +104,38 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
     requestId: string,
     version: string,
     action: string,
+    headers: Record<string, string> = {},
   ): void => {
     count(action, err.code);
     const product = version === VPC_API_VERSION ? "Vpc" : "Ecs";
-    sendJson(res, err.status, {
-      RequestId: requestId,
-      HostId: hostFor(version),
-      Code: err.code,
-      Message: err.message,
-      Recommend: `https://api.aliyun.com/troubleshoot?q=${encodeURIComponent(err.code)}&product=${product}&requestId=${requestId}`,
-    });
+    sendJson(
+      res,
+      err.status,
+      {
+        RequestId: requestId,
+        HostId: hostFor(version),
+        Code: err.code,
+        Message: err.message,
+        Recommend: `https://api.aliyun.com/troubleshoot?q=${encodeURIComponent(err.code)}&product=${product}&requestId=${requestId}`,
+      },
+      headers,
+    );
   };
 
   const handleApi = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const requestId = randomUUID().toUpperCase();
     const method = req.method ?? "GET";
-    let params: Params;
-    if (method === "GET") params = toParams(url.searchParams);
-    else if (method === "POST")
-      params = {
-        ...toParams(url.searchParams),
-        ...toParams(new URLSearchParams(await readBody(req, MAX_BODY))),
-      };
-    else return sendError(res, apiError("UnsupportedHTTPMethod"), requestId, "", "-");
-    const actionName = params.Action ?? "";
-    const version = params.Version ?? "";
+    if (method !== "GET" && method !== "POST")
+      return sendError(res, apiError("UnsupportedHTTPMethod"), requestId, "", "-");
+    const body = method === "POST" ? await readBody(req, MAX_BODY) : "";
+    const params: Params = { ...toParams(url.searchParams), ...toParams(new URLSearchParams(body)) };
+    // V3 (the official SDKs) names the action and version in headers only.
+    const header = (name: string): string | undefined => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const actionName = params.Action ?? header("x-acs-action") ?? "";
+    const version = params.Version ?? header("x-acs-version") ?? "";
     if (!actionName) return sendError(res, missing("Action"), requestId, version, "-");
     if (!version) return sendError(res, missing("Version"), requestId, version, actionName);
     const known = isCloudAction(actionName) ? ACTIONS[actionName] : undefined;
@@ -139,9 +146,24 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
       return sendError(res, err, requestId, version, actionName);
     }
     const action = actionName as CloudAction;
-    const authError = auth.check(method, params);
+    const raw = req.url ?? "/";
+    const q = raw.indexOf("?");
+    const authError =
+      req.headers.authorization !== undefined
+        ? auth.checkV3({
+            method,
+            path: q < 0 ? raw : raw.slice(0, q),
+            rawQuery: q < 0 ? "" : raw.slice(q + 1),
+            headers: req.headers,
+            body,
+          })
+        : auth.check(method, params);
     if (authError) return sendError(res, authError, requestId, version, action);
-    if (!throttle.take(action)) return sendError(res, apiError("Throttling"), requestId, version, action);
+    if (!throttle.take(action)) {
+      // The official SDKs wait this many milliseconds before a retry (when retries are on).
+      const retryAfter = { "x-acs-retry-after": String(throttle.waitMs(action)) };
+      return sendError(res, apiError("Throttling"), requestId, version, action, retryAfter);
+    }
 
     opts.onAction?.(action);
     const fault = faults.decide(action);

@@ -5,6 +5,8 @@ import type { Throttle } from "./world.js";
 export interface Throttler {
   /** Take one token for the action; false means the call is throttled. */
   take(action: string): boolean;
+  /** After a refused take: milliseconds until the action's bucket holds a token again. */
+  waitMs(action: string): number;
   set(config: Throttle): void;
   config(): Throttle;
 }
@@ -24,6 +26,12 @@ export function createThrottler(initial: Throttle, now: () => number): Throttler
       if (b.tokens < 1) return false;
       b.tokens -= 1;
       return true;
+    },
+    waitMs(action) {
+      const rule = cfg[action] ?? cfg["*"];
+      const b = buckets.get(action);
+      if (!rule || !b || rule.qps <= 0) return 0;
+      return Math.max(0, Math.ceil(((1 - b.tokens) / rule.qps) * 1000));
     },
     set(config) {
       cfg = config;
