@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import Ecs, * as $Ecs from "@alicloud/ecs20140526";
 import { $OpenApiUtil } from "@alicloud/openapi-core";
 import Vpc, * as $Vpc from "@alicloud/vpc20160428";
+import { RetryCondition, RetryOptions } from "@darabonba/typescript";
 import { describe, expect, it } from "vitest";
 import { canonicalRequestV3, sha256Hex, signV3, stringToSignV3 } from "../../cloud/simulator/auth.js";
 import { AK, type Cloud, REGION, SK, simHarness } from "../helpers/sim.js";
@@ -219,6 +220,29 @@ describe("the official SDKs, default configuration (V3)", () => {
     expect(t.code).toBe("Throttling");
     expect(t.retryAfter).toBeGreaterThan(0);
     expect(t.retryAfter).toBeLessThanOrEqual(500);
+
+    // With retries on, the SDK waits that long and the retry goes through.
+    const retrying = new EcsClient(
+      new $OpenApiUtil.Config({
+        ...config(c),
+        retryOptions: new RetryOptions({
+          retryable: true,
+          retryCondition: [
+            new RetryCondition({ maxAttempts: 3, errorCode: ["Throttling"], exception: [], maxDelay: 5000 }),
+          ],
+          noRetryCondition: [],
+        }),
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 600)); // the bucket refills
+    await retrying.describeInstanceTypes(req);
+    const throttled = async (): Promise<number> =>
+      (await c.admin<{ errors: Record<string, Record<string, number>> }>("stats")).body.errors
+        .DescribeInstanceTypes?.Throttling ?? 0;
+    const before = await throttled();
+    const ok = await retrying.describeInstanceTypes(req);
+    expect(ok.statusCode).toBe(200);
+    expect(await throttled()).toBe(before + 1); // refused once, then retried after the wait
   });
 });
 
