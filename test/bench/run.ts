@@ -6,6 +6,7 @@ import { cniBench } from "./cni-bench.js";
 import { kubeBench } from "./kube-bench.js";
 import { coldBurst, scrapeWithPods, warmAllocate } from "./pool-bench.js";
 import { simThroughput } from "./sim-throughput.js";
+import { soakBench } from "./soak-bench.js";
 
 const cli = BUILT.cli;
 
@@ -76,6 +77,18 @@ async function main(): Promise<void> {
     `pod deleted without DEL → IP released: ${kb.deletionToReleaseMs.min}–${kb.deletionToReleaseMs.max} ms for ${kb.deletionToReleaseMs.n} pods (grace ${kb.releaseGraceSeconds} s + at most one check of ${kb.checkSeconds} s)`,
   );
   console.log(JSON.stringify({ bench: "kubernetes", ...kb }));
+
+  console.log("\n# soak: 5000 ADD/DEL cycles through the plugin against one daemon (windows of 250)");
+  const soak = await soakBench();
+  console.log("cycles  ADD p50  ADD p99  RSS MiB  fds  store bytes  idle  ENIs");
+  for (const w of soak.windows)
+    console.log(
+      `${String(w.cycles).padStart(6)} ${String(w.addP50Ms).padStart(8)} ${String(w.addP99Ms).padStart(8)} ${String(w.rssMiB).padStart(8)} ${String(w.fds).padStart(4)} ${String(w.storeBytes).padStart(12)} ${String(w.idle).padStart(5)} ${String(w.enis).padStart(5)}`,
+    );
+  console.log(
+    `after warm-up: RSS ${soak.rssGrowthMiB >= 0 ? "+" : ""}${soak.rssGrowthMiB} MiB (target <= 10), fds ${soak.fdGrowth >= 0 ? "+" : ""}${soak.fdGrowth}, store ${soak.storeGrowthBytes >= 0 ? "+" : ""}${soak.storeGrowthBytes} bytes, ADD p99 last/first ${soak.p99Trend}x`,
+  );
+  console.log(JSON.stringify({ bench: "soak", ...soak }));
 
   console.log(
     "\n# a real cluster (sandbox up --cluster, 2 nodes): helm install, Deployments, eniway vs bridge + host-local",
