@@ -52,6 +52,15 @@ const V3_REQUIRED = [
 
 export const sha256Hex = (data: string | Buffer): string => createHash("sha256").update(data).digest("hex");
 
+/** Percent-decoding that keeps a malformed sequence as sent (its signature then cannot match). */
+const decode = (s: string): string => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+};
+
 /** The query as V3 signs it: pairs decoded, names and values re-encoded (RFC 3986), sorted by name, `k=` when empty. */
 export function canonicalQueryV3(rawQuery: string): string {
   const pairs: [string, string][] = [];
@@ -59,7 +68,7 @@ export function canonicalQueryV3(rawQuery: string): string {
     if (part === "") continue;
     const eq = part.indexOf("=");
     const [k, v] = eq < 0 ? [part, ""] : [part.slice(0, eq), part.slice(eq + 1)];
-    pairs.push([percentEncode(decodeURIComponent(k)), percentEncode(decodeURIComponent(v))]);
+    pairs.push([percentEncode(decode(k)), percentEncode(decode(v))]);
   }
   pairs.sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
   return pairs.map(([k, v]) => `${k}=${v}`).join("&");

@@ -349,6 +349,11 @@ describe("forged and replayed V3 requests", () => {
         )
       ).code,
     ).toBe("SignatureDoesNotMatch");
+    // A parameter added to the query, even a malformed one, is not covered by the signature.
+    const badQuery = { ...r, url: `${r.url}${r.url.includes("?") ? "&" : "?"}x=%ZZ` };
+    expect((await replay(c, badQuery, { "x-acs-signature-nonce": "c".repeat(64) })).code).toBe(
+      "SignatureDoesNotMatch",
+    );
     // A header the Authorization claims as signed is not sent; an x-acs header is sent unsigned.
     expect((await replay(c, r, { "x-acs-credentials-provider": null })).code).toBe("IncompleteSignature");
     expect((await replay(c, r, { "x-acs-extra": "1" })).code).toBe("IncompleteSignature");
