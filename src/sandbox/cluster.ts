@@ -411,7 +411,7 @@ function shimsOf(socket: string): number[] {
 }
 
 /** Pod namespaces still mounted in the node's mount namespace (their files show in the root one). */
-async function podNetns(node: ClusterNode): Promise<string[]> {
+export async function podNetns(node: ClusterNode): Promise<string[]> {
   if (!pidAlive(node.pids.holder)) return [];
   const out = await exec([
     "nsenter",

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../lib/log.js";
-import { KUBELET_SYSCTLS, NODE_PATHS } from "../../src/sandbox/cluster.js";
+import { KUBELET_SYSCTLS, NODE_PATHS, podNetns } from "../../src/sandbox/cluster.js";
 import {
   type ClusterSandbox,
   RELEASE,
@@ -21,7 +21,7 @@ import {
 import { sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { type Kube, kube, requireClusterTestTools, sleep, webDeployment } from "./helpers.js";
 
-const PREFIX = "ewct";
+const PREFIX = `ewct${process.pid % 1000}`;
 const CNI_ERRORS = ["FailedCreatePodSandBox", "FailedKillPod", "FailedSync", "NetworkNotReady"];
 const sysctl = (k: string): string => readFileSync(`/proc/sys/${k.replaceAll(".", "/")}`, "utf8").trim();
 const netnsList = (): string[] =>
@@ -96,7 +96,8 @@ describe("eniway installed with helm on kubelet + containerd nodes of the simula
     await sb?.stop();
     await rm(dir, { recursive: true, force: true });
     // Nothing of the cluster is left on the host: namespaces, links, processes, mounts, sysctls, paths.
-    expect(netnsList().filter((n) => n.startsWith(PREFIX) || n.startsWith("cni-"))).toEqual([]);
+    // (Pod namespaces are checked where the pods go: other test files make cni-* ones meanwhile.)
+    expect(netnsList().filter((n) => n.startsWith(PREFIX))).toEqual([]);
     expect(rootLinks().filter((l) => !before.links.includes(l))).toEqual([]);
     const ours = execFileSync("ps", ["-eo", "args"])
       .toString()
@@ -216,6 +217,9 @@ describe("eniway installed with helm on kubelet + containerd nodes of the simula
     await k.kubectl(["scale", "deployment", "web", "--replicas=20"]);
     const pods = await k.waitRunning("app=web", 20, 180_000);
     expect(new Set(pods.map((p) => p.status!.podIP)).size).toBe(20);
+    // The pods' namespaces, mounted in the nodes' mount namespaces (plain files in the root one).
+    const podNamespaces = (await Promise.all(sb.nodes.map(podNetns))).flat();
+    expect(podNamespaces.length).toBeGreaterThanOrEqual(20);
     expect(await k.warnings(CNI_ERRORS)).toEqual([]);
     await k.kubectl(["scale", "deployment", "web", "--replicas=0"]);
     await k.waitGone("app=web");
@@ -224,6 +228,10 @@ describe("eniway installed with helm on kubelet + containerd nodes of the simula
     const held = (): number[] => sb.file.nodes.map((n) => cloudIps(n.instanceId).length);
     while (held().some((h) => h > 4) && Date.now() < deadline) await sleep(500);
     expect(held().every((h) => h <= 4)).toBe(true);
+    const mountedAfter = (await Promise.all(sb.nodes.map(podNetns))).flat();
+    expect(
+      podNamespaces.filter((ns) => mountedAfter.includes(ns) || existsSync(join("/run/netns", ns))),
+    ).toEqual([]);
     for (const n of sb.file.nodes) {
       const links = nodeLinks(n.netns);
       expect(links.filter((l) => !/^(lo|eth\d+|ewk[0-9a-f]{4}n\d+)$/.test(l))).toEqual([]);

@@ -135,7 +135,8 @@ describe("the daemon's Kubernetes side, against a real API server", () => {
     console.log(`pod deletion → release: ${ms} ms (grace ${GRACE_S} s, check every ${CHECK_S} s)`);
     expect(ms, "released before the grace").toBeGreaterThanOrEqual(GRACE_S * 1000 - 200);
     expect(await k.ipPhase(r.ip), "the released IP cools").toBe("cooling");
-    expect((await k.stats()).releasedPodGone).toBeGreaterThanOrEqual(1);
+    // The counter follows the release's store write a moment later: wait for it rather than race it.
+    await until("the release counted", async () => (await k.stats()).releasedPodGone >= 1);
     const events = await until("IPReleasedPodGone", async () => {
       const e = await k.events("Node", k.node.nodeName!);
       return e.has("IPReleasedPodGone") ? e : null;
