@@ -312,78 +312,90 @@ export async function startNode(o: {
     join(dir, "logs", "holder.log"),
   );
   const pid = holder.pid!;
-  const inMount = (argv: string[]): string[] => ["nsenter", `--target=${pid}`, "--mount", ...argv];
-  const inNode = (argv: string[]): string[] => inMount([`--net=/var/run/netns/${spec.netns}`, "--", ...argv]);
-  await waitFor("mount namespace", holder, join(dir, "logs", "holder.log"), async () =>
-    readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep"),
-  );
-  await exec(inMount(["--", "mount", "--make-rshared", "/"]));
-  for (const [target, name] of Object.entries(NODE_PATHS)) {
-    const own = join(dir, "host", name);
-    await mkdir(own, { recursive: true });
-    await exec(inMount(["--", "mount", "--bind", own, target]));
-  }
-  for (const p of REFERENCE_PLUGINS) await copyFile(join(REFERENCE_DIR, p), join(dir, "host", "cni-bin", p));
-  await writeFile(join(dir, "containerd.toml"), containerdConfig(dir, socket));
-  const containerd = await spawnLogged(
-    inNode(["containerd", "--config", join(dir, "containerd.toml")]),
-    join(dir, "logs", "containerd.log"),
-  );
-  await waitFor("containerd", containerd, join(dir, "logs", "containerd.log"), () =>
-    exec(["ctr", "-a", socket, "version"]).then(
-      () => true,
-      () => false,
-    ),
-  );
-  await exec(["ctr", "-n", "k8s.io", "-a", socket, "images", "import", o.images]);
-  const kubeconfig = join(dir, "kubeconfig");
-  await writeFile(kubeconfig, kubeconfigYaml(o.server, "admin", o.adminToken), { mode: 0o600 });
-  await writeFile(join(dir, "kubelet.yaml"), kubeletConfig(spec.primaryIp));
-  const kubelet = await spawnLogged(
-    inNode([
-      join(bin, "kubelet"),
-      `--config=${join(dir, "kubelet.yaml")}`,
-      `--kubeconfig=${kubeconfig}`,
-      "--container-runtime=remote",
-      `--container-runtime-endpoint=unix://${socket}`,
-      `--image-service-endpoint=unix://${socket}`,
-      "--runtime-request-timeout=5m",
-      `--pod-infra-container-image=${PAUSE}`,
-      `--hostname-override=${spec.name}`,
-      `--node-ip=${spec.primaryIp}`,
-      `--root-dir=${join(dir, "kubelet")}`,
-      `--cert-dir=${join(dir, "kubelet", "pki")}`,
-      "--register-node=true",
-      `--node-labels=eniway.io/sandbox-node=${spec.name}`,
-      "--v=1",
-    ]),
-    join(dir, "logs", "kubelet.log"),
-  );
-  const kubeProxy = await spawnLogged(
-    inNode([
-      join(bin, "kube-proxy"),
-      `--kubeconfig=${kubeconfig}`,
-      `--hostname-override=${spec.name}`,
-      "--proxy-mode=iptables",
-      `--bind-address=${spec.primaryIp}`,
-      "--healthz-bind-address=127.0.0.1:10256",
-      "--metrics-bind-address=127.0.0.1:10249",
-      // Leave the host's conntrack table alone: 0 keeps the kernel's settings.
-      "--conntrack-max-per-core=0",
-      "--conntrack-min=0",
-      "--conntrack-tcp-timeout-established=0",
-      "--conntrack-tcp-timeout-close-wait=0",
-      "--v=1",
-    ]),
-    join(dir, "logs", "kube-proxy.log"),
-  );
-  o.log.info("node started", { node: spec.name, netns: spec.netns });
-  return {
+  // What has started so far, so a failure half-way stops it again.
+  const node: ClusterNode = {
     ...spec,
     dir,
     socket,
-    pids: { holder: pid, containerd: containerd.pid!, kubelet: kubelet.pid!, kubeProxy: kubeProxy.pid! },
+    pids: { holder: pid, containerd: 0, kubelet: 0, kubeProxy: 0 },
   };
+  try {
+    const inMount = (argv: string[]): string[] => ["nsenter", `--target=${pid}`, "--mount", ...argv];
+    const inNode = (argv: string[]): string[] =>
+      inMount([`--net=/var/run/netns/${spec.netns}`, "--", ...argv]);
+    await waitFor("mount namespace", holder, join(dir, "logs", "holder.log"), async () =>
+      readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep"),
+    );
+    await exec(inMount(["--", "mount", "--make-rshared", "/"]));
+    for (const [target, name] of Object.entries(NODE_PATHS)) {
+      const own = join(dir, "host", name);
+      await mkdir(own, { recursive: true });
+      await exec(inMount(["--", "mount", "--bind", own, target]));
+    }
+    for (const p of REFERENCE_PLUGINS)
+      await copyFile(join(REFERENCE_DIR, p), join(dir, "host", "cni-bin", p));
+    await writeFile(join(dir, "containerd.toml"), containerdConfig(dir, socket));
+    const containerd = await spawnLogged(
+      inNode(["containerd", "--config", join(dir, "containerd.toml")]),
+      join(dir, "logs", "containerd.log"),
+    );
+    node.pids.containerd = containerd.pid ?? 0;
+    await waitFor("containerd", containerd, join(dir, "logs", "containerd.log"), () =>
+      exec(["ctr", "-a", socket, "version"]).then(
+        () => true,
+        () => false,
+      ),
+    );
+    await exec(["ctr", "-n", "k8s.io", "-a", socket, "images", "import", o.images]);
+    const kubeconfig = join(dir, "kubeconfig");
+    await writeFile(kubeconfig, kubeconfigYaml(o.server, "admin", o.adminToken), { mode: 0o600 });
+    await writeFile(join(dir, "kubelet.yaml"), kubeletConfig(spec.primaryIp));
+    const kubelet = await spawnLogged(
+      inNode([
+        join(bin, "kubelet"),
+        `--config=${join(dir, "kubelet.yaml")}`,
+        `--kubeconfig=${kubeconfig}`,
+        "--container-runtime=remote",
+        `--container-runtime-endpoint=unix://${socket}`,
+        `--image-service-endpoint=unix://${socket}`,
+        "--runtime-request-timeout=5m",
+        `--pod-infra-container-image=${PAUSE}`,
+        `--hostname-override=${spec.name}`,
+        `--node-ip=${spec.primaryIp}`,
+        `--root-dir=${join(dir, "kubelet")}`,
+        `--cert-dir=${join(dir, "kubelet", "pki")}`,
+        "--register-node=true",
+        `--node-labels=eniway.io/sandbox-node=${spec.name}`,
+        "--v=1",
+      ]),
+      join(dir, "logs", "kubelet.log"),
+    );
+    node.pids.kubelet = kubelet.pid ?? 0;
+    const kubeProxy = await spawnLogged(
+      inNode([
+        join(bin, "kube-proxy"),
+        `--kubeconfig=${kubeconfig}`,
+        `--hostname-override=${spec.name}`,
+        "--proxy-mode=iptables",
+        `--bind-address=${spec.primaryIp}`,
+        "--healthz-bind-address=127.0.0.1:10256",
+        "--metrics-bind-address=127.0.0.1:10249",
+        // Leave the host's conntrack table alone: 0 keeps the kernel's settings.
+        "--conntrack-max-per-core=0",
+        "--conntrack-min=0",
+        "--conntrack-tcp-timeout-established=0",
+        "--conntrack-tcp-timeout-close-wait=0",
+        "--v=1",
+      ]),
+      join(dir, "logs", "kube-proxy.log"),
+    );
+    node.pids.kubeProxy = kubeProxy.pid ?? 0;
+    o.log.info("node started", { node: spec.name, netns: spec.netns });
+    return node;
+  } catch (e) {
+    await stopNode(node);
+    throw e;
+  }
 }
 
 export async function stopPid(pid: number, ms = 10_000): Promise<void> {

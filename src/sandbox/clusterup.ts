@@ -144,7 +144,6 @@ export async function sandboxClusterUp(opts: {
     );
     // Before the control plane and the nodes stop: pods are deleted through the API, so their CNI DEL runs.
     undo.push(() => deleteWorkloads(controlPlane));
-    const _cred = world.credentials[0]!;
     const values = [
       "image.pullPolicy=Never",
       `config.cloud.endpoint=${sim.url}`,
