@@ -18,11 +18,14 @@ export class CommandError extends Error {
 
 const MAX_STDERR = 64 * 1024;
 
-/** Runs argv[0] with the rest as arguments, `input` on stdin; resolves with stdout. */
-export function exec(argv: string[], input?: string): Promise<string> {
+/** Runs argv[0] with the rest as arguments (in `cwd`), `input` on stdin; resolves with stdout. */
+export function exec(argv: string[], input?: string, cwd?: string): Promise<string> {
   const [file = "", ...args] = argv;
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    const child = spawn(file, args, {
+      cwd,
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
     const out: Buffer[] = [];
     let err = "";
     child.stdout!.on("data", (d: Buffer) => out.push(d));

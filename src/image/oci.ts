@@ -3,11 +3,11 @@
 // images become one OCI layout archive that `ctr images import` (containerd)
 // and `podman load` read. Each image is named by the containerd annotation.
 
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { copyFile, link, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { exec } from "../../lib/exec.js";
 
 /** The part of an OCI image config a runtime reads (`config` in the image config JSON). */
 export interface ImageConfig {
@@ -43,18 +43,9 @@ export function fullReference(name: string): string {
 
 export const ociArch = (): string => (process.arch === "x64" ? "amd64" : process.arch);
 
-function run(argv: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(argv[0]!, argv.slice(1), { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${argv.join(" ")}: ${stderr.trim() || err.message}`));
-      else resolve(stdout);
-    });
-  });
-}
-
 /** A reproducible tar of a folder's contents: sorted, time 0, owned by root. */
 export async function tarLayer(rootfs: string, out: string): Promise<void> {
-  await run([
+  await exec([
     "tar",
     "--sort=name",
     "--mtime=@0",

@@ -14,10 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { BUILT, packageRoot } from "../../lib/process.js";
 import { parseConfig } from "../../src/daemon/config.js";
+import { helmBin } from "../../src/sandbox/clusterup.js";
 import { kubeBinDir, startControlPlane } from "../../src/sandbox/controlplane.js";
 
-const HELM =
-  process.env.ENIWAY_HELM ?? join(process.env.ENIWAY_KUBE_CACHE ?? "/var/cache/eniway", "helm-2.1.0", "helm");
+const HELM = helmBin();
 const CHART = join(packageRoot(), "charts", "eniway");
 
 type Obj = {

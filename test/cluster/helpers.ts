@@ -7,17 +7,14 @@ import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AppsV1Api, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
-import type { ClusterSandbox } from "../../src/sandbox/clusterup.js";
+import { type ClusterSandbox, helmBin } from "../../src/sandbox/clusterup.js";
 import { kubeBinDir } from "../../src/sandbox/controlplane.js";
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Every tool the cluster tests run, or an error that says how to get it: never a skip. */
 export function requireClusterTestTools(): void {
-  const helm =
-    process.env.ENIWAY_HELM ??
-    join(process.env.ENIWAY_KUBE_CACHE ?? "/var/cache/eniway", "helm-2.1.0", "helm");
-  const missing = [join(kubeBinDir(), "kube-proxy"), join(kubeBinDir(), "kubelet"), helm].filter(
+  const missing = [join(kubeBinDir(), "kube-proxy"), join(kubeBinDir(), "kubelet"), helmBin()].filter(
     (f) => !existsSync(f),
   );
   if (missing.length > 0)
