@@ -91,6 +91,11 @@ export interface Pool {
   /** Every IP the pool tracks, with its ENI and phase. */
   ips(): { ip: string; eniId: string; phase: string }[];
   summary(): PoolSummary;
+  /**
+   * vSwitches a refresh saw with free addresses again: their block (after
+   * IpNotEnough) ends now instead of after vSwitchBlockSeconds.
+   */
+  unblockVSwitches(vSwitchIds: string[]): Promise<void>;
   /** Plan now (debounced). */
   kick(): void;
   /** The ENIs a cloud operation of the pool is running on now (resync keeps away from them). */
@@ -320,6 +325,21 @@ export function createPool(deps: PoolDeps): Pool {
     setImmediate(runPlan);
   };
 
+  /** Why the pool could not serve in time, for the ADD's error. */
+  const whyEmpty = (): string => {
+    const now = deps.now();
+    const blocked = Object.entries(store.data.blockedVSwitches).filter(([, until]) => until > now);
+    if (blocked.length > 0)
+      return blocked
+        .map(
+          ([id, until]) =>
+            `vSwitch ${id} has no free addresses (used again when a resync sees some, at the latest in ${Math.ceil((until - now) / 1000)} s)`,
+        )
+        .join("; ");
+    if (store.data.createBackoffUntil > now) return "creating ENIs is backing off after cloud errors";
+    return "the pool is refilling";
+  };
+
   const allocate: Pool["allocate"] = (req) => {
     const key = keyOf(req.containerId, req.ifname);
     const owned = findOwned(key);
@@ -347,9 +367,7 @@ export function createPool(deps: PoolDeps): Pool {
           waiters = waiters.filter((w) => w.key !== key);
           told("try_again");
           reject(
-            new TryAgainError(
-              `no IP became available within ${targets.allocateTimeoutMs} ms; the pool is refilling`,
-            ),
+            new TryAgainError(`no IP became available within ${targets.allocateTimeoutMs} ms; ${whyEmpty()}`),
           );
         }, targets.allocateTimeoutMs);
         waiters.push({
@@ -421,6 +439,16 @@ export function createPool(deps: PoolDeps): Pool {
     };
   };
 
+  const unblockVSwitches: Pool["unblockVSwitches"] = async (vSwitchIds) => {
+    const ended = vSwitchIds.filter((id) => (store.data.blockedVSwitches[id] ?? 0) > deps.now());
+    if (ended.length === 0) return;
+    await store.update((d) => {
+      for (const id of ended) delete d.blockedVSwitches[id];
+    });
+    log.info("vSwitch has free addresses again; using it", { vSwitchIds: ended });
+    kick();
+  };
+
   const idle = async (): Promise<void> => {
     while (running.size > 0) await Promise.allSettled([...running]);
   };
@@ -434,6 +462,7 @@ export function createPool(deps: PoolDeps): Pool {
         .filter((a): a is Allocation => a !== null),
     ips: () => Object.values(store.data.ips).map((r) => ({ ip: r.ip, eniId: r.eniId, phase: r.phase })),
     summary,
+    unblockVSwitches,
     kick,
     busyEnis: () => busy,
     generation: (eniId) => gens.get(eniId) ?? 0,

@@ -202,6 +202,14 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
       try {
         await vSwitches
           .refresh()
+          .then(() =>
+            pool.unblockVSwitches(
+              vSwitches
+                .list()
+                .filter((v) => v.available > 0)
+                .map((v) => v.vSwitchId),
+            ),
+          )
           .catch((e: unknown) => log.warn("DescribeVSwitches failed", { error: String(e) }));
         const report = await reconcile(reconcileDeps, startup);
         log.info(startup ? "start-up reconcile done" : "resync done", { ...report });
