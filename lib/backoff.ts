@@ -25,7 +25,6 @@ export interface RetrySchedule extends Schedule {
 export interface Schedules {
   cloudApi: RetrySchedule;
   metadata: RetrySchedule;
-  attachPoll: Schedule;
   detachPoll: Schedule;
   eniRetry: Schedule;
   createRetry: Schedule;
@@ -37,8 +36,6 @@ export const SCHEDULES: Readonly<Schedules> = {
   cloudApi: { baseMs: 200, factor: 2, capMs: 5000, jitter: "full", maxElapsedMs: 30_000, maxAttempts: 10 },
   /** Metadata reads after a 429, a 5xx, a timeout or a refused connection. */
   metadata: { baseMs: 100, factor: 2, capMs: 1000, jitter: "full", maxElapsedMs: 10_000, maxAttempts: 4 },
-  /** Polling DescribeNetworkInterfaces and metadata until an ENI is attached. */
-  attachPoll: { baseMs: 100, factor: 1.5, capMs: 500, jitter: "none" },
   /** Polling DescribeNetworkInterfaces until an ENI is detached, before it is deleted. */
   detachPoll: { baseMs: 100, factor: 1.5, capMs: 2000, jitter: "none" },
   /** An ENI whose planned action (assign, unassign, delete) failed is left alone this long. */

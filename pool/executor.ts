@@ -12,6 +12,10 @@ import { delayFor, SCHEDULES } from "../lib/backoff.js";
 import type { Logger } from "../lib/log.js";
 import type { Intent, Store, StoreDoc, StoredEni } from "./store.js";
 
+/** While an ENI attaches: how often the (local) metadata is read, and the cloud asked regardless. */
+export const ATTACH_METADATA_POLL_MS = 100;
+export const ATTACH_DESCRIBE_MS = 2000;
+
 export interface ExecutorConfig {
   attachTimeoutMs: number;
   vSwitchBlockMs: number;
@@ -149,37 +153,46 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     });
   };
 
-  /** Wait until the cloud says InUse on this instance and the metadata lists the MAC. */
+  /**
+   * Wait until the instance's metadata lists the MAC: the ENI is attached
+   * here (as the AWS VPC CNI waits on IMDS). The metadata is local and free,
+   * so it is read every ATTACH_METADATA_POLL_MS; the cloud is asked every
+   * ATTACH_DESCRIBE_MS, to learn of an attach that failed.
+   */
   const waitAttached = async (eni: StoredEni): Promise<{ gateway: string; cidr: string }> => {
     const deadline = deps.now() + config.attachTimeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      // undefined: the Describe call failed; null: the cloud does not list the ENI.
-      const cloudView = await cloud.describeNetworkInterfaces({ eniIds: [eni.eniId] }).then(
-        ([e]) => e ?? null,
-        (e: unknown) => {
-          log.debug("describe while waiting for attach failed", { eniId: eni.eniId, error: String(e) });
-          return undefined;
-        },
-      );
-      if (cloudView?.status === "Available")
-        throw new Error(`${eni.eniId} is Available again: the attachment failed`);
-      if (cloudView?.status === "InUse" && cloudView.instanceId === deps.instanceId) {
-        const macs = await deps.metadata.macs().catch(() => [] as string[]);
-        if (macs.includes(eni.mac)) {
-          const meta = await deps.metadata.eni(eni.mac);
-          return { gateway: meta.gateway, cidr: meta.vSwitchCidr };
-        }
+    let described = deps.now();
+    // undefined: not asked yet or the Describe call failed; null: the cloud does not list the ENI.
+    let cloudView: Eni | null | undefined;
+    for (;;) {
+      const polled = deps.now();
+      const listed = (await deps.metadata.macs().catch(() => [] as string[])).includes(eni.mac);
+      if (listed) {
+        const meta = await deps.metadata.eni(eni.mac);
+        return { gateway: meta.gateway, cidr: meta.vSwitchCidr };
+      }
+      if (deps.now() - described >= ATTACH_DESCRIBE_MS) {
+        described = deps.now();
+        cloudView = await cloud.describeNetworkInterfaces({ eniIds: [eni.eniId] }).then(
+          ([e]) => e ?? null,
+          (e: unknown) => {
+            log.debug("describe while waiting for attach failed", { eniId: eni.eniId, error: String(e) });
+            return undefined;
+          },
+        );
+        if (cloudView?.status === "Available")
+          throw new Error(`${eni.eniId} is Available again: the attachment failed`);
       }
       if (deps.now() > deadline) {
         const why =
           cloudView === undefined
-            ? "DescribeNetworkInterfaces failed"
+            ? "DescribeNetworkInterfaces failed or was not answered"
             : cloudView === null
               ? "the cloud does not list it"
-              : `it is ${cloudView.status}`;
+              : `it is ${cloudView.status} and the metadata does not list its MAC`;
         throw new Error(`${eni.eniId} not attached within ${config.attachTimeoutMs} ms: ${why}`);
       }
-      await deps.sleep(delayFor(SCHEDULES.attachPoll, attempt));
+      await deps.sleep(Math.max(0, ATTACH_METADATA_POLL_MS - (deps.now() - polled)));
     }
   };
 
@@ -223,14 +236,21 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       d.enis[eni.eniId] = stored;
       addIdle(d, eni.eniId, eni.privateIps, deps.now());
     });
-    await attachAndWait(stored);
+    await attachAndWait(stored, true);
   };
 
-  const attachAndWait = async (stored: StoredEni): Promise<void> => {
+  /**
+   * Attach and wait until ready. `justCreated`: the Create answer said
+   * Available a moment ago, so the Describe that decides whether to attach
+   * (after a restart, an attach may already be under way) is skipped.
+   */
+  const attachAndWait = async (stored: StoredEni, justCreated = false): Promise<void> => {
     const intentId = `attach-${stored.eniId}`;
     try {
       const net = await attachSlot(async () => {
-        const [now] = await cloud.describeNetworkInterfaces({ eniIds: [stored.eniId] });
+        const [now] = justCreated
+          ? [{ status: "Available", instanceId: "" }]
+          : await cloud.describeNetworkInterfaces({ eniIds: [stored.eniId] });
         if (!now) throw new Error(`${stored.eniId} does not exist`);
         if (now.status === "Available") await cloud.attachNetworkInterface(stored.eniId, deps.instanceId);
         else if (now.instanceId !== deps.instanceId)
