@@ -61,12 +61,23 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
   let initialized: Promise<void> | null = null;
   /** Host veths and pod IPs of ADDs and DELs in progress: repair keeps away from them. */
   const inflight = new Set<string>();
+  /**
+   * Those that began or ended since repair last read the kernel: the
+   * snapshot may show them half-done, so repair keeps away from them too.
+   */
+  const touched = new Set<string>();
   const guarded = async <T>(keys: string[], work: () => Promise<T>): Promise<T> => {
-    for (const k of keys) inflight.add(k);
+    for (const k of keys) {
+      inflight.add(k);
+      touched.add(k);
+    }
     try {
       return await work();
     } finally {
-      for (const k of keys) inflight.delete(k);
+      for (const k of keys) {
+        inflight.delete(k);
+        touched.add(k);
+      }
     }
   };
 
@@ -148,13 +159,14 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
   };
 
   const repair: Datapath["repair"] = async (attachments, enis) => {
+    touched.clear();
     const state = await readNodeState(ns);
     const plan = planRepair({
       state,
       enis,
       known: new Set(devices.keys()),
       attachments: attachments(), // only now: anything wired before the read was allocated before it
-      busy: new Set(inflight),
+      busy: new Set([...inflight, ...touched]),
     });
     for (const id of plan.forget) devices.delete(id);
     await bringUp(plan.bringUp);
