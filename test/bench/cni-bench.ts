@@ -11,7 +11,8 @@ import { silentLogger } from "../../lib/log.js";
 import { type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { histogramQuantile } from "../helpers/prom.js";
 
-const REF = "/usr/lib/cni";
+/** Where the reference plugins (bridge, host-local) are looked up: Debian's containernetworking-plugins. */
+export const REF = "/usr/lib/cni";
 
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -48,6 +49,11 @@ export interface CniFigures {
   bridge: { addP50: number; addP90: number; delP50: number; delP90: number; versionP50: number };
   ratio: { add: number; del: number };
   daemon: { allocateP50: number; kernelP50: number };
+  /** Every ADD and DEL, in ms, in the order they ran. */
+  samples: {
+    eniway: { add: number[]; del: number[] };
+    bridge: { add: number[]; del: number[] };
+  };
 }
 
 export async function cniBench(n = 40): Promise<CniFigures> {
@@ -132,6 +138,10 @@ export async function cniBench(n = 40): Promise<CniFigures> {
       },
       ratio: { add: 0, del: 0 },
       daemon: { allocateP50: r(phase("allocate")), kernelP50: r(phase("kernel")) },
+      samples: {
+        eniway: { add: times.eAdd, del: times.eDel },
+        bridge: { add: times.bAdd, del: times.bDel },
+      },
     };
     f.ratio = {
       add: Number((f.eniway.addP50 / f.bridge.addP50).toFixed(2)),

@@ -106,6 +106,8 @@ export interface BurstFigures {
   callsPerIp: number;
   firstMs: number;
   p50Ms: number;
+  /** When each allocation was served, in ms since the burst started, in the order they were asked. */
+  servedAtMs: number[];
 }
 
 export async function coldBurst(pods = 60): Promise<BurstFigures> {
@@ -146,6 +148,7 @@ export async function coldBurst(pods = 60): Promise<BurstFigures> {
       callsPerIp: Number((Object.values(cloudCalls).reduce((a, b) => a + b, 0) / pods).toFixed(2)),
       firstMs: Math.round(Math.min(...done)),
       p50Ms: Math.round(quantile(done, 0.5)),
+      servedAtMs: done,
     };
   });
 }

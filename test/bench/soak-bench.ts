@@ -24,6 +24,8 @@ export interface SoakWindow {
   storeBytes: number;
   /** Idle and cooling IPs: the warm pool between cycles. */
   idle: number;
+  /** Allocated IPs between cycles: 0 unless a DEL left one behind. */
+  allocated: number;
   enis: number;
 }
 
@@ -86,6 +88,7 @@ export async function soakBench(cycles = 5000, window = 250): Promise<SoakFigure
         const pool = (await socketRequest(node.socket, "GET", "/v1/pool", undefined, 5000)).body as {
           idle: number;
           cooling: number;
+          assigned: number;
           enis: unknown[];
         };
         windows.push({
@@ -98,6 +101,7 @@ export async function soakBench(cycles = 5000, window = 250): Promise<SoakFigure
           fds: readdirSync(`/proc/${daemonPid}/fd`).length,
           storeBytes: folderBytes(stateDir),
           idle: pool.idle + pool.cooling,
+          allocated: pool.assigned,
           enis: pool.enis.length,
         });
         adds = [];
