@@ -1,9 +1,10 @@
 // One HTTP/1.1 request to the eniway daemon over its unix socket, written on
-// node:net (node:http costs ~20 ms more to load in the compiled plugin).
+// a bare connection (node:http costs ~20 ms more to load in the compiled
+// plugin; unix.ts makes the connection).
 
-import { createConnection } from "node:net";
 import type { DaemonErrorCode } from "../facts.js";
 import { CniError, ERR } from "./spec.js";
+import { connectUnix, type UnixConnection } from "./unix.js";
 
 /** The daemon could not be reached or gave no complete answer in time. */
 export class DaemonUnreachable extends Error {}
@@ -89,12 +90,12 @@ export function request(
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const sock = createConnection({ path: socketPath });
+    let conn: UnixConnection | null = null;
     const finish = (err: Error | null, res?: Parsed): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      sock.destroy();
+      conn?.destroy();
       if (err || !res) {
         reject(err);
         return;
@@ -121,19 +122,16 @@ export function request(
       () => finish(new DaemonUnreachable(`no answer within ${timeoutMs / 1000} s`)),
       timeoutMs,
     );
-    // write, not end: node:http servers abort a request whose client half-closes.
-    sock.on("connect", () => sock.write(head + body));
-    sock.on("data", (c: Buffer) => {
-      chunks.push(c);
-      size += c.length;
-      if (size > MAX_RESPONSE) finish(new DaemonUnreachable("answer too large"));
-      else attempt(false);
+    conn = connectUnix(socketPath, Buffer.from(head + body), {
+      data(c) {
+        chunks.push(c);
+        size += c.length;
+        if (size > MAX_RESPONSE) finish(new DaemonUnreachable("answer too large"));
+        else attempt(false);
+      },
+      closed: () => attempt(true),
+      failed: (code) => finish(new DaemonUnreachable(`${socketPath}: ${code}`)),
     });
-    sock.on("end", () => attempt(true));
-    sock.on("close", () => attempt(true));
-    sock.on("error", (e: NodeJS.ErrnoException) =>
-      finish(new DaemonUnreachable(`${socketPath}: ${e.code ?? e.message}`)),
-    );
   });
 }
 

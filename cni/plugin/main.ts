@@ -7,9 +7,8 @@
 // Dependency-free so that `bun build --compile` makes a standalone executable
 // of it: see docs/architecture.md, "Why a thin plugin".
 
-import { writeSync } from "node:fs";
+import { fstatSync, writeSync } from "node:fs";
 import { basename } from "node:path";
-import { isatty } from "node:tty";
 import { isIfname } from "../../lib/net.js";
 import { DaemonUnreachable, daemonError, request } from "./daemon.js";
 import { cleanupTargets, hostCleanup } from "./fallback.js";
@@ -34,6 +33,20 @@ type Log = (msg: string, fields?: Record<string, unknown>) => void;
 interface Outcome {
   code: number;
   stdout?: Record<string, unknown>;
+}
+
+/**
+ * Is stdin a terminal (someone typed `CNI_COMMAND=VERSION eniway`)? Then
+ * VERSION does not wait for input. A character device stands for one:
+ * node:tty would cost the plugin's start-up several milliseconds, and the
+ * other character device a runtime might give, /dev/null, is empty anyway.
+ */
+function interactive(): boolean {
+  try {
+    return fstatSync(0).isCharacterDevice();
+  } catch {
+    return false;
+  }
 }
 
 function writeAll(fd: number, text: string): void {
@@ -194,7 +207,7 @@ async function run(): Promise<Outcome & { version: string }> {
     const env = readEnv(process.env);
     // [skel] VERSION needs nothing but CNI_COMMAND; libcni sends {"cniVersion"} on stdin.
     if (env.command === "VERSION")
-      return { code: 0, version, stdout: versionResult(isatty(0) ? "" : readStdin()) };
+      return { code: 0, version, stdout: versionResult(interactive() ? "" : readStdin()) };
     const raw = decodeConfig(readStdin());
     version = versionForErrors(raw);
     const conf = parseConfig(raw, env.command, basename(process.execPath));
