@@ -198,6 +198,9 @@ export async function stopContainerd(opts: {
   cgroupPrefix: string;
 }): Promise<string[]> {
   const { ctrd, cri } = opts;
+  // Its cgroups are removed below /sys/fs/cgroup/*/PREFIX: never the whole tree.
+  if (!/^[A-Za-z0-9_-]+$/.test(opts.cgroupPrefix))
+    throw new Error(`bad cgroup prefix ${JSON.stringify(opts.cgroupPrefix)}`);
   const errors: string[] = [];
   cri?.close();
   if (ctrd && ctrd.proc.exitCode === null && ctrd.proc.signalCode === null) {

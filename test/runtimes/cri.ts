@@ -2,11 +2,13 @@
 // crictl would be if Debian had it: the pod sandbox calls kubelet makes,
 // with the message subset in cri-api.proto.
 
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { packageRoot } from "../../lib/process.js";
 
-const PROTO = fileURLToPath(new URL("./cri-api.proto", import.meta.url));
+// From the sources: the compiled copy of this file (dist/, for the benches) has no .proto beside it.
+const PROTO = join(packageRoot(), "test/runtimes/cri-api.proto");
 
 export interface PodSandboxMetadata {
   name: string;

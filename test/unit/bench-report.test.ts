@@ -149,6 +149,12 @@ const figures = (): { [K in keyof BenchFigures]: BenchFigures[K] } => ({
     daemon: { allocateP50: u(), kernelP50: u() },
     samples,
   },
+  containerd: {
+    n: u(),
+    eniway: { runP50: u(), runP90: u(), stopP50: u(), removeP50: u() },
+    bridge: { runP50: u(), runP90: u(), stopP50: u(), removeP50: u() },
+    ratio: { run: u(), stop: u(), remove: u() },
+  },
   scrape: {
     pods: u(),
     metricsP50Ms: u(),
