@@ -8,7 +8,8 @@
 // VPC (whose source check drops traffic from the wrong ENI). Afterwards,
 // once the runtime's CNI GC has run: pool, cloud and kernel agree, nothing
 // of a deleted pod is left, and no ENI leaks. ENIWAY_RANDOM_SEED=N replays a
-// run; ENIWAY_CHAOS_KILLS=N kills more often.
+// run; ENIWAY_CHAOS_KILLS=N kills more often; ENIWAY_KEEP=DIR copies the
+// sandbox (daemon logs, stores) there before it is removed.
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtemp, open, rm } from "node:fs/promises";
