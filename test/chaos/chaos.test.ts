@@ -12,7 +12,7 @@
 // sandbox (daemon logs, stores) there before it is removed.
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtemp, open, rm } from "node:fs/promises";
+import { mkdtemp, open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,7 +22,8 @@ import { silentLogger } from "../../lib/log.js";
 import { BUILT, hasExited, pidAlive, waitExit } from "../../lib/process.js";
 import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
-import { nodeProblems } from "../helpers/agreement.js";
+import { settledProblems } from "../helpers/agreement.js";
+import { cleanUp, sh, tryPing } from "../helpers/netns.js";
 import { prng } from "../helpers/prng.js";
 
 const SEED = Number(process.env.ENIWAY_RANDOM_SEED ?? Date.now() % 1_000_000);
@@ -37,16 +38,6 @@ const FAULTS = {
   actions: { "*": { code: "ServiceUnavailable", rate: 0.05, afterEffect: true } },
 };
 
-const sh = (...argv: string[]): string =>
-  execFileSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }).toString();
-const tryPing = (ns: string, ip: string): boolean => {
-  try {
-    sh("ip", "netns", "exec", ns, "ping", "-c1", "-W1", ip);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Pod {
@@ -168,14 +159,7 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
     }
     if (process.env.ENIWAY_KEEP)
       execFileSync("cp", ["-r", join(dir, "sb"), process.env.ENIWAY_KEEP], { stdio: "ignore" });
-    await sb?.stop();
-    for (const ns of namespaces) {
-      try {
-        sh("ip", "netns", "del", ns);
-      } catch {}
-    }
-    await rm(dir, { recursive: true, force: true });
-    expect(sh("ip", "netns", "list")).not.toContain(PREFIX);
+    expect(await cleanUp({ sandbox: sb, namespaces, dir, prefix: PREFIX })).toEqual([]);
   });
 
   it("serves, checks and deletes pods through kills and faults; pool, cloud and kernel agree after", async () => {
@@ -314,20 +298,12 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
     expect(gcRun.code, gcRun.out).toBe(0);
 
     // Pool, cloud and kernel agree (after drift repair and the leak grace).
-    let problems: string[] = [];
-    for (let attempt = 0; attempt < 80; attempt++) {
-      await sleep(250);
-      await sb.sim.settle();
-      problems = await nodeProblems({
-        socket: nodeA.socket,
-        sim: sb.sim,
-        instanceId: nodeA.instanceId,
-        netns: nodeA.netns,
-        clusterId: CLUSTER,
-        pods: [...live.values()].map((p) => ({ containerId: p.id, ip: p.ip })),
-      });
-      if (problems.length === 0) break;
-    }
+    const problems = await settledProblems({
+      sim: sb.sim,
+      clusterId: CLUSTER,
+      nodes: [nodeA],
+      podsOf: () => [...live.values()].map((p) => ({ containerId: p.id, ip: p.ip })),
+    });
     expect(problems).toEqual([]);
     for (const pod of deleted) expect(namespaces.has(pod.ns)).toBe(false);
     expect(checkInvariants(sb.sim.state)).toEqual([]);

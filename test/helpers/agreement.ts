@@ -110,3 +110,30 @@ export async function nodeProblems(o: {
   );
   return problems;
 }
+
+/**
+ * Waits (up to `attempts` × 250 ms, the simulator settled each time) until
+ * every node's pool, the cloud and the node's kernel agree; returns what
+ * still disagrees, [] when all do.
+ */
+export async function settledProblems(o: {
+  sim: Simulator;
+  clusterId: string;
+  nodes: { socket: string; instanceId: string; netns: string }[];
+  /** The pods that should be on a node (default: none). */
+  podsOf?: (node: { instanceId: string }) => LivePod[];
+  attempts?: number;
+}): Promise<string[]> {
+  let problems: string[] = [];
+  for (let attempt = 0; attempt < (o.attempts ?? 80); attempt++) {
+    await new Promise((r) => setTimeout(r, 250));
+    await o.sim.settle();
+    problems = [];
+    for (const n of o.nodes)
+      problems.push(
+        ...(await nodeProblems({ ...n, sim: o.sim, clusterId: o.clusterId, pods: o.podsOf?.(n) ?? [] })),
+      );
+    if (problems.length === 0) break;
+  }
+  return problems;
+}

@@ -3,7 +3,7 @@
 // through the ENI that owns the pod's IP; without its `from` rule the VPC
 // drops it, and drift repair brings it back.
 
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,19 +13,10 @@ import { silentLogger } from "../../lib/log.js";
 import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { CLI, call } from "../daemon-harness.js";
+import { sh, tryPing } from "../helpers/netns.js";
 
 const execFileAsync = promisify(execFile);
 const PREFIX = `ews${process.pid % 100000}`;
-const sh = (...argv: string[]): string =>
-  execFileSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }).toString();
-const tryPing = (ns: string, ip: string): boolean => {
-  try {
-    sh("ip", "netns", "exec", ns, "ping", "-c1", "-W1", ip);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 interface Pod {
   ns: string;

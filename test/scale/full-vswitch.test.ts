@@ -5,8 +5,7 @@
 // next resync sees them, and the ADDs a runtime retries succeed. The ENI
 // quota is never exceeded: the cloud never answers EniPerInstanceLimitExceeded.
 
-import { execFileSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,20 +14,11 @@ import { parseWorld } from "../../cloud/simulator/world.js";
 import { silentLogger } from "../../lib/log.js";
 import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp } from "../../src/sandbox/sandbox.js";
-import { nodeProblems } from "../helpers/agreement.js";
+import { settledProblems } from "../helpers/agreement.js";
+import { cleanUp, sh, tryPing } from "../helpers/netns.js";
 
 const PREFIX = `ewvs${process.pid % 10000}`;
-const sh = (...argv: string[]): string =>
-  execFileSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }).toString();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const tryPing = (ns: string, ip: string): boolean => {
-  try {
-    sh("ip", "netns", "exec", ns, "ping", "-c1", "-W1", ip);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const world = parseWorld({
   regionId: "cn-hangzhou",
@@ -83,14 +73,7 @@ describe("a /28 vSwitch shared by two nodes runs out of addresses and recovers",
   }, 120_000);
 
   afterAll(async () => {
-    await sb?.stop();
-    for (const ns of namespaces) {
-      try {
-        sh("ip", "netns", "del", ns);
-      } catch {}
-    }
-    await rm(dir, { recursive: true, force: true });
-    expect(sh("ip", "netns", "list")).not.toContain(PREFIX);
+    expect(await cleanUp({ sandbox: sb, namespaces, dir, prefix: PREFIX })).toEqual([]);
   });
 
   const env = (command: string, id: string, ns: string) => ({
@@ -179,24 +162,7 @@ describe("a /28 vSwitch shared by two nodes runs out of addresses and recovers",
     const codes = errorCodes(await stats());
     expect(codes).not.toContain("EniPerInstanceLimitExceeded");
     for (const p of [...onA, ...onB]) await remove(p);
-    let problems: string[] = [];
-    for (let i = 0; i < 60; i++) {
-      await sleep(250);
-      await sb.sim.settle();
-      problems = [];
-      for (const n of [a, b])
-        problems.push(
-          ...(await nodeProblems({
-            socket: n.socket,
-            sim: sb.sim,
-            instanceId: n.instanceId,
-            netns: n.netns,
-            clusterId: "sandbox",
-            pods: [],
-          })),
-        );
-      if (problems.length === 0) break;
-    }
+    const problems = await settledProblems({ sim: sb.sim, clusterId: "sandbox", nodes: [a, b] });
     expect(problems).toEqual([]);
     expect(checkInvariants(sb.sim.state)).toEqual([]);
     console.log(

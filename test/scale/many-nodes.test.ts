@@ -4,8 +4,7 @@
 // then all deleted in parallel. Afterwards no IP, ENI, rule, route, veth or
 // namespace is left, and no node ever asked for more ENIs than its type has.
 
-import { execFileSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +13,8 @@ import { parseWorld } from "../../cloud/simulator/world.js";
 import { silentLogger } from "../../lib/log.js";
 import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp } from "../../src/sandbox/sandbox.js";
-import { nodeProblems } from "../helpers/agreement.js";
+import { settledProblems } from "../helpers/agreement.js";
+import { cleanUp, sh, tryPing } from "../helpers/netns.js";
 
 const NODES = 8;
 const PODS_PER_NODE = 30;
@@ -22,8 +22,6 @@ const PODS_PER_NODE = 30;
 const PARALLEL = 4;
 const PREFIX = `ewsc${process.pid % 10000}`;
 const LETTERS = "abcdefgh";
-const sh = (...argv: string[]): string =>
-  execFileSync(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }).toString();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const ENI_QUANTITY = 4;
@@ -72,14 +70,7 @@ describe(`${NODES} nodes × ${PODS_PER_NODE} pods in parallel`, () => {
   }, 300_000);
 
   afterAll(async () => {
-    await sb?.stop();
-    for (const ns of namespaces) {
-      try {
-        sh("ip", "netns", "del", ns);
-      } catch {}
-    }
-    await rm(dir, { recursive: true, force: true });
-    expect(sh("ip", "netns", "list")).not.toContain(PREFIX);
+    expect(await cleanUp({ sandbox: sb, namespaces, dir, prefix: PREFIX })).toEqual([]);
   });
 
   const env = (command: string, pod: { id: string; ns: string }) => ({
@@ -143,11 +134,7 @@ describe(`${NODES} nodes × ${PODS_PER_NODE} pods in parallel`, () => {
     await inParallel(pods, 8, async (p) => {
       const n = nodes.indexOf(p.node);
       const peer = byNode[(n + 1) % NODES]![byNode[n]!.indexOf(p)]!;
-      try {
-        sh("ip", "netns", "exec", p.ns, "ping", "-c1", "-W2", peer.ip);
-      } catch {
-        unreachable.push(`${p.id} ${p.ip} → ${peer.id} ${peer.ip}`);
-      }
+      if (!tryPing(p.ns, peer.ip, 2)) unreachable.push(`${p.id} ${p.ip} → ${peer.id} ${peer.ip}`);
     });
     expect(unreachable).toEqual([]);
 
@@ -181,24 +168,7 @@ describe(`${NODES} nodes × ${PODS_PER_NODE} pods in parallel`, () => {
     );
     const delMs = Date.now() - delStarted;
 
-    let problems: string[] = [];
-    for (let attempt = 0; attempt < 80; attempt++) {
-      await sleep(250);
-      await sb.sim.settle();
-      problems = [];
-      for (const n of nodes)
-        problems.push(
-          ...(await nodeProblems({
-            socket: n.socket,
-            sim: sb.sim,
-            instanceId: n.instanceId,
-            netns: n.netns,
-            clusterId: "sandbox",
-            pods: [],
-          })),
-        );
-      if (problems.length === 0) break;
-    }
+    const problems = await settledProblems({ sim: sb.sim, clusterId: "sandbox", nodes });
     expect(problems).toEqual([]);
     expect(checkInvariants(sb.sim.state)).toEqual([]);
     console.log(
