@@ -190,7 +190,7 @@ const table = (header: string[], rows: (string | number)[][]): string =>
 
 /** A two-column table of named values. */
 const facts = (named: Record<string, string | number>, header = ["figure", "value"]): string =>
-  table(header, Object.entries(named));
+  Object.keys(named).length === 0 ? "(none)" : table(header, Object.entries(named));
 
 export const signed = (n: number): string => `${n >= 0 ? "+" : ""}${n}`;
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : "n/a");
