@@ -10,14 +10,10 @@ import { join } from "node:path";
 import { silentLogger } from "../../lib/log.js";
 import { type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { histogramQuantile } from "../helpers/prom.js";
+import { quantile } from "../helpers/stats.js";
 
 /** Where the reference plugins (bridge, host-local) are looked up: Debian's containernetworking-plugins. */
 export const REF = "/usr/lib/cni";
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-}
 
 function exec(
   bin: string,

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../lib/log.js";
 import { sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
+import { quantile } from "../helpers/stats.js";
 import {
   CNI_PLUGINS,
   type Containerd,
@@ -29,10 +30,7 @@ export interface ContainerdFigures {
   ratio: { run: number; stop: number; remove: number };
 }
 
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return +(s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN).toFixed(1);
-};
+const ms = (xs: number[], q: number): number => +quantile(xs, q).toFixed(1);
 
 interface Runtime {
   ctrd: Containerd;
@@ -146,10 +144,10 @@ export async function containerdBench(n = 20): Promise<ContainerdFigures> {
       await cycle(bridge, `b${i}`, prefix, i >= 3);
     }
     const figures = (rt: Runtime) => ({
-      runP50: quantile(rt.times.run, 0.5),
-      runP90: quantile(rt.times.run, 0.9),
-      stopP50: quantile(rt.times.stop, 0.5),
-      removeP50: quantile(rt.times.remove, 0.5),
+      runP50: ms(rt.times.run, 0.5),
+      runP90: ms(rt.times.run, 0.9),
+      stopP50: ms(rt.times.stop, 0.5),
+      removeP50: ms(rt.times.remove, 0.5),
     });
     const e = figures(eniway);
     const b = figures(bridge);

@@ -11,13 +11,9 @@ import { parseWorld } from "../../cloud/simulator/world.js";
 import { freePort } from "../../lib/http.js";
 import { call, spawnDaemon, waitReady, writeDaemonConfig } from "../daemon-harness.js";
 import { histogramQuantile } from "../helpers/prom.js";
+import { quantile } from "../helpers/stats.js";
 
 const NODE = "i-bench-node";
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-}
 
 function world(latency: Record<string, number | number[]>) {
   return parseWorld({

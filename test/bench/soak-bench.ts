@@ -14,6 +14,7 @@ import { silentLogger } from "../../lib/log.js";
 import { runPlugin } from "../../src/sandbox/plugin.js";
 import { sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { samples } from "../helpers/prom.js";
+import { quantile } from "../helpers/stats.js";
 
 export interface SoakWindow {
   cycles: number;
@@ -39,11 +40,6 @@ export interface SoakFigures {
   /** p99 of the last window over p99 of the first after warm-up. */
   p99Trend: number;
 }
-
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-};
 
 const folderBytes = (dir: string): number =>
   readdirSync(dir, { withFileTypes: true }).reduce(

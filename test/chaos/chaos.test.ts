@@ -20,6 +20,7 @@ import { checkInvariants } from "../../cloud/simulator/state.js";
 import { socketRequest } from "../../lib/http.js";
 import { silentLogger } from "../../lib/log.js";
 import { BUILT, hasExited, pidAlive, waitExit } from "../../lib/process.js";
+import { sleep } from "../../lib/time.js";
 import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { settledProblems } from "../helpers/agreement.js";
@@ -37,8 +38,6 @@ const FAULTS = {
   // Some replies are lost after the action took effect.
   actions: { "*": { code: "ServiceUnavailable", rate: 0.05, afterEffect: true } },
 };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Pod {
   id: string;

@@ -12,13 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkInvariants } from "../../cloud/simulator/state.js";
 import { parseWorld } from "../../cloud/simulator/world.js";
 import { silentLogger } from "../../lib/log.js";
+import { sleep } from "../../lib/time.js";
 import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp } from "../../src/sandbox/sandbox.js";
 import { settledProblems } from "../helpers/agreement.js";
 import { cleanUp, sh, tryPing } from "../helpers/netns.js";
 
 const PREFIX = `ewvs${process.pid % 10000}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const world = parseWorld({
   regionId: "cn-hangzhou",

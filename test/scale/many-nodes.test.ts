@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkInvariants } from "../../cloud/simulator/state.js";
 import { parseWorld } from "../../cloud/simulator/world.js";
 import { silentLogger } from "../../lib/log.js";
+import { sleep } from "../../lib/time.js";
 import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp } from "../../src/sandbox/sandbox.js";
 import { settledProblems } from "../helpers/agreement.js";
@@ -22,7 +23,6 @@ const PODS_PER_NODE = 30;
 const PARALLEL = 4;
 const PREFIX = `ewsc${process.pid % 10000}`;
 const LETTERS = "abcdefgh";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const ENI_QUANTITY = 4;
 const world = parseWorld({
