@@ -7,9 +7,12 @@ import { createIpSession, writeProcSys } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
 import { bringUpEni, type EniDevice } from "./eni.js";
 import { eniDevice, eniProblems, readNodeState } from "./kernel.js";
+import { podSideVia, startNetlinkHelper } from "./netlink.js";
 import {
   addPod,
   checkPod,
+  ipPodSide,
+  type PodSide,
   type PodSpec,
   type PodWiring,
   removeNodeSide,
@@ -47,17 +50,31 @@ export interface Datapath {
   check(spec: Omit<PodSpec, "table" | "mtu"> & { eni: EniRef }): Promise<string[]>;
   /** `attachments` is called after the kernel is read (see RepairInput). */
   repair(attachments: () => Attachment[], enis: EniRef[]): Promise<RepairReport>;
-  /** Ends the long-lived `ip -batch` process. */
+  /** Ends the long-lived `ip -batch` process and the netlink helper. */
   close(): void;
 }
 
-export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logger }): Datapath {
+export interface DatapathOptions {
+  nodeNetns: string;
+  mtu: number;
+  log: Logger;
+  /**
+   * The executable that serves `netlink-helper` (the plugin's): pods' sides
+   * are wired through it, without a process start per pod. Without it, or
+   * while it is unavailable, with `ip -batch` in the pod's namespace.
+   */
+  netlinkHelper?: string;
+}
+
+export function createDatapath(opts: DatapathOptions): Datapath {
   const ns = opts.nodeNetns;
   const log = opts.log;
   const devices = new Map<string, EniDevice>();
   // One long-lived `ip -batch` for the node namespace: no process start on the ADD/DEL path.
   const session = createIpSession(ns);
   const nodeBatch = (lines: string[], force = false): Promise<void> => session.batch(lines, force);
+  const helper = opts.netlinkHelper ? startNetlinkHelper(opts.netlinkHelper, log) : null;
+  const podSide: PodSide = helper ? podSideVia(helper, ipPodSide) : ipPodSide;
   let initialized: Promise<void> | null = null;
   /** Host veths and pod IPs of ADDs and DELs in progress: repair keeps away from them. */
   const inflight = new Set<string>();
@@ -128,15 +145,17 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
   const addUnguarded: Datapath["add"] = async (spec) => {
     let dev = await ensureEni(spec.eni);
     try {
-      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, nodeBatch);
+      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, nodeBatch, podSide);
       return { ...w, table: dev.table, mtu: opts.mtu };
     } catch (e) {
       // The device may have been renamed or replaced under us: look it up again once.
       devices.delete(spec.eni.eniId);
       dev = await ensureEni(spec.eni);
-      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, nodeBatch).catch(() => {
-        throw e;
-      });
+      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, nodeBatch, podSide).catch(
+        () => {
+          throw e;
+        },
+      );
       return { ...w, table: dev.table, mtu: opts.mtu };
     }
   };
@@ -178,5 +197,9 @@ export function createDatapath(opts: { nodeNetns: string; mtu: number; log: Logg
     return r;
   };
 
-  return { ensureEni, discover, add, del, check, repair, close: () => session.close() };
+  const close = (): void => {
+    session.close();
+    helper?.close();
+  };
+  return { ensureEni, discover, add, del, check, repair, close };
 }

@@ -49,16 +49,10 @@ export function nodeLines(hostIfname: string, ip: string, table: number): string
 /** Runs lines in the node namespace: a long-lived session, or one `ip -batch` each time. */
 export type NodeBatch = (lines: string[], force?: boolean) => Promise<void>;
 
-export async function addPod(
-  nodeNs: string,
-  spec: PodSpec,
-  node: NodeBatch = (l, f) => ipBatch(nodeNs, l, f),
-): Promise<PodWiring> {
-  check(spec.ifname, isIfname, "interface name");
-  check(spec.ip, isIpv4, "pod IP");
-  const w = wiringOf(spec.containerId, spec.ifname);
+/** The pod-side lines: the veth pair (host end to the node), address, routes, neighbour. */
+export function podLines(nodeNs: string, spec: PodSpec, w: PodWiring): string[] {
   const mtu = Math.trunc(spec.mtu);
-  const podLines = [
+  return [
     `link add ${spec.ifname} address ${w.podMac} mtu ${mtu} type veth peer name ${w.hostIfname} address ${w.hostMac} mtu ${mtu} netns ${netnsRef(nodeNs)}`,
     "link set dev lo up",
     `addr add ${spec.ip}/32 dev ${spec.ifname}`,
@@ -67,14 +61,35 @@ export async function addPod(
     `route add default via ${POD_GATEWAY} dev ${spec.ifname}`,
     `neigh replace ${POD_GATEWAY} lladdr ${w.hostMac} dev ${spec.ifname} nud permanent`,
   ];
+}
+
+/**
+ * Wires the pod's side inside its namespace: podLines, or the same through
+ * the netlink helper. Throws a CommandError whose stderr says "File exists"
+ * when an earlier ADD left its pieces.
+ */
+export type PodSide = (nodeNs: string, spec: PodSpec, w: PodWiring) => Promise<void>;
+
+/** One `ip -batch` process in the pod's namespace. */
+export const ipPodSide: PodSide = (nodeNs, spec, w) => ipBatch(spec.netns, podLines(nodeNs, spec, w));
+
+export async function addPod(
+  nodeNs: string,
+  spec: PodSpec,
+  node: NodeBatch = (l, f) => ipBatch(nodeNs, l, f),
+  pod: PodSide = ipPodSide,
+): Promise<PodWiring> {
+  check(spec.ifname, isIfname, "interface name");
+  check(spec.ip, isIpv4, "pod IP");
+  const w = wiringOf(spec.containerId, spec.ifname);
   try {
-    await ipBatch(spec.netns, podLines);
+    await pod(nodeNs, spec, w);
   } catch (e) {
     // Leftovers of an earlier, interrupted ADD of the same attachment: clear them and try once more.
     if (!(e instanceof CommandError) || !/File exists/.test(e.stderr)) throw e;
     await removeNodeSide(nodeNs, w.hostIfname, spec.ip, node);
     await ipBatch(spec.netns, [`link del dev ${spec.ifname}`], true);
-    await ipBatch(spec.netns, podLines);
+    await pod(nodeNs, spec, w);
   }
   try {
     await node(nodeLines(w.hostIfname, spec.ip, spec.table));

@@ -244,10 +244,20 @@ async function run(): Promise<Outcome & { version: string }> {
   }
 }
 
-run().then(
-  (out) => {
-    if (out.stdout) writeAll(1, `${JSON.stringify(out.stdout)}\n`);
-    process.exit(out.code);
-  },
-  () => process.exit(1),
-);
+// The daemon starts this executable once more as its netlink helper (cni/netlink/helper.ts);
+// a runtime never passes arguments.
+if (process.argv[2] === "netlink-helper")
+  import("../netlink/helper.js")
+    .then((m) => m.netlinkHelper())
+    .then(
+      (code) => process.exit(code),
+      () => process.exit(1),
+    );
+else
+  run().then(
+    (out) => {
+      if (out.stdout) writeAll(1, `${JSON.stringify(out.stdout)}\n`);
+      process.exit(out.code);
+    },
+    () => process.exit(1),
+  );

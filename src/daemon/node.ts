@@ -3,6 +3,7 @@
 // daemon builds its node here from its configuration; the tests build theirs
 // here too, with other numbers, so they run what production runs.
 
+import { existsSync } from "node:fs";
 import type { CloudApi } from "../../cloud/api.js";
 import type { MetadataClient } from "../../cloud/metadata.js";
 import {
@@ -13,6 +14,7 @@ import {
   type RepairReport,
 } from "../../cni/datapath/datapath.js";
 import type { Logger } from "../../lib/log.js";
+import { BUILT } from "../../lib/process.js";
 import { sleep, withTimeout } from "../../lib/time.js";
 import {
   type CloudFailure,
@@ -185,7 +187,12 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
     },
   };
   const datapath = spec.datapath
-    ? createDatapath({ ...spec.datapath, log: log.child({ component: "datapath" }) })
+    ? createDatapath({
+        ...spec.datapath,
+        log: log.child({ component: "datapath" }),
+        // The plugin's executable also serves as the netlink helper; without it, `ip -batch`.
+        ...(existsSync(BUILT.plugin) ? { netlinkHelper: BUILT.plugin } : {}),
+      })
     : null;
   const cni = datapath
     ? createCniHandlers({
