@@ -11,6 +11,7 @@ import { parseWorld } from "../../cloud/simulator/world.js";
 import { freePort } from "../../lib/http.js";
 import { call, spawnDaemon, waitReady, writeDaemonConfig } from "../daemon-harness.js";
 import { histogramQuantile } from "../helpers/prom.js";
+import { readSimStats } from "../helpers/sim-stats.js";
 import { quantile } from "../helpers/stats.js";
 
 const NODE = "i-bench-node";
@@ -109,8 +110,7 @@ export interface BurstFigures {
 export async function coldBurst(pods = 60): Promise<BurstFigures> {
   const latency = { "*": [100, 300], AttachNetworkInterface: 1500, DetachNetworkInterface: 1500 };
   return withDaemon(latency, { minIdle: 0, maxIdle: 80, allocateTimeoutSeconds: 60 }, async (socket, url) => {
-    const before = ((await (await fetch(`${url}/admin/stats`)).json()) as { calls: Record<string, number> })
-      .calls;
+    const before = (await readSimStats(url)).calls;
     const t0 = performance.now();
     const done = await Promise.all(
       Array.from({ length: pods }, async (_, i) => {
@@ -126,8 +126,7 @@ export async function coldBurst(pods = 60): Promise<BurstFigures> {
       }),
     );
     const allServedMs = Math.max(...done);
-    const after = ((await (await fetch(`${url}/admin/stats`)).json()) as { calls: Record<string, number> })
-      .calls;
+    const after = (await readSimStats(url)).calls;
     const cloudCalls: Record<string, number> = {};
     for (const [k, v] of Object.entries(after))
       if (v - (before[k] ?? 0) > 0) cloudCalls[k] = v - (before[k] ?? 0);

@@ -260,6 +260,7 @@ const SECTIONS: { [K in BenchName]: (v: BenchFigures[K]) => string[] } = {
       ],
     ),
     `${c.n} pods through each of two private containerds (CRI, as kubelet calls it), alternating. Target for RunPodSandbox p50: <= 1.05.`,
+    "Each RunPodSandbox runs the plugin once (ADD), Stop and Remove once each (DEL). The VERSION p50 gap in the ADD section is what the plugin's start-up costs by itself: a bun executable against a Go one.",
   ],
   scrape: (s) => [
     table(

@@ -26,6 +26,7 @@ import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../s
 import { settledProblems } from "../helpers/agreement.js";
 import { cleanUp, sh, tryPing } from "../helpers/netns.js";
 import { prng } from "../helpers/prng.js";
+import { errorTotal, readSimStats } from "../helpers/sim-stats.js";
 
 const SEED = Number(process.env.ENIWAY_RANDOM_SEED ?? Date.now() % 1_000_000);
 const KILLS = Number(process.env.ENIWAY_CHAOS_KILLS ?? 30);
@@ -180,7 +181,7 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
 
     const killer = async (): Promise<void> => {
       let pid = sb.file.pids[0]!;
-      while (counts.kills < KILLS) {
+      while (counts.kills < KILLS && !stop) {
         // One kill in five lands during the start-up; the others 1–4 s into serving.
         if (counts.kills > 0 && random() < 0.2) await sleep(random() * 800);
         else {
@@ -255,20 +256,22 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
       }
     };
 
-    await Promise.all([killer(), ...Array.from({ length: WORKERS }, (_, w) => worker(w))]);
+    // A loop that fails stops the others before the test ends: no daemon is started after afterAll.
+    const loops = [killer(), ...Array.from({ length: WORKERS }, (_, w) => worker(w))].map((p) =>
+      p.catch((e: unknown) => {
+        stop = true;
+        throw e;
+      }),
+    );
+    const failed = (await Promise.allSettled(loops)).find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
     expect(counts.kills).toBeGreaterThanOrEqual(KILLS);
     // Enough pods went through for the checks below to mean something (fewer on a busy machine).
     expect(counts.add, `${JSON.stringify(counts)} ${JSON.stringify([...reasons])}`).toBeGreaterThanOrEqual(
       15,
     );
 
-    const stats = (await (await fetch(`${sb.file.sim.endpoint}/admin/stats`)).json()) as {
-      errors: Record<string, Record<string, number>>;
-    };
-    const injected = Object.values(stats.errors).reduce(
-      (s, e) => s + Object.values(e).reduce((a, b) => a + b, 0),
-      0,
-    );
+    const injected = errorTotal(await readSimStats(sb.file.sim.endpoint));
     await fetch(`${sb.file.sim.endpoint}/admin/faults`, { method: "PUT", body: "{}" });
     await ready(60_000);
 

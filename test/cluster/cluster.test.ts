@@ -167,6 +167,22 @@ describe("eniway installed with helm on kubelet + containerd nodes of the simula
     // Pod to pod across nodes, through the VPC router (source-checked).
     expect(await k.httpFromPod(onA.metadata!.name!, onB.status!.podIP!, 8080)).toBe(onB.metadata!.name);
     expect(await k.httpFromPod(onB.metadata!.name!, onA.status!.podIP!, 8080)).toBe(onA.metadata!.name);
+    // In the image too, pods' sides were wired by the netlink helper, not by the ip -batch fallback.
+    for (const p of (
+      await k.core.listNamespacedPod({
+        namespace: RELEASE_NAMESPACE,
+        labelSelector: "app.kubernetes.io/name=eniway",
+      })
+    ).items) {
+      const msgs = (await k.kubectl(["-n", RELEASE_NAMESPACE, "logs", p.metadata!.name!]))
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { msg: string }).msg);
+      expect(msgs, p.metadata!.name).toContain("netlink helper started");
+      expect(msgs, p.metadata!.name).not.toContain(
+        "netlink helper stopped; pods are wired with ip -batch meanwhile",
+      );
+    }
     // A ClusterIP Service: kube-proxy (iptables mode) in each node's namespace DNATs to pods on both nodes.
     await k.apply(
       "web-svc",

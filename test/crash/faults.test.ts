@@ -9,6 +9,7 @@ import { type Simulator, startSimulator } from "../../cloud/simulator/server.js"
 import { checkInvariants } from "../../cloud/simulator/state.js";
 import { parseWorld } from "../../cloud/simulator/world.js";
 import { call, type DaemonProcess, spawnDaemon, waitReady, writeDaemonConfig } from "../daemon-harness.js";
+import { errorTotal, readSimStats } from "../helpers/sim-stats.js";
 
 const NODE = "i-fault-node";
 const CLUSTER = "fault-test";
@@ -128,13 +129,7 @@ describe("allocation under injected cloud faults", () => {
     }[];
     for (const [key, ip] of live) expect(allocations.find((a) => a.containerId === key)?.ip).toBe(ip);
     expect(checkInvariants(sim.state)).toEqual([]);
-    const stats = (await (await fetch(`${sim.url}/admin/stats`)).json()) as {
-      errors: Record<string, Record<string, number>>;
-    };
-    const injected = Object.values(stats.errors).reduce(
-      (s, e) => s + Object.values(e).reduce((a, b) => a + b, 0),
-      0,
-    );
+    const injected = errorTotal(await readSimStats(sim.url));
     expect(injected, "faults were injected").toBeGreaterThan(40);
     console.log(`faults test: ${JSON.stringify(outcomes)}, ${injected} cloud errors injected or returned`);
   }, 180_000);

@@ -26,6 +26,7 @@ import {
   OWN_TAG_CREATOR_VALUE,
   ownTags,
 } from "../../src/daemon/node.js";
+import { readSimStats, type SimStats } from "../helpers/sim-stats.js";
 
 export type { Simulator };
 export { sleep };
@@ -270,20 +271,9 @@ export function enisOn(sim: Simulator, instanceId = NODE): SimEni[] {
   return [...sim.state.enis.values()].filter((e) => e.instanceId === instanceId);
 }
 
-export interface SimStats {
-  calls: Record<string, number>;
-  errors: Record<string, Record<string, number>>;
-}
+export { calls, errors, type SimStats } from "../helpers/sim-stats.js";
 
-export async function simStats(sim: Simulator): Promise<SimStats> {
-  const r = await fetch(`${sim.url}/admin/stats`);
-  expect(r.status).toBe(200);
-  return (await r.json()) as SimStats;
-}
-
-/** All calls of an action, failed ones included. */
-export const calls = (s: SimStats, action: string): number => s.calls[action] ?? 0;
-export const errors = (s: SimStats, action: string, code: string): number => s.errors[action]?.[code] ?? 0;
+export const simStats = (sim: Simulator): Promise<SimStats> => readSimStats(sim.url);
 
 export async function setKnob(
   sim: Simulator,

@@ -17,6 +17,7 @@ import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp } from "../../src/sandbox/sandbox.js";
 import { settledProblems } from "../helpers/agreement.js";
 import { cleanUp, sh, tryPing } from "../helpers/netns.js";
+import { errorCodes, readSimStats } from "../helpers/sim-stats.js";
 
 const PREFIX = `ewvs${process.pid % 10000}`;
 
@@ -130,13 +131,7 @@ describe("a /28 vSwitch shared by two nodes runs out of addresses and recovers",
       expect(e.code, e.msg).toBe(11);
       expect(e.msg).toMatch(/vsw-small.*no free addresses/);
     }
-    const stats = async () =>
-      (await (await fetch(`${sb.file.sim.endpoint}/admin/stats`)).json()) as {
-        errors: Record<string, Record<string, number>>;
-      };
-    const errorCodes = (s: { errors: Record<string, Record<string, number>> }): Set<string> =>
-      new Set(Object.values(s.errors).flatMap((e) => Object.keys(e)));
-    expect(errorCodes(await stats())).toContain("InvalidVSwitchId.IpNotEnough");
+    expect(errorCodes(await readSimStats(sb.file.sim.endpoint))).toContain("InvalidVSwitchId.IpNotEnough");
 
     // Node b's pods go; its pool (maxIdle 0) gives the addresses back to the vSwitch.
     for (const p of onB.splice(0, 5)) await remove(p);
@@ -159,7 +154,7 @@ describe("a /28 vSwitch shared by two nodes runs out of addresses and recovers",
     expect(new Set([...onA, ...onB].map((p) => p.ip)).size).toBe(onA.length + onB.length);
 
     // The ENI quota was respected throughout, and everything goes cleanly.
-    const codes = errorCodes(await stats());
+    const codes = errorCodes(await readSimStats(sb.file.sim.endpoint));
     expect(codes).not.toContain("EniPerInstanceLimitExceeded");
     for (const p of [...onA, ...onB]) await remove(p);
     const problems = await settledProblems({ sim: sb.sim, clusterId: "sandbox", nodes: [a, b] });

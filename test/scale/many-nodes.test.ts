@@ -16,6 +16,7 @@ import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp } from "../../src/sandbox/sandbox.js";
 import { settledProblems } from "../helpers/agreement.js";
 import { cleanUp, sh, tryPing } from "../helpers/netns.js";
+import { errors, readSimStats } from "../helpers/sim-stats.js";
 
 const NODES = 8;
 const PODS_PER_NODE = 30;
@@ -139,11 +140,9 @@ describe(`${NODES} nodes × ${PODS_PER_NODE} pods in parallel`, () => {
     expect(unreachable).toEqual([]);
 
     // No node asked for more ENIs than its instance type has.
-    const stats = (await (await fetch(`${sb.file.sim.endpoint}/admin/stats`)).json()) as {
-      errors: Record<string, Record<string, number>>;
-    };
-    expect(stats.errors.CreateNetworkInterface?.EniPerInstanceLimitExceeded ?? 0).toBe(0);
-    expect(stats.errors.AttachNetworkInterface?.EniPerInstanceLimitExceeded ?? 0).toBe(0);
+    const stats = await readSimStats(sb.file.sim.endpoint);
+    expect(errors(stats, "CreateNetworkInterface", "EniPerInstanceLimitExceeded")).toBe(0);
+    expect(errors(stats, "AttachNetworkInterface", "EniPerInstanceLimitExceeded")).toBe(0);
     for (const n of nodes) {
       const enis = [...sb.sim.state.enis.values()].filter((e) => e.instanceId === n.instanceId);
       expect(enis.length, n.instanceId).toBeLessThanOrEqual(ENI_QUANTITY);
