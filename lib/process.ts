@@ -1,8 +1,9 @@
 // Child processes and programs: finding a program, the package's own root,
 // and waiting for a child's end whether it exited or was killed by a signal.
 
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { open, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -65,3 +66,28 @@ export const BUILT = {
   cli: join(packageRoot(), "dist/src/cli/main.js"),
   plugin: join(packageRoot(), "dist/bin/eniway-cni"),
 } as const;
+
+/**
+ * Starts a long-running program with stdout and stderr appended to `log`.
+ * Detached: in its own process group, and not keeping this process alive.
+ */
+export async function spawnLogged(
+  argv: string[],
+  log: string,
+  opts: { detached?: boolean } = {},
+): Promise<ChildProcess> {
+  const out = await open(log, "a");
+  const child = spawn(argv[0]!, argv.slice(1), {
+    stdio: ["ignore", out.fd, out.fd],
+    detached: opts.detached ?? false,
+  });
+  await out.close();
+  if (opts.detached) child.unref();
+  return child;
+}
+
+/** The last lines of a log file, for an error message ("" when there is none). */
+export async function logTail(file: string, lines = 15): Promise<string> {
+  const text = await readFile(file, "utf8").catch(() => "");
+  return text.split("\n").slice(-lines).join("\n");
+}

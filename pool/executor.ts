@@ -248,13 +248,15 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     const intentId = `attach-${stored.eniId}`;
     try {
       const net = await attachSlot(async () => {
-        const [now] = justCreated
-          ? [{ status: "Available", instanceId: "" }]
-          : await cloud.describeNetworkInterfaces({ eniIds: [stored.eniId] });
-        if (!now) throw new Error(`${stored.eniId} does not exist`);
-        if (now.status === "Available") await cloud.attachNetworkInterface(stored.eniId, deps.instanceId);
-        else if (now.instanceId !== deps.instanceId)
-          throw new Error(`${stored.eniId} is ${now.status} elsewhere`);
+        const attach = (): Promise<void> => cloud.attachNetworkInterface(stored.eniId, deps.instanceId);
+        if (justCreated) await attach();
+        else {
+          const [now] = await cloud.describeNetworkInterfaces({ eniIds: [stored.eniId] });
+          if (!now) throw new Error(`${stored.eniId} does not exist`);
+          if (now.status === "Available") await attach();
+          else if (now.instanceId !== deps.instanceId)
+            throw new Error(`${stored.eniId} is ${now.status} elsewhere`);
+        }
         return waitAttached(stored);
       });
       await clearIntent(intentId, (d) => {

@@ -24,15 +24,15 @@
 // The kubelet rewrites a few kernel sysctls; they are saved first and put
 // back by stop() and by `sandbox down` (from cluster.json).
 
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { copyFile, mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { exec } from "../../lib/exec.js";
 import { ipBatch, ipJson } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
 import { intToIp, ipToInt, NETNS_NAME } from "../../lib/net.js";
-import { endOf, findTool, hasExited, pidAlive } from "../../lib/process.js";
+import { endOf, findTool, hasExited, logTail, pidAlive, spawnLogged } from "../../lib/process.js";
 import { sleep } from "../../lib/time.js";
 import { PAUSE } from "../image/build.js";
 import { kubeBinDir, kubeconfigYaml } from "./controlplane.js";
@@ -191,13 +191,9 @@ export async function removeLinks(names: string[]): Promise<void> {
   );
 }
 
-async function spawnLogged(argv: string[], log: string): Promise<ChildProcess> {
-  const out = await open(log, "a");
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", out.fd, out.fd], detached: true });
-  await out.close();
-  child.unref();
-  return child;
-}
+/** Node processes outlive this one (the sandbox's `down` stops them). */
+const spawnDetached = (argv: string[], log: string): Promise<ChildProcess> =>
+  spawnLogged(argv, log, { detached: true });
 
 async function waitFor(
   what: string,
@@ -208,10 +204,7 @@ async function waitFor(
 ): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await ok())) {
-    if (hasExited(child))
-      throw new Error(
-        `${what} ended (${endOf(child)}): ${(await readFile(log, "utf8").catch(() => "")).split("\n").slice(-10).join("\n")}`,
-      );
+    if (hasExited(child)) throw new Error(`${what} ended (${endOf(child)}): ${await logTail(log, 10)}`);
     if (Date.now() > deadline) throw new Error(`${what} not ready after ${ms / 1000} s; see ${log}`);
     await sleep(100);
   }
@@ -307,7 +300,7 @@ export async function startNode(o: {
   await mkdir(join(dir, "containerd"), { recursive: true });
   await mkdir(join(dir, "logs"), { recursive: true });
   const socket = join(dir, "containerd", "containerd.sock");
-  const holder = await spawnLogged(
+  const holder = await spawnDetached(
     ["unshare", "--mount", "--propagation", "slave", "--", "sleep", "2147483647"],
     join(dir, "logs", "holder.log"),
   );
@@ -335,7 +328,7 @@ export async function startNode(o: {
     for (const p of REFERENCE_PLUGINS)
       await copyFile(join(REFERENCE_DIR, p), join(dir, "host", "cni-bin", p));
     await writeFile(join(dir, "containerd.toml"), containerdConfig(dir, socket));
-    const containerd = await spawnLogged(
+    const containerd = await spawnDetached(
       inNode(["containerd", "--config", join(dir, "containerd.toml")]),
       join(dir, "logs", "containerd.log"),
     );
@@ -350,7 +343,7 @@ export async function startNode(o: {
     const kubeconfig = join(dir, "kubeconfig");
     await writeFile(kubeconfig, kubeconfigYaml(o.server, "admin", o.adminToken), { mode: 0o600 });
     await writeFile(join(dir, "kubelet.yaml"), kubeletConfig(spec.primaryIp));
-    const kubelet = await spawnLogged(
+    const kubelet = await spawnDetached(
       inNode([
         join(bin, "kubelet"),
         `--config=${join(dir, "kubelet.yaml")}`,
@@ -371,7 +364,7 @@ export async function startNode(o: {
       join(dir, "logs", "kubelet.log"),
     );
     node.pids.kubelet = kubelet.pid ?? 0;
-    const kubeProxy = await spawnLogged(
+    const kubeProxy = await spawnDetached(
       inNode([
         join(bin, "kube-proxy"),
         `--kubeconfig=${kubeconfig}`,

@@ -203,6 +203,13 @@ async function waitRegistered(cp: ControlPlane, names: string[], timeoutMs = 120
   );
 }
 
+/** How many nodes report Ready. */
+export async function readyNodeCount(core: CoreV1Api): Promise<number> {
+  const nodes = (await core.listNode()).items;
+  return nodes.filter((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"))
+    .length;
+}
+
 /**
  * Every eniway pod Ready and every node Ready (helm --wait can return
  * before the DaemonSet controller has counted the nodes).
@@ -220,18 +227,10 @@ export async function waitClusterReady(
     const ds = await apps
       .readNamespacedDaemonSet({ name: RELEASE, namespace: RELEASE_NAMESPACE })
       .catch(() => null);
-    const nodes = (await core.listNode()).items;
-    const ready = nodes.filter((n) =>
-      n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
-    );
+    const ready = await readyNodeCount(core);
     const st = ds?.status;
-    last = `DaemonSet ${st?.numberReady ?? 0}/${st?.desiredNumberScheduled ?? 0} ready, nodes ${ready.length}/${nodeCount} Ready`;
-    if (
-      st &&
-      st.desiredNumberScheduled === nodeCount &&
-      st.numberReady === nodeCount &&
-      ready.length === nodeCount
-    )
+    last = `DaemonSet ${st?.numberReady ?? 0}/${st?.desiredNumberScheduled ?? 0} ready, nodes ${ready}/${nodeCount} Ready`;
+    if (st && st.desiredNumberScheduled === nodeCount && st.numberReady === nodeCount && ready === nodeCount)
       return;
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -4,17 +4,25 @@
 // (TokenRequest), and eniway's ServiceAccount bound to the rules the chart
 // ships. Nothing is faked: the daemon talks to it as it would to a cluster.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, open, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from "@kubernetes/client-node";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { freePort } from "../../lib/http.js";
-import { endOf, findTool, hasExited, packageRoot, waitExit } from "../../lib/process.js";
+import {
+  endOf,
+  findTool,
+  hasExited,
+  logTail,
+  packageRoot,
+  spawnLogged,
+  waitExit,
+} from "../../lib/process.js";
 import { sleep } from "../../lib/time.js";
 
 export const KUBERNETES_VERSION = "1.20.2";
@@ -76,18 +84,6 @@ export function kubeconfigYaml(server: string, user: string, token: string): str
   });
 }
 
-async function spawnLogged(bin: string, args: string[], log: string): Promise<ChildProcess> {
-  const out = await open(log, "a");
-  const child = spawn(bin, args, { stdio: ["ignore", out.fd, out.fd] });
-  await out.close();
-  return child;
-}
-
-async function tail(file: string): Promise<string> {
-  const text = await readFile(file, "utf8").catch(() => "");
-  return text.split("\n").slice(-15).join("\n");
-}
-
 function readyz(server: string, token: string): Promise<number> {
   return new Promise((resolve) => {
     const req = request(
@@ -146,8 +142,8 @@ export async function startControlPlane(dir: string, opts: ControlPlaneOptions =
   await writeFile(adminKubeconfig, kubeconfigYaml(server, "admin", adminToken), { mode: 0o600 });
 
   const etcd = await spawnLogged(
-    etcdBin,
     [
+      etcdBin,
       "--name=eniway",
       `--data-dir=${join(dir, "etcd")}`,
       `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
@@ -182,14 +178,15 @@ export async function startControlPlane(dir: string, opts: ControlPlaneOptions =
   let apiserver: ChildProcess | null = null;
   const startApiServer = async (): Promise<void> => {
     const log = join(dir, "kube-apiserver.log");
-    const child = await spawnLogged(join(bin, "kube-apiserver"), apiserverArgs, log);
+    const child = await spawnLogged([join(bin, "kube-apiserver"), ...apiserverArgs], log);
     apiserver = child;
     const deadline = Date.now() + 90_000;
     while ((await readyz(server, adminToken)) !== 200) {
-      if (hasExited(child)) throw new Error(`kube-apiserver ended (${endOf(child)}):\n${await tail(log)}`);
+      if (hasExited(child)) throw new Error(`kube-apiserver ended (${endOf(child)}):\n${await logTail(log)}`);
       if (hasExited(etcd))
-        throw new Error(`etcd ended (${endOf(etcd)}):\n${await tail(join(dir, "etcd.log"))}`);
-      if (Date.now() > deadline) throw new Error(`kube-apiserver not ready after 90 s:\n${await tail(log)}`);
+        throw new Error(`etcd ended (${endOf(etcd)}):\n${await logTail(join(dir, "etcd.log"))}`);
+      if (Date.now() > deadline)
+        throw new Error(`kube-apiserver not ready after 90 s:\n${await logTail(log)}`);
       await sleep(200);
     }
   };
@@ -220,8 +217,8 @@ export async function startControlPlane(dir: string, opts: ControlPlaneOptions =
       ];
       controllers.push(
         await spawnLogged(
-          join(bin, "kube-controller-manager"),
           [
+            join(bin, "kube-controller-manager"),
             ...common,
             "--use-service-account-credentials=false",
             "--controllers=*,-cloud-node-lifecycle,-route,-service",
@@ -231,7 +228,7 @@ export async function startControlPlane(dir: string, opts: ControlPlaneOptions =
           ],
           join(dir, "kube-controller-manager.log"),
         ),
-        await spawnLogged(join(bin, "kube-scheduler"), common, join(dir, "kube-scheduler.log")),
+        await spawnLogged([join(bin, "kube-scheduler"), ...common], join(dir, "kube-scheduler.log")),
       );
     } else {
       // No controller-manager runs here: make the "default" ServiceAccount that pods in "default" need.

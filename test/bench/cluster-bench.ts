@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parseWorld } from "../../cloud/simulator/world.js";
 import { ipBatch } from "../../lib/ip.js";
 import { createLogger } from "../../lib/log.js";
-import { type ClusterSandbox, sandboxClusterUp } from "../../src/sandbox/clusterup.js";
+import { type ClusterSandbox, readyNodeCount, sandboxClusterUp } from "../../src/sandbox/clusterup.js";
 import { type Kube, kube, requireClusterTestTools, webDeployment } from "../cluster/helpers.js";
 import { samples } from "../helpers/prom.js";
 
@@ -127,11 +127,7 @@ export async function clusterBench(opts = { pods: 20, rssPods: 60 }): Promise<Cl
 async function waitNodesReady(k: Kube, count: number): Promise<void> {
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
-    const nodes = (await k.core.listNode()).items;
-    const ready = nodes.filter((n) =>
-      n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
-    );
-    if (ready.length === count) return;
+    if ((await readyNodeCount(k.core)) === count) return;
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error("nodes not Ready with the bridge conflist after 120 s");
