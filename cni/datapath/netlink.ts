@@ -2,8 +2,8 @@
 // long-lived process that wires a pod's side without a process start per
 // pod. Requests go as JSON lines; a helper that cannot start, dies or stalls
 // makes its requests fail with HelperUnavailable, and the caller falls back
-// to `ip -batch` in the pod's namespace. After a failure the helper rests a
-// while before it is started again.
+// to `ip -batch` in the pod's namespace. It starts with the datapath; after a
+// failure it rests a while and starts again at the next request.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -88,6 +88,9 @@ export function startNetlinkHelper(
     });
     return c;
   };
+
+  // Started at once, not at the first pod: its start-up (a bun executable) stays off the ADD path.
+  child = start();
 
   return {
     wirePod(fields) {

@@ -5,8 +5,12 @@
 // points and started again, and the simulator fails 20 % of cloud calls
 // (errors, throttling, lost replies). Meanwhile no IP is ever on two pods and
 // every successful ADD gives a pod that reaches a pod on node b through the
-// VPC (whose source check drops traffic from the wrong ENI). Afterwards,
-// once the runtime's CNI GC has run: pool, cloud and kernel agree, nothing
+// VPC (whose source check drops traffic from the wrong ENI). A DEL that finds
+// the daemon down succeeds without it (the plugin cleans the host side), so
+// its IP stays allocated until the runtime's CNI GC: the test runs one after
+// each restart, with every attachment it knows, as a runtime does, or the
+// node's few IPs fill with such pods. Afterwards,
+// once a last CNI GC has run: pool, cloud and kernel agree, nothing
 // of a deleted pod is left, and no ENI leaks. ENIWAY_RANDOM_SEED=N replays a
 // run; ENIWAY_CHAOS_KILLS=N kills more often; ENIWAY_KEEP=DIR copies the
 // sandbox (daemon logs, stores) there before it is removed.
@@ -175,6 +179,11 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
     const reasons = new Map<string, number>(); // why ADDs failed, numbers masked
     const restartToReady: number[] = []; // ms from a restart to ready (kills during start-up excepted)
     const ipOwner = new Map<string, string>(); // IP → containerId of a live pod
+    // Attachments from their ADD until their first successful DEL: what a runtime hands to GC.
+    const attached = new Set<string>();
+    // While a GC runs, no ADD starts (its attachment would be missing from the GC's list).
+    let gcDone: Promise<void> = Promise.resolve();
+    let gcRuns = 0;
     let stop = false;
 
     await fetch(`${sb.file.sim.endpoint}/admin/faults`, { method: "PUT", body: JSON.stringify(FAULTS) });
@@ -182,13 +191,20 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
     const killer = async (): Promise<void> => {
       let pid = sb.file.pids[0]!;
       while (counts.kills < KILLS && !stop) {
-        // One kill in five lands during the start-up; the others 1–4 s into serving.
+        // One kill in five lands during the start-up; the others 1–4 s into serving, once an ADD was served.
         if (counts.kills > 0 && random() < 0.2) await sleep(random() * 800);
         else {
           const t = Date.now();
           await ready(60_000);
           if (counts.kills > 0) restartToReady.push(Date.now() - t);
+          gcDone = runtimeGc();
+          await gcDone;
+          const served = counts.add;
           await sleep(1000 + random() * 3000);
+          // On a loaded machine an ADD can outlast that: the kill waits for one served ADD (at most 10 s
+          // more), so that kills land among real work and enough pods go through for the checks below.
+          const until = Date.now() + 10_000;
+          while (counts.add === served && Date.now() < until && !stop) await sleep(100);
         }
         if (daemon) daemon.kill("SIGKILL");
         else process.kill(pid, "SIGKILL");
@@ -200,10 +216,24 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
       stop = true;
     };
 
+    const runtimeGc = async (): Promise<void> => {
+      const r = await runPlugin(
+        nodeA,
+        { CNI_COMMAND: "GC", CNI_PATH: nodeA.cniBinDir },
+        {
+          ...conf,
+          cniVersion: "1.1.0",
+          "cni.dev/valid-attachments": [...attached].map((id) => ({ containerID: id, ifname: "eth0" })),
+        },
+      );
+      if (r.code === 0) gcRuns++; // a runtime tries again later when the daemon is down
+    };
+
     const remove = async (pod: Pod, prevResult?: Record<string, unknown>): Promise<void> => {
       // The first DEL that succeeds ends the pod's hold on its IP (containerd's StopPodSandbox);
       // the second comes with RemovePodSandbox.
       await del(pod.id, pod.ns, prevResult);
+      attached.delete(pod.id);
       live.delete(pod.id);
       if (pod.ip && ipOwner.get(pod.ip) === pod.id) ipOwner.delete(pod.ip);
       await del(pod.id, pod.ns, prevResult);
@@ -220,10 +250,13 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
         const ns = `${PREFIX}-${w}-${n}`;
         sh("ip", "netns", "add", ns);
         namespaces.add(ns);
+        await gcDone;
+        attached.add(id);
         const add = await cni("ADD", id, ns);
         if (!add.ok) {
           counts.addFailed[add.code] = (counts.addFailed[add.code] ?? 0) + 1;
-          const msg = (JSON.parse(add.out) as { msg: string }).msg.replace(/[0-9]+/g, "N");
+          const e = JSON.parse(add.out) as { msg: string; details?: string };
+          const msg = `${e.msg} (${e.details ?? ""})`.replace(/[0-9]+/g, "N");
           reasons.set(msg, (reasons.get(msg) ?? 0) + 1);
           await remove({ id, ns, ip: "", result: {} });
           await sleep(200 + random() * 300); // a runtime waits before it tries the sandbox again
@@ -314,7 +347,7 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
     expect(checkInvariants(sb.sim.state)).toEqual([]);
     expect(injected, "cloud faults were injected").toBeGreaterThan(20);
     console.log(
-      `chaos (seed ${SEED}): ${JSON.stringify(counts)}; ${injected} cloud errors; ${live.size} pods live at the end, ${deleted.length} deleted; ${lingering} allocations released by CNI GC; ADDs refused: ${JSON.stringify([...reasons])}; restart → ready median ${restartToReady.sort((x, y) => x - y)[restartToReady.length >> 1]} ms`,
+      `chaos (seed ${SEED}): ${JSON.stringify(counts)}; ${injected} cloud errors; ${live.size} pods live at the end, ${deleted.length} deleted; ${gcRuns} runtime GCs during the run, then ${lingering} allocations released by the last; ADDs refused: ${JSON.stringify([...reasons])}; restart → ready median ${restartToReady.sort((x, y) => x - y)[restartToReady.length >> 1]} ms`,
     );
   }, 900_000);
 });
