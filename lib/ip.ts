@@ -6,15 +6,13 @@
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { CommandError, exec } from "./exec.js";
-import { netnsNameOf } from "./net.js";
+import { NETNS_PATH, netnsNameOf } from "./net.js";
 import { findTool } from "./process.js";
 
 const PROC_NS = /^\/proc\/(\d+)\/ns\/net$/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: paths must not carry control characters
-const SAFE_PATH = /^\/[^\x00-\x1f]{1,4095}$/;
 
 export function checkNetnsPath(ns: string): void {
-  if (ns !== "" && !SAFE_PATH.test(ns))
+  if (ns !== "" && !NETNS_PATH.test(ns))
     throw new Error(`invalid network namespace path ${JSON.stringify(ns)}`);
 }
 

@@ -16,6 +16,13 @@ export const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
  */
 export const IFNAME = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$/;
 
+/**
+ * A network namespace path (CNI_NETNS, a node's namespace): absolute, at most
+ * 4096 bytes, no control characters, so it is one safe argument and one line.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: namespace paths exclude control characters
+export const NETNS_PATH = /^\/[^\x00-\x1f]{1,4095}$/;
+
 /** A network namespace name as `ip netns` keeps it (a file in /run/netns). */
 export const NETNS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 

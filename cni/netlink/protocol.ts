@@ -1,7 +1,7 @@
 // What the daemon asks the netlink helper, and what it answers: one JSON line
 // each way. Checked on both sides: the helper hands these values to the kernel.
 
-import { isIfname, isIpv4, isMac } from "../../lib/net.js";
+import { isIfname, isIpv4, isMac, NETNS_PATH } from "../../lib/net.js";
 
 /** Wire the pod's side of a veth pair, as pod.ts's `ip -batch` lines would. */
 export interface PodSideRequest {
@@ -21,9 +21,6 @@ export interface PodSideRequest {
 
 export type HelperReply = { id: number; ok: true } | { id: number; ok: false; errno: number; error: string };
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: paths must not carry control characters
-const PATH = /^\/[^\x00-\x1f]{1,4095}$/;
-
 export function validRequest(v: unknown): PodSideRequest {
   const r = v as Partial<Record<keyof PodSideRequest, unknown>>;
   const str = (k: keyof PodSideRequest, ok: (s: string) => boolean): void => {
@@ -32,8 +29,8 @@ export function validRequest(v: unknown): PodSideRequest {
   };
   if (typeof v !== "object" || v === null) throw new Error("request is not an object");
   if (!Number.isSafeInteger(r.id)) throw new Error("invalid id");
-  str("netns", (s) => PATH.test(s));
-  str("nodeNetns", (s) => s === "" || PATH.test(s));
+  str("netns", (s) => NETNS_PATH.test(s));
+  str("nodeNetns", (s) => s === "" || NETNS_PATH.test(s));
   str("ifname", isIfname);
   str("hostIfname", isIfname);
   str("podMac", isMac);

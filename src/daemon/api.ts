@@ -10,15 +10,13 @@ import { DAEMON_ERRORS } from "../../cni/facts.js";
 import { BodyTooLarge, closeServer, listen, readBody, sendJson } from "../../lib/http.js";
 import { isObject } from "../../lib/json.js";
 import type { Logger } from "../../lib/log.js";
-import { IFNAME } from "../../lib/net.js";
+import { IFNAME, NETNS_PATH } from "../../lib/net.js";
 import { type Pool, TryAgainError } from "../../pool/pool.js";
 import type { CniHandlers } from "./cni.js";
 import { badRequest, DaemonError } from "./errors.js";
 
 export const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
 const K8S_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: namespace paths exclude control characters
-const NETNS = /^\/[^\x00-\x1f]{1,4095}$/;
 const MAX_BODY = 64 * 1024;
 
 export interface ApiDeps {
@@ -190,7 +188,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         const body = await readJson(req);
         const containerId = field(body, "containerId", CONTAINER_ID);
         const ifname = field(body, "ifname", IFNAME);
-        const netns = field(body, "netns", NETNS);
+        const netns = field(body, "netns", NETNS_PATH);
         const args = isObject(body.args) ? body.args : {};
         const pod = podOf({
           pod: {
@@ -233,7 +231,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         const what = {
           containerId: field(body, "containerId", CONTAINER_ID),
           ifname: field(body, "ifname", IFNAME),
-          netns: field(body, "netns", NETNS),
+          netns: field(body, "netns", NETNS_PATH),
         };
         await observed(
           "CHECK",
