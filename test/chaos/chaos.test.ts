@@ -216,17 +216,19 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
       stop = true;
     };
 
-    const runtimeGc = async (): Promise<void> => {
-      const r = await runPlugin(
+    /** A CNI 1.1 GC as a runtime sends it: every attachment it still knows is valid. */
+    const gc = (valid: Iterable<string>) =>
+      runPlugin(
         nodeA,
         { CNI_COMMAND: "GC", CNI_PATH: nodeA.cniBinDir },
         {
           ...conf,
           cniVersion: "1.1.0",
-          "cni.dev/valid-attachments": [...attached].map((id) => ({ containerID: id, ifname: "eth0" })),
+          "cni.dev/valid-attachments": [...valid].map((id) => ({ containerID: id, ifname: "eth0" })),
         },
       );
-      if (r.code === 0) gcRuns++; // a runtime tries again later when the daemon is down
+    const runtimeGc = async (): Promise<void> => {
+      if ((await gc(attached)).code === 0) gcRuns++; // a runtime tries again later when the daemon is down
     };
 
     const remove = async (pod: Pod, prevResult?: Record<string, unknown>): Promise<void> => {
@@ -324,15 +326,7 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
         }
       ).allocations;
     const lingering = (await allocationsOf()).filter((a) => !live.has(a.containerId)).length;
-    const gcRun = await runPlugin(
-      nodeA,
-      { CNI_COMMAND: "GC", CNI_PATH: nodeA.cniBinDir },
-      {
-        ...conf,
-        cniVersion: "1.1.0",
-        "cni.dev/valid-attachments": [...live.keys()].map((id) => ({ containerID: id, ifname: "eth0" })),
-      },
-    );
+    const gcRun = await gc(live.keys());
     expect(gcRun.code, gcRun.out).toBe(0);
 
     // Pool, cloud and kernel agree (after drift repair and the leak grace).
