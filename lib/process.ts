@@ -91,3 +91,12 @@ export async function logTail(file: string, lines = 15): Promise<string> {
   const text = await readFile(file, "utf8").catch(() => "");
   return text.split("\n").slice(-lines).join("\n");
 }
+
+/**
+ * Errors of stdout and stderr (a reader that went away: `eniway … | tee log`
+ * ended by the same Ctrl-C) never end the process: a clean-up must finish
+ * whether anyone still reads what it says. Called once at the start.
+ */
+export function tolerateClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
+}

@@ -1,10 +1,8 @@
-// A lowdb adapter that makes each write atomic and durable: the JSON goes to
-// a temp file, which is fsynced, renamed over the target, and then the
-// folder is fsynced so the rename itself survives a crash.
+// A lowdb adapter whose every write is atomic and durable (lib/durable.ts).
 
-import { open, readFile, rename, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
 import type { Adapter } from "lowdb";
+import { writeDurably } from "../lib/durable.js";
 
 export function durableJsonFile<T>(file: string, parse: (text: string) => T): Adapter<T> {
   return {
@@ -20,28 +18,4 @@ export function durableJsonFile<T>(file: string, parse: (text: string) => T): Ad
     },
     write: (data) => writeDurably(file, `${JSON.stringify(data)}\n`),
   };
-}
-
-export async function writeDurably(file: string, text: string): Promise<void> {
-  const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.tmp`);
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(text, "utf8");
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
-  const d = await open(dir, "r");
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
 }

@@ -23,6 +23,9 @@ export interface Allocation {
   containerId: string;
   ifname: string;
   pod: PodRef;
+  /** The CNI network whose ADD made it, and the pod's namespace path; "" when unknown (store.ts, Owner). */
+  network: string;
+  netns: string;
   ip: string;
   eniId: string;
   mac: string;
@@ -80,8 +83,17 @@ export interface PoolDeps {
 /** ok: served from the warm pool; waited: the pool was empty and a refill served it; try_again: it was not. */
 export type AllocateResult = "ok" | "waited" | "try_again";
 
+/** What an allocation is for: the attachment, its pod, and for a CNI ADD its network and namespace path. */
+export interface AllocateRequest {
+  containerId: string;
+  ifname: string;
+  pod: PodRef;
+  network?: string;
+  netns?: string;
+}
+
 export interface Pool {
-  allocate(req: { containerId: string; ifname: string; pod: PodRef }): Promise<Allocation>;
+  allocate(req: AllocateRequest): Promise<Allocation>;
   /**
    * Cools the IP for the cooldown; with `hold`, for the StatefulSet hold too,
    * kept for the pod that returns under the same namespace and name.
@@ -118,6 +130,8 @@ export function toAllocation(ip: StoredIp, eni: StoredEni | undefined): Allocati
     containerId: ip.owner.containerId,
     ifname: ip.owner.ifname,
     pod: ip.owner.pod,
+    network: ip.owner.network,
+    netns: ip.owner.netns,
     ip: ip.ip,
     eniId: ip.eniId,
     mac: eni?.mac ?? "",
@@ -340,20 +354,43 @@ export function createPool(deps: PoolDeps): Pool {
     return "the pool is refilling";
   };
 
+  /**
+   * The same attachment asked again: its allocation, with the namespace and
+   * network of this request when they differ (a runtime that repeats an ADD
+   * for a new sandbox namespace): what it records must be what is wired.
+   */
+  const reallocate = async (rec: StoredIp, req: AllocateRequest): Promise<Allocation> => {
+    const o = rec.owner!;
+    const netns = req.netns || o.netns;
+    const network = req.network || o.network;
+    if (netns !== o.netns || network !== o.network)
+      await store.update(() => {
+        rec.owner = { ...o, netns, network };
+      });
+    return toAllocation(rec, store.data.enis[rec.eniId])!;
+  };
+
   const allocate: Pool["allocate"] = (req) => {
     const key = keyOf(req.containerId, req.ifname);
     const owned = findOwned(key);
-    if (owned) return Promise.resolve(toAllocation(owned, store.data.enis[owned.eniId])!);
+    if (owned) return reallocate(owned, req);
     const inflight = inflightAlloc.get(key);
     if (inflight) return inflight;
     const started = performance.now();
     const told = (result: AllocateResult): void =>
       deps.onAllocate?.(result, (performance.now() - started) / 1000);
+    const owner: Owner = {
+      containerId: req.containerId,
+      ifname: req.ifname,
+      pod: req.pod,
+      network: req.network ?? "",
+      netns: req.netns ?? "",
+    };
     const p = (async (): Promise<Allocation> => {
       const held = req.pod.name ? findHeld(podKey(req.pod)) : undefined;
       const ip = held ?? (waiters.length === 0 ? pickIdle() : undefined);
       if (ip) {
-        const a = await assignTo(ip, { containerId: req.containerId, ifname: req.ifname, pod: req.pod });
+        const a = await assignTo(ip, owner);
         told("ok");
         kick();
         return a;
@@ -372,7 +409,7 @@ export function createPool(deps: PoolDeps): Pool {
         }, targets.allocateTimeoutMs);
         waiters.push({
           key,
-          owner: { containerId: req.containerId, ifname: req.ifname, pod: req.pod },
+          owner,
           resolve: (a) => {
             told("waited");
             resolve(a);

@@ -9,7 +9,13 @@ import { Low } from "lowdb";
 import { durableJsonFile } from "./durable-file.js";
 import type { EniPhase, IpPhase } from "./planner.js";
 
-export const STORE_FORMAT = 1;
+/**
+ * 2: an owner names its CNI network and the pod's namespace path. A format 1
+ * store is read as format 2 (its owners' network and namespace unknown: "")
+ * and written back as format 2.
+ */
+export const STORE_FORMAT = 2;
+const READABLE_FORMATS = [1, STORE_FORMAT];
 
 export interface PodRef {
   namespace: string;
@@ -21,6 +27,14 @@ export interface Owner {
   containerId: string;
   ifname: string;
   pod: PodRef;
+  /**
+   * The CNI network (the configuration's `name`) whose ADD made this
+   * allocation: a GC releases only its own network's. "" when unknown (made
+   * by the pool's own API, or stored before format 2): no GC releases it.
+   */
+  network: string;
+  /** The pod's network namespace path (CNI_NETNS) at its ADD; "" when unknown. */
+  netns: string;
 }
 
 export interface StoredIp {
@@ -104,12 +118,23 @@ function parseDoc(file: string, instanceId: string): (text: string) => StoreDoc 
     const d = doc as Partial<StoreDoc>;
     if (typeof d !== "object" || d === null || typeof d.format !== "number")
       throw new StoreError(`store ${file} has no format version; refusing to start`);
-    if (d.format !== STORE_FORMAT)
-      throw new StoreError(`store ${file} has format ${d.format}; this eniway reads format ${STORE_FORMAT}`);
+    if (!READABLE_FORMATS.includes(d.format))
+      throw new StoreError(
+        `store ${file} has format ${d.format}; this eniway reads formats ${READABLE_FORMATS.join(" and ")}`,
+      );
     if (d.instanceId !== instanceId)
       throw new StoreError(`store ${file} belongs to instance ${d.instanceId}, not ${instanceId}`);
-    return { ...emptyDoc(instanceId), ...d } as StoreDoc;
+    return migrate({ ...emptyDoc(instanceId), ...d } as StoreDoc);
   };
+}
+
+/** A document of an older readable format as this format: owners get an unknown network and namespace. */
+function migrate(doc: StoreDoc): StoreDoc {
+  for (const ip of Object.values(doc.ips ?? {})) {
+    const old: Partial<Owner> | undefined = ip.owner;
+    if (ip.owner) ip.owner = { ...ip.owner, network: old?.network ?? "", netns: old?.netns ?? "" };
+  }
+  return { ...doc, format: STORE_FORMAT };
 }
 
 /** Is another process with this pid alive? (Our own pid counts as a dead writer's.) */

@@ -37,6 +37,8 @@ export async function writeDaemonConfig(
     socket: join(dir, "eniway.sock"),
     stateDir: join(dir, "state"),
     http: { listen: "" },
+    // The pool alone: these daemons wire nothing, so the pool's own API (/v1/allocate, /v1/release) serves.
+    datapath: { enabled: false },
     ...extra,
   };
   await writeFile(file, JSON.stringify(config, null, 2));

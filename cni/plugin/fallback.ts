@@ -1,7 +1,10 @@
-// DEL without a daemon: remove the pod's host side from what the runtime's
-// prevResult says (policy rules, the /32 route, the host veth), in the node
-// network namespace, best effort. The daemon reconciles the rest (the IP's
-// release) when it is back.
+// DEL without a daemon: remove the pod's host side in the node network
+// namespace, best effort, and only what eniway made for this attachment: the
+// host veth of the name the datapath derives from the attachment (never an
+// interface prevResult merely names: another plugin's, the bandwidth
+// plugin's ifb, a node device), and for the pod's IPs from prevResult the
+// rules at eniway's priorities and the /32 route through that veth. The
+// daemon releases the IP when it is back (a GC, or the pod's namespace gone).
 //
 // Programs run with an argument vector, never through a shell, and every
 // identifier is validated before it reaches one.
@@ -11,49 +14,41 @@ import { existsSync } from "node:fs";
 import { isObject } from "../../lib/json.js";
 import { isIfname, isIpv4, netnsNameOf } from "../../lib/net.js";
 import { RULE_FROM_POD, RULE_TO_POD } from "../facts.js";
+import { hostVethName } from "../veth.js";
 
 const MAX_RULE_REPEATS = 32;
 
 export interface CleanupTargets {
-  hostIfnames: string[];
+  /** The host veth eniway made for this attachment. */
+  hostIfname: string;
+  /** The pod's IPv4 addresses. */
   ips: string[];
 }
 
 export type Log = (msg: string, fields?: Record<string, unknown>) => void;
 
 /**
- * Our host veth and pod IPs in a prevResult. Our ADD result lists the host
- * veth right before the pod interface (CNI_IFNAME, with a sandbox), and the
- * pod's IPs point at the pod interface. If that pair is not found, every
- * host-side interface and every IP is taken. Invalid names and non-IPv4
- * addresses are dropped.
+ * What to clean for an attachment: its host veth by name, and the IPv4
+ * addresses prevResult gives the pod's interface (CNI_IFNAME, with a
+ * sandbox), or every IPv4 address when none names an interface. hostCleanup
+ * adds the addresses the node routes through that veth.
  */
-export function cleanupTargets(prevResult: unknown, ifname: string): CleanupTargets {
-  if (!isObject(prevResult)) return { hostIfnames: [], ips: [] };
+export function cleanupTargets(containerId: string, ifname: string, prevResult: unknown): CleanupTargets {
+  const hostIfname = hostVethName(containerId, ifname);
+  if (!isObject(prevResult)) return { hostIfname, ips: [] };
   const ifaces = Array.isArray(prevResult.interfaces) ? prevResult.interfaces : [];
   const ipList = Array.isArray(prevResult.ips) ? prevResult.ips.filter(isObject) : [];
-  const hasSandbox = (i: unknown): boolean =>
-    isObject(i) && typeof i.sandbox === "string" && i.sandbox !== "";
-  const podIndex = ifaces.findIndex((i) => isObject(i) && i.name === ifname && hasSandbox(i));
-
-  let hosts: unknown[];
-  let ips: unknown[];
-  const before = ifaces[podIndex - 1];
-  if (podIndex > 0 && !hasSandbox(before)) {
-    hosts = [isObject(before) ? before.name : undefined];
-    ips = ipList.filter((ip) => ip.interface === podIndex).map((ip) => ip.address);
-  } else {
-    hosts = ifaces
-      .filter((i) => isObject(i) && !hasSandbox(i))
-      .map((i) => (i as Record<string, unknown>).name);
-    ips = ipList.map((ip) => ip.address);
-  }
-  const hostIfnames = hosts.filter((n): n is string => typeof n === "string" && isIfname(n));
-  const addrs = ips
+  const pod = ifaces.findIndex(
+    (i) => isObject(i) && i.name === ifname && typeof i.sandbox === "string" && i.sandbox !== "",
+  );
+  const named = ipList.some((ip) => typeof ip.interface === "number");
+  const addrs = ipList
+    .filter((ip) => (named ? ip.interface === pod && pod >= 0 : true))
+    .map((ip) => ip.address)
     .filter((a): a is string => typeof a === "string")
     .map((a) => a.split("/")[0] ?? "")
     .filter(isIpv4);
-  return { hostIfnames: [...new Set(hostIfnames)], ips: [...new Set(addrs)] };
+  return { hostIfname, ips: [...new Set(addrs)] };
 }
 
 function findProgram(name: string): string {
@@ -98,8 +93,18 @@ export function hostCleanup(targets: CleanupTargets, nodeNetns: string, log: Log
     log("ran", { argv: [file, ...argv], ok: res.ok, stderr: res.stderr || undefined });
     return res;
   };
+  const host = targets.hostIfname;
+  if (!isIfname(host)) return;
+  // The pod's address is also where the node routes through its veth: without prevResult too.
+  const routed = run(["-o", "route", "show", "dev", host]);
+  const viaHost = routed.ok
+    ? routed.stdout
+        .split("\n")
+        .map((line) => /^(\S+?)(?:\/32)?\s/.exec(line)?.[1] ?? "")
+        .filter(isIpv4)
+    : [];
 
-  for (const ip of targets.ips) {
+  for (const ip of new Set([...targets.ips, ...viaHost])) {
     // Whose is the /32 route now? If it leads to another interface, the
     // address belongs to someone else already: leave its route and rules alone.
     const shown = run(["-o", "route", "show", "exact", `${ip}/32`]);
@@ -111,7 +116,7 @@ export function hostCleanup(targets: CleanupTargets, nodeNetns: string, log: Log
       .split("\n")
       .map((line) => /\bdev (\S+)/.exec(line)?.[1])
       .filter((d): d is string => d !== undefined);
-    if (devs.some((d) => !targets.hostIfnames.includes(d))) {
+    if (devs.some((d) => d !== host)) {
       log("route leads elsewhere; leaving the address alone", { ip, devs });
       continue;
     }
@@ -123,7 +128,7 @@ export function hostCleanup(targets: CleanupTargets, nodeNetns: string, log: Log
         if (!run(["rule", "del", "priority", String(prio), dir, `${ip}/32`]).ok) break;
       }
     }
-    for (const dev of devs) run(["route", "del", `${ip}/32`, "dev", dev]);
+    if (devs.length > 0) run(["route", "del", `${ip}/32`, "dev", host]);
   }
-  for (const dev of targets.hostIfnames) run(["link", "del", dev]);
+  run(["link", "del", host]);
 }

@@ -11,7 +11,6 @@ import { fstatSync, writeSync } from "node:fs";
 import { basename } from "node:path";
 import { isIfname } from "../../lib/net.js";
 import { DaemonUnreachable, daemonError, request } from "./daemon.js";
-import { cleanupTargets, hostCleanup } from "./fallback.js";
 import { addResult, checkAddAnswer } from "./result.js";
 import {
   type CniEnv,
@@ -138,7 +137,9 @@ async function cmdDel(env: CniEnv, conf: PluginConfig, log: Log): Promise<Outcom
     // [spec] DEL "should clean up as many resources as possible ... and return
     // a successful response": clean the host side ourselves, the daemon
     // releases the IP when it is back.
-    const targets = cleanupTargets(conf.prevResult, env.ifname);
+    // Loaded only here: node:crypto and the program runs stay off every other command's start.
+    const { cleanupTargets, hostCleanup } = await import("./fallback.js");
+    const targets = cleanupTargets(env.containerId, env.ifname, conf.prevResult);
     log("daemon unreachable; cleaning up locally", { reason: e.message, ...targets });
     hostCleanup(targets, conf.nodeNetns, log);
     return { code: 0 };

@@ -6,7 +6,7 @@ import { startSimulator } from "../../cloud/simulator/server.js";
 import { defaultWorld, loadWorld } from "../../cloud/simulator/world.js";
 import { parseListen } from "../../lib/http.js";
 import { createLogger, isLevel } from "../../lib/log.js";
-import { BUILT, packageRoot } from "../../lib/process.js";
+import { BUILT, packageRoot, tolerateClosedOutput } from "../../lib/process.js";
 import { loadConfig } from "../daemon/config.js";
 import { nodeInit } from "../daemon/conflist.js";
 import { startDaemon } from "../daemon/daemon.js";
@@ -192,6 +192,7 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+tolerateClosedOutput();
 main(process.argv.slice(2)).catch((e: unknown) => {
   process.stderr.write(`eniway: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(1);

@@ -2,10 +2,10 @@
 // plugin and the operator CLI are its clients. Errors answer
 // `{error: {code, message}}` with a code from cni/facts.ts (DAEMON_ERRORS).
 
-import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, unlink } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createConnection } from "node:net";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { DAEMON_ERRORS } from "../../cni/facts.js";
 import { BodyTooLarge, closeServer, listen, readBody, sendJson } from "../../lib/http.js";
 import { isObject } from "../../lib/json.js";
@@ -16,6 +16,8 @@ import type { CniHandlers } from "./cni.js";
 import { badRequest, DaemonError } from "./errors.js";
 
 export const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
+/** A CNI network name ([spec]: an alphanumeric, then alphanumerics, '_', '.' or '-'). */
+export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,1023}$/;
 const K8S_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
 const MAX_BODY = 64 * 1024;
 
@@ -46,7 +48,8 @@ export type CniDone =
       timings: { allocateMs: number; kernelMs: number };
     }
   | { command: "DEL"; containerId: string; released: string | null }
-  | { command: "CHECK" | "GC" };
+  | { command: "CHECK" }
+  | { command: "GC"; released: number };
 
 /** The code a failed request is answered with. */
 export function errorCode(e: unknown): keyof typeof DAEMON_ERRORS {
@@ -58,6 +61,12 @@ export function errorCode(e: unknown): keyof typeof DAEMON_ERRORS {
 export interface ApiServer {
   close(): Promise<void>;
 }
+
+const poolApiOff = (route: string): DaemonError =>
+  new DaemonError(
+    "NotFound",
+    `${route} is served only by a daemon without a datapath; a pod's IP is released by its CNI DEL`,
+  );
 
 function need<T>(v: T | undefined): T {
   if (!v) throw badRequest("this daemon has no datapath");
@@ -117,6 +126,25 @@ function socketInUse(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * The socket's folder, made 0700 (also when it existed, as a hostPath the
+ * kubelet made 0755): only root may even reach the socket. A folder that
+ * holds anything but the socket is not eniway's alone, and keeps its mode.
+ */
+async function privateFolder(dir: string, socketName: string, log: Logger): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await lstat(dir);
+  if (!st.isDirectory()) throw new Error(`socket: ${dir} is not a folder`);
+  if ((st.mode & 0o077) === 0) return;
+  const others = (await readdir(dir)).filter((n) => n !== socketName);
+  if (others.length === 0) await chmod(dir, 0o700);
+  else
+    log.warn("the socket's folder holds other files; its mode is left as it is (the socket itself is 0600)", {
+      folder: dir,
+      mode: (st.mode & 0o777).toString(8),
+    });
+}
+
 export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiServer> {
   const { pool, log } = deps;
 
@@ -160,7 +188,11 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         return sendJson(res, 200, await deps.mapping());
       case "GET /v1/ips":
         return sendJson(res, 200, { ips: pool.ips() });
+      // The pool's own API, on a daemon that wires nothing (datapath.enabled: false): with a
+      // datapath, a pod's IP is freed only with its wiring, by a CNI DEL (or GC, or a release
+      // of a pod that is gone).
       case "POST /v1/allocate": {
+        if (deps.cni) throw poolApiOff(m);
         const body = await readJson(req);
         const containerId = field(body, "containerId", CONTAINER_ID);
         const ifname = field(body, "ifname", IFNAME);
@@ -176,9 +208,15 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         return sendJson(res, 200, a);
       }
       case "POST /v1/release": {
+        if (deps.cni) throw poolApiOff(m);
         const body = await readJson(req);
         const containerId = field(body, "containerId", CONTAINER_ID);
         const ifname = field(body, "ifname", IFNAME);
+        const held = pool.allocations().find((a) => a.containerId === containerId && a.ifname === ifname);
+        if (held?.network)
+          throw badRequest(
+            `${containerId}/${ifname} is an attachment of CNI network ${held.network}: only its CNI DEL releases it`,
+          );
         const released = await pool.release(containerId, ifname);
         if (released) log.info("released", { containerId, ifname, ip: released.ip });
         return sendJson(res, 200, { released });
@@ -189,6 +227,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         const containerId = field(body, "containerId", CONTAINER_ID);
         const ifname = field(body, "ifname", IFNAME);
         const netns = field(body, "netns", NETNS_PATH);
+        const network = field(body, "network", NETWORK_NAME);
         const args = isObject(body.args) ? body.args : {};
         const pod = podOf({
           pod: {
@@ -199,7 +238,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         });
         const r = await observed(
           "ADD",
-          () => cni.add({ containerId, ifname, netns, pod }),
+          () => cni.add({ containerId, ifname, netns, network, pod }),
           (a) => ({
             command: "ADD",
             containerId,
@@ -243,13 +282,22 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
       case "POST /v1/cni/gc": {
         const cni = need(deps.cni);
         const body = await readJson(req);
+        const network = field(body, "network", NETWORK_NAME);
         const list = body.validAttachments;
         if (!Array.isArray(list)) throw badRequest("validAttachments must be an array");
         const valid = list.map((v: unknown, i: number) => {
           if (!isObject(v)) throw badRequest(`validAttachments[${i}] must be an object`);
           return {
-            containerId: field({ c: v.containerId ?? v.containerID }, "c", CONTAINER_ID),
-            ifname: field({ i: v.ifname }, "i", IFNAME),
+            containerId: field(
+              { [`validAttachments[${i}].containerId`]: v.containerId ?? v.containerID },
+              `validAttachments[${i}].containerId`,
+              CONTAINER_ID,
+            ),
+            ifname: field(
+              { [`validAttachments[${i}].ifname`]: v.ifname },
+              `validAttachments[${i}].ifname`,
+              IFNAME,
+            ),
           };
         });
         return sendJson(
@@ -257,8 +305,8 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
           200,
           await observed(
             "GC",
-            () => cni.gc(valid),
-            () => ({ command: "GC" }),
+            () => cni.gc({ network, valid }),
+            (r) => ({ command: "GC", released: r.released.length }),
           ),
         );
       }
@@ -280,7 +328,7 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
     });
   });
 
-  await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
+  await privateFolder(dirname(socketPath), basename(socketPath), log);
   const exists = await lstat(socketPath).then(
     () => true,
     () => false,

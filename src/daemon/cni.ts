@@ -1,6 +1,6 @@
 // The daemon's side of the CNI plugin: ADD allocates an IP and wires the pod,
-// DEL unwires and releases, CHECK verifies every piece, GC releases every
-// attachment the runtime no longer lists.
+// DEL unwires and releases, CHECK verifies every piece, GC releases the
+// attachments of its own network that the runtime no longer lists.
 
 import type { Datapath, EniRef } from "../../cni/datapath/datapath.js";
 import { POD_GATEWAY } from "../../cni/facts.js";
@@ -14,7 +14,20 @@ export interface CniAddRequest {
   containerId: string;
   ifname: string;
   netns: string;
+  /** The CNI network (the configuration's `name`): GC releases only its own network's attachments. */
+  network: string;
   pod: { namespace: string; name: string; uid: string };
+}
+
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+}
+
+export interface CniGcRequest {
+  network: string;
+  /** The attachments of this network the runtime still knows. */
+  valid: Attachment[];
 }
 
 export interface CniAddResult {
@@ -32,11 +45,11 @@ export interface CniAddResult {
 
 export interface CniHandlers {
   add(req: CniAddRequest): Promise<CniAddResult>;
-  del(req: { containerId: string; ifname: string }): Promise<{ released: string | null }>;
-  check(req: { containerId: string; ifname: string; netns: string }): Promise<void>;
-  gc(
-    valid: { containerId: string; ifname: string }[],
-  ): Promise<{ released: { containerId: string; ifname: string; ip: string }[] }>;
+  del(req: Attachment): Promise<{ released: string | null }>;
+  check(req: Attachment & { netns: string }): Promise<void>;
+  gc(req: CniGcRequest): Promise<{ released: (Attachment & { ip: string })[] }>;
+  /** Is an ADD or a DEL of this attachment running now? (Other releases keep away from it.) */
+  busy(a: Attachment): boolean;
 }
 
 export const eniOf = (a: Allocation): EniRef => ({ eniId: a.eniId, mac: a.mac, gateway: a.gateway });
@@ -49,24 +62,54 @@ export interface CniObserver {
   holdsIp?(pod: PodRef): boolean;
 }
 
+const keyOf = (a: Attachment): string => `${a.containerId}/${a.ifname}`;
+
 export function createCniHandlers(deps: {
   pool: Pool;
   datapath: Datapath;
   log: Logger;
   observer?: CniObserver;
+  /**
+   * GC never releases an attachment assigned less than this before the GC
+   * arrived: the runtime lists its attachments before it runs GC, and an ADD
+   * that started in between is not on the list.
+   */
+  gcMinAgeMs: number;
+  now?(): number;
 }): CniHandlers {
   const { pool, datapath, log } = deps;
   const observer = deps.observer ?? {};
+  const now = deps.now ?? Date.now;
   const find = (containerId: string, ifname: string): Allocation | undefined =>
     pool.allocations().find((a) => a.containerId === containerId && a.ifname === ifname);
+  /** ADDs and DELs running now, by attachment (a count: a runtime may retry one while it runs). */
+  const running = new Map<string, number>();
+  const tracked = async <T>(a: Attachment, work: () => Promise<T>): Promise<T> => {
+    const key = keyOf(a);
+    running.set(key, (running.get(key) ?? 0) + 1);
+    try {
+      return await work();
+    } finally {
+      const n = (running.get(key) ?? 1) - 1;
+      if (n > 0) running.set(key, n);
+      else running.delete(key);
+    }
+  };
 
-  const add: CniHandlers["add"] = async (req) => {
+  const add: CniHandlers["add"] = (req) => tracked(req, () => addUntracked(req));
+  const addUntracked: CniHandlers["add"] = async (req) => {
     if (!req.netns) throw badRequest("netns is required for ADD");
     checkNetnsPath(req.netns);
     const t0 = performance.now();
     let a: Allocation;
     try {
-      a = await pool.allocate({ containerId: req.containerId, ifname: req.ifname, pod: req.pod });
+      a = await pool.allocate({
+        containerId: req.containerId,
+        ifname: req.ifname,
+        pod: req.pod,
+        network: req.network,
+        netns: req.netns,
+      });
     } catch (e) {
       observer.allocationFailed?.(req.pod, e instanceof Error ? e : new Error(String(e)));
       throw e;
@@ -106,7 +149,8 @@ export function createCniHandlers(deps: {
     }
   };
 
-  const del: CniHandlers["del"] = async (req) => {
+  const del: CniHandlers["del"] = (req) => tracked(req, () => delUntracked(req));
+  const delUntracked: CniHandlers["del"] = async (req) => {
     const a = find(req.containerId, req.ifname);
     // Unrouting and the durable release are independent: run them together.
     const [, released] = await Promise.all([
@@ -130,17 +174,31 @@ export function createCniHandlers(deps: {
     if (problems.length) throw new DaemonError("CheckFailed", `CHECK failed: ${problems.join("; ")}`);
   };
 
-  const gc: CniHandlers["gc"] = async (valid) => {
-    const keep = new Set(valid.map((v) => `${v.containerId}/${v.ifname}`));
-    const released: { containerId: string; ifname: string; ip: string }[] = [];
-    for (const a of pool.allocations()) {
-      if (keep.has(`${a.containerId}/${a.ifname}`)) continue;
-      await del({ containerId: a.containerId, ifname: a.ifname });
-      released.push({ containerId: a.containerId, ifname: a.ifname, ip: a.ip });
+  // [spec 1.1.0] GC must leave alone what other networks hold (one plugin may serve several, as
+  // under Multus): only this network's attachments, as the allocations were when the GC arrived,
+  // minus those the runtime lists, those whose ADD or DEL is running and young ones.
+  const gc: CniHandlers["gc"] = async (req) => {
+    const began = now();
+    const keep = new Set(req.valid.map(keyOf));
+    const stale = pool
+      .allocations()
+      .filter(
+        (a) =>
+          a.network === req.network &&
+          !keep.has(keyOf(a)) &&
+          !running.has(keyOf(a)) &&
+          began - a.assignedAt >= deps.gcMinAgeMs,
+      );
+    const released: (Attachment & { ip: string })[] = [];
+    for (const a of stale) {
+      // An ADD of it may have begun meanwhile (the runtime brings the attachment back): it stays.
+      if (running.has(keyOf(a))) continue;
+      const r = await del(a);
+      if (r.released) released.push({ containerId: a.containerId, ifname: a.ifname, ip: r.released });
     }
-    if (released.length) log.info("GC released attachments", { released });
+    if (released.length) log.info("GC released attachments", { network: req.network, released });
     return { released };
   };
 
-  return { add, del, check, gc };
+  return { add, del, check, gc, busy: (a) => running.has(keyOf(a)) };
 }

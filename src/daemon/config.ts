@@ -98,7 +98,14 @@ const configSchema = obj({
     }),
     { enabled: "auto", kubeconfig: null, nodeName: "", releaseGraceSeconds: 60, checkSeconds: 20 },
   ),
-  cni: opt(obj({ confDir: opt(str({ pattern: ABS_PATH }), "") }), { confDir: "" }),
+  cni: opt(
+    obj({
+      confDir: opt(str({ pattern: ABS_PATH }), ""),
+      gcMinAgeSeconds: opt(seconds(0, 3600), 10),
+      netnsGoneGraceSeconds: opt(seconds(0, 3600), 30),
+    }),
+    { confDir: "", gcMinAgeSeconds: 10, netnsGoneGraceSeconds: 30 },
+  ),
   log: opt(obj({ level: opt(str({ oneOf: ["debug", "info", "warn", "error"] }), "info") }), {
     level: "info",
   }),

@@ -4,11 +4,11 @@
 // cannot serve them yet. eniway is chained with the reference plugins
 // portmap (hostPort) and bandwidth (the pod's bandwidth annotations).
 // The plugin binary itself is installed by the chart's init container
-// (`eniway node-init`), also atomically: a runtime never runs half a copy.
+// (`eniway node-init`), also atomically and durably: a runtime never runs half a copy.
 
-import { chmod, copyFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { NODE_SYSCTLS } from "../../cni/datapath/datapath.js";
+import { copyDurably, writeDurably } from "../../lib/durable.js";
 import { writeProcSys } from "../../lib/ip.js";
 
 export const CONFLIST_NAME = "10-eniway.conflist";
@@ -27,24 +27,21 @@ export function conflist(opts: { socket: string; nodeNetns: string }): Record<st
   };
 }
 
-/** Write DIR/10-eniway.conflist atomically (a temporary file renamed over it); returns its path. */
+/**
+ * Write DIR/10-eniway.conflist atomically and durably, as the pool's store
+ * is written: a runtime never reads half of it, and a node that loses power
+ * right after never comes back with an empty one. Returns its path.
+ */
 export async function writeConflist(dir: string, content: Record<string, unknown>): Promise<string> {
   const file = join(dir, CONFLIST_NAME);
-  const tmp = join(dir, `.${CONFLIST_NAME}.${process.pid}.tmp`);
-  try {
-    await writeFile(tmp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o644 });
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeDurably(file, `${JSON.stringify(content, null, 2)}\n`, 0o644);
   return file;
 }
 
 /**
  * The chart's privileged init container: the node's sysctls (a container's
  * /proc/sys is read-only to the daemon), then the plugin binary copied to
- * DIR/eniway through a temporary file renamed over it. Says what it did.
+ * DIR/eniway through a temporary file renamed over it (lib/durable.ts). Says what it did.
  */
 export async function nodeInit(from: string, dir: string): Promise<string> {
   await writeProcSys("", NODE_SYSCTLS);
@@ -56,14 +53,6 @@ export async function nodeInit(from: string, dir: string): Promise<string> {
 
 async function installPlugin(from: string, dir: string): Promise<string> {
   const file = join(dir, "eniway");
-  const tmp = join(dir, `.eniway.${process.pid}.tmp`);
-  try {
-    await copyFile(from, tmp);
-    await chmod(tmp, 0o755);
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await copyDurably(from, file, 0o755);
   return file;
 }

@@ -177,6 +177,10 @@ export function nodeSpecOf(
       repairMs: config.datapath.enabled ? config.datapath.repairSeconds * 1000 : 0,
     },
     datapath: config.datapath.enabled ? { nodeNetns: config.node.netns, mtu: config.datapath.mtu } : null,
+    cni: {
+      gcMinAgeMs: config.cni.gcMinAgeSeconds * 1000,
+      netnsGoneGraceMs: config.cni.netnsGoneGraceSeconds * 1000,
+    },
   };
 }
 
@@ -206,6 +210,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         storeWrite: (seconds) => metrics.storeWrite(seconds),
         reconciled: (report, startup) => metrics.reconciled(report, startup),
         repaired: (report) => metrics.repaired(report),
+        netnsGone: (a) => {
+          metrics.released("netns_gone", 1);
+          metrics.event({
+            kind: "released",
+            subject: a.containerId.slice(0, 12),
+            detail: `${a.ip} (namespace gone)`,
+          });
+        },
         ...(kube
           ? {
               cloudFailure: (f) => {
@@ -260,6 +272,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
           metrics.event({ kind: "allocated", subject: done.pod, detail: `${done.ip} on ${done.eniId}` });
         else if (done?.command === "DEL" && done.released)
           metrics.event({ kind: "released", subject: done.containerId.slice(0, 12), detail: done.released });
+        else if (done?.command === "GC" && done.released > 0) metrics.released("gc", done.released);
         else if (!done && command === "ADD")
           metrics.event({ kind: "failed", subject: "ADD", detail: result });
       },

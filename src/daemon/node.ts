@@ -34,6 +34,7 @@ import { type ReconcileReport, reconcile } from "../../pool/reconcile.js";
 import { openStore, type Store } from "../../pool/store.js";
 import { createVSwitchCache } from "../../pool/vswitches.js";
 import { type CniHandlers, type CniObserver, createCniHandlers, eniOf } from "./cni.js";
+import { type NetnsGoneWatch, watchNetnsGone } from "./netns-gone.js";
 
 /** The tags that mark an ENI as eniway's, and the one that names its node. */
 export const OWN_TAG_CREATOR = "creator";
@@ -69,6 +70,11 @@ export interface NodeSpec {
   timers: { tickMs: number; resyncMs: number; repairMs: number };
   /** The node namespace to wire pods in; null: no datapath (the pool alone). */
   datapath: { nodeNetns: string; mtu: number } | null;
+  /**
+   * GC's floor on an attachment's age, and how long a pod's namespace must
+   * be gone before its IP is released (with a datapath only).
+   */
+  cni: { gcMinAgeMs: number; netnsGoneGraceMs: number };
   /** Hears of cloud failures and of the CNI path (the Kubernetes side); never waited on. */
   observer?: NodeObserver;
 }
@@ -80,6 +86,8 @@ export interface NodeObserver extends CniObserver {
   storeWrite?(seconds: number): void;
   reconciled?(report: ReconcileReport, startup: boolean): void;
   repaired?(report: RepairReport): void;
+  /** An IP was released because its pod's network namespace is gone. */
+  netnsGone?(a: Allocation): void;
 }
 
 export interface Node {
@@ -199,9 +207,11 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
         pool: gatedPool,
         datapath,
         log: log.child({ component: "cni" }),
+        gcMinAgeMs: spec.cni.gcMinAgeMs,
         ...(spec.observer ? { observer: spec.observer } : {}),
       })
     : null;
+  let netnsGone: NetnsGoneWatch | null = null;
 
   let resyncing: Promise<ReconcileReport> | null = null;
   const resync = (startup = false): Promise<ReconcileReport> => {
@@ -251,6 +261,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
   let stopping: Promise<void> | null = null;
   const drain = (): void => {
     for (const t of timers.splice(0)) clearInterval(t);
+    netnsGone?.stop();
     ready = false;
   };
 
@@ -285,6 +296,22 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
         );
       });
       every(spec.timers.repairMs, repair);
+      if (cni) {
+        const graceMs = spec.cni.netnsGoneGraceMs;
+        netnsGone = watchNetnsGone({
+          allocations: () => pool.allocations(),
+          busy: (a) => cni.busy(a),
+          release: async (a) => {
+            await cni.del(a);
+          },
+          graceMs,
+          periodMs: Math.min(5000, Math.max(250, graceMs / 3)),
+          log: log.child({ component: "netns-gone" }),
+          onRelease: (a) => obs.netnsGone?.(a),
+        });
+        // At once: a namespace that went while the daemon was down starts its grace now.
+        void netnsGone.check().catch(() => {});
+      }
       return report;
     },
     drain,

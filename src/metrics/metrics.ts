@@ -66,6 +66,8 @@ export interface Metrics {
     seconds: number,
     add?: { allocateMs: number; kernelMs: number },
   ): void;
+  /** IPs released by the daemon on its own: a CNI GC, or a pod whose network namespace is gone. */
+  released(reason: "gc" | "netns_gone", n: number): void;
   reconciled(report: ReconcileReport, startup: boolean): void;
   repaired(report: RepairReport): void;
   event(e: Omit<RecentEvent, "at">): void;
@@ -197,6 +199,13 @@ export function createMetrics(): Metrics {
     buckets: SECONDS_BUCKETS,
     registers: [registry],
   });
+  const released = new Counter({
+    name: "eniway_cni_released_total",
+    help: "IPs released without a DEL for them, by reason (gc: a CNI GC did not list them; netns_gone: their pod's network namespace was gone).",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  for (const reason of ["gc", "netns_gone"]) released.inc({ reason }, 0);
   const addPhase = new Histogram({
     name: "eniway_cni_add_phase_duration_seconds",
     help: "A successful ADD split into allocation and kernel work.",
@@ -389,6 +398,7 @@ export function createMetrics(): Metrics {
         }
       }
     },
+    released: (reason, n) => released.inc({ reason }, n),
     reconciled(r, startup) {
       reconcileRuns.inc({ kind: startup ? "startup" : "periodic" });
       reconcileFixed.inc({ what: "resumed_intents" }, r.resumedIntents);

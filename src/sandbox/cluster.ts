@@ -36,6 +36,7 @@ import { endOf, findTool, hasExited, logTail, pidAlive, spawnLogged } from "../.
 import { sleep } from "../../lib/time.js";
 import { PAUSE } from "../image/build.js";
 import { kubeBinDir, kubeconfigYaml } from "./controlplane.js";
+import { StartFailed } from "./failure.js";
 
 /** The sysctls the kubelet writes (and a node's runc may), saved and restored. */
 export const KUBELET_SYSCTLS = [
@@ -204,8 +205,13 @@ async function waitFor(
 ): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await ok())) {
-    if (hasExited(child)) throw new Error(`${what} ended (${endOf(child)}): ${await logTail(log, 10)}`);
-    if (Date.now() > deadline) throw new Error(`${what} not ready after ${ms / 1000} s; see ${log}`);
+    if (hasExited(child))
+      throw new StartFailed(
+        `${what} ended (${endOf(child)}): ${await logTail(log, 10)}\n(its log is kept at ${log})`,
+        [log],
+      );
+    if (Date.now() > deadline)
+      throw new StartFailed(`${what} not ready after ${ms / 1000} s; its log is kept at ${log}`, [log]);
     await sleep(100);
   }
 }

@@ -25,6 +25,7 @@ import {
   stopNode,
 } from "./cluster.js";
 import { type ControlPlane, startControlPlane } from "./controlplane.js";
+import { removeExcept, StartFailed } from "./failure.js";
 import { requireRoot, requireTools, type SandboxFile, sandboxWorld, simEntry } from "./sandbox.js";
 
 export const RELEASE = "eniway";
@@ -77,6 +78,8 @@ export async function sandboxClusterUp(opts: {
   await mkdir(dir, { recursive: true });
   const log = opts.log;
   const undo: (() => Promise<void>)[] = [];
+  /** Logs a failed start names: the clean-up leaves them. */
+  let keep: string[] = [];
   const stopAll = async (): Promise<void> => {
     for (const u of undo.reverse())
       await u().catch((e: unknown) => log.warn("cleanup step failed", { error: String(e) }));
@@ -89,7 +92,7 @@ export async function sandboxClusterUp(opts: {
     await save();
     undo.push(async () => {
       await restoreHost(record);
-      await rm(dir, { recursive: true, force: true });
+      await removeExcept(dir, keep);
     });
     const links = await createLinks(world.instances.length, randomBytes(2).toString("hex"));
     undo.push(() => links.remove());
@@ -183,6 +186,7 @@ export async function sandboxClusterUp(opts: {
     await writeFile(join(dir, "sandbox.json"), JSON.stringify(file, null, 2));
     return { file, sim, controlPlane, nodes, helm, values, release, stop: stopAll };
   } catch (e) {
+    if (e instanceof StartFailed) keep = e.logs;
     await stopAll();
     throw e;
   }

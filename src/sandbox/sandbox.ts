@@ -17,6 +17,7 @@ import { sleep } from "../../lib/time.js";
 import { applyOverrides } from "../daemon/config.js";
 import { type ClusterRecord, removeLinks, restoreHost, stopNode } from "./cluster.js";
 import { type ControlPlane, startControlPlane } from "./controlplane.js";
+import { ownError, removeExcept, StartFailed } from "./failure.js";
 
 export interface SandboxNode {
   name: string;
@@ -123,12 +124,16 @@ export function sandboxWorld(nodes: number, prefix = "eniway"): World {
 async function waitReady(socket: string, child: ChildProcess, log: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (hasExited(child)) throw new Error(`daemon ended (${endOf(child)}); see ${log}`);
+    if (hasExited(child))
+      throw new StartFailed(
+        `daemon ended (${endOf(child)}): ${(await ownError(log)) || "it said nothing"}; its log is kept at ${log}`,
+        [log],
+      );
     const r = await socketRequest(socket, "GET", "/readyz", undefined, 1000).catch(() => null);
     if (r?.status === 200) return;
     await sleep(100);
   }
-  throw new Error(`daemon not ready after 60 s; see ${log}`);
+  throw new StartFailed(`daemon not ready after 60 s; its log is kept at ${log}`, [log]);
 }
 
 export async function sandboxUp(opts: {
@@ -172,7 +177,8 @@ export async function sandboxUp(opts: {
   const netnsOf = nodeNetnsNames(world);
   const children: ChildProcess[] = [];
   const nodes: SandboxNode[] = [];
-  const stop = async (): Promise<void> => {
+  /** Stops everything and removes the folder, but for the logs in `keep`. */
+  const stop = async (keep: string[] = []): Promise<void> => {
     // A daemon that died by a signal has no exit code, only a signal code: it has ended all the same.
     for (const c of children) if (!hasExited(c)) c.kill("SIGTERM");
     const ended = await Promise.all(children.map((c) => waitExit(c, 12_000)));
@@ -182,13 +188,14 @@ export async function sandboxUp(opts: {
     }
     await sim.stop();
     await controlPlane?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await removeExcept(dir, keep);
   };
   try {
     for (const inst of world.instances) {
       const name = inst.instanceId.replace(/^i-/, "");
       const nodeDir = join(dir, name);
-      await mkdir(nodeDir, { recursive: true });
+      // Root's alone: it holds the daemon's socket and state.
+      await mkdir(nodeDir, { recursive: true, mode: 0o700 });
       let kubernetes: Record<string, unknown> = { enabled: false };
       if (controlPlane) {
         await controlPlane.createNode(name, 110);
@@ -262,9 +269,9 @@ export async function sandboxUp(opts: {
       pids: [...children.map((c) => c.pid ?? 0).filter((p) => p > 0), ...(controlPlane?.pids() ?? [])],
     };
     await writeFile(join(dir, "sandbox.json"), JSON.stringify(file, null, 2));
-    return { file, sim, controlPlane, stop };
+    return { file, sim, controlPlane, stop: () => stop() };
   } catch (e) {
-    await stop().catch(() => {});
+    await stop(e instanceof StartFailed ? e.logs : []).catch(() => {});
     throw e;
   }
 }

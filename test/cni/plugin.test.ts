@@ -6,6 +6,7 @@
 import { symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { hostVethName } from "../../cni/veth.js";
 import {
   createNetns,
   DEFAULT_ADD_ANSWER,
@@ -695,9 +696,10 @@ describe("DEL", () => {
 
 // --------------------------------------------- DEL fallback, real namespaces
 
-describe("DEL without a daemon cleans the host side from prevResult (real namespaces)", () => {
+describe("DEL without a daemon cleans what eniway made for the pod (real namespaces)", () => {
   let ns = "";
-  const HOST = "enit0fa11bac";
+  // The host veth eniway's datapath makes for c0ffee01/eth0.
+  const HOST = hostVethName("c0ffee01", "eth0");
   const PEER = "enip0fa11bac";
   const POD_IP = "10.250.0.5";
   const OTHER_IP = "10.250.0.6";
@@ -806,6 +808,43 @@ describe("DEL without a daemon cleans the host side from prevResult (real namesp
     expectSilentSuccess(r);
     otherKept();
     expect(ipOk("-n", ns, "link", "show", HOST)).toBe(false);
+  });
+
+  it("deletes only its own veth: interfaces prevResult names otherwise survive", async () => {
+    // What a chain's prevResult can hold besides our veth: another plugin's host interface, the
+    // bandwidth plugin's ifb, a node device, even a name of our veth pattern that is not this pod's.
+    const strangers = ["other0", "bwp0fa11bac", "eni0123456789a"];
+    // (This kernel has no dummy driver: an ifb as the bandwidth plugin makes, a bridge as a node device.)
+    ip("-n", ns, "link", "add", "bwp0fa11bac", "type", "ifb");
+    ip("-n", ns, "link", "add", "eni0123456789a", "type", "bridge");
+    const prev = {
+      cniVersion: "1.1.0",
+      interfaces: [
+        { name: "other0", mac: "02:00:00:00:00:01" },
+        { name: "eth0", mac: "02:aa:bb:cc:dd:01", sandbox: POD_NETNS },
+        { name: "bwp0fa11bac", mac: "02:00:00:00:00:02" },
+        { name: "eni0123456789a", mac: "02:00:00:00:00:03" },
+      ],
+      ips: [{ interface: 1, address: `${POD_IP}/32`, gateway: "169.254.1.1" }],
+    };
+    const r = await runPlugin(
+      env("DEL"),
+      conf({ socket: join(tmp.dir, "absent.sock"), nodeNetns: `/var/run/netns/${ns}`, prevResult: prev }),
+    );
+    expectSilentSuccess(r);
+    podGone();
+    for (const dev of strangers) expect(ipOk("-n", ns, "link", "show", dev), `${dev} survives`).toBe(true);
+    otherKept();
+  });
+
+  it("without prevResult it finds the pod's address by the route through its veth", async () => {
+    const r = await runPlugin(
+      env("DEL", { CNI_NETNS: "" }),
+      conf({ socket: join(tmp.dir, "absent.sock"), nodeNetns: `/var/run/netns/${ns}` }),
+    );
+    expectSilentSuccess(r);
+    podGone();
+    otherKept();
   });
 
   it("logs what it ran on stderr with debug: true", async () => {

@@ -15,7 +15,7 @@ import type { Simulator } from "../../cloud/simulator/server.js";
 import { closeServer, listen } from "../../lib/http.js";
 import { silentLogger } from "../../lib/log.js";
 import { BUILT } from "../../lib/process.js";
-import type { StoreDoc } from "../../pool/store.js";
+import { STORE_FORMAT, type StoreDoc } from "../../pool/store.js";
 import { loadConfig } from "../../src/daemon/config.js";
 import { startDaemon } from "../../src/daemon/daemon.js";
 import { AK, CLUSTER, cloudFor, harness, NODE, ourEnis, SK, setKnob, waitFor } from "../pool/helpers.js";
@@ -163,6 +163,8 @@ async function setup(
     http: { listen: "" },
     kubernetes: { enabled: false },
     node: { netns: `/var/run/netns/${NODE_NETNS}` },
+    // The pool alone unless a test turns the datapath on: the pool's own API serves only then.
+    datapath: { enabled: false },
     log: { level: "debug" },
     ...extra,
   };
@@ -188,8 +190,11 @@ async function waitReady(s: Setup, d: Daemon, timeoutMs = 20_000): Promise<void>
   );
 }
 
-async function start(pool: Record<string, unknown> = {}): Promise<Setup & { daemon: Daemon }> {
-  const s = await setup(pool);
+async function start(
+  pool: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+): Promise<Setup & { daemon: Daemon }> {
+  const s = await setup(pool, extra);
   const daemon = spawnDaemon(["--config", s.configFile]);
   await waitReady(s, daemon);
   return { ...s, daemon };
@@ -312,7 +317,6 @@ describe("eniway daemon (process)", () => {
       ["/v1/allocate", alloc("c1", ""), /ifname/],
       // A name the datapath cannot wire is refused before anything is allocated.
       ["/v1/allocate", alloc("c1", "net@1"), /ifname/],
-      ["/v1/cni/add", { containerId: "c1", ifname: "net@1", netns: "/var/run/netns/x" }, /ifname/],
       ["/v1/allocate", { containerId: 42, ifname: "eth0" }, /containerId/],
       ["/v1/allocate", { ...alloc("c1"), pod: { namespace: "Bad_NS!" } }, /pod\.namespace/],
       ["/v1/allocate", { ...alloc("c1"), pod: "default/p" }, /pod/],
@@ -329,6 +333,39 @@ describe("eniway daemon (process)", () => {
     }
     // Nothing was allocated by any of them.
     expect((await call(s.socket, "GET", "/v1/allocations")).body).toEqual({ allocations: [] });
+    // The daemon is still fine.
+    expect((await call(s.socket, "POST", "/v1/allocate", alloc("c1"))).status).toBe(200);
+  });
+
+  it("with a datapath, only CNI requests free an IP: the pool's own API is off, CNI fields are checked", async () => {
+    const s = await start({}, { datapath: { enabled: true } });
+    for (const path of ["/v1/allocate", "/v1/release"]) {
+      const r = await call(s.socket, "POST", path, alloc("c1"));
+      expect(r.status, r.text).toBe(404);
+      expect(r.body.error.code).toBe("NotFound");
+      expect(r.body.error.message).toMatch(
+        /only by a daemon without a datapath; a pod's IP is released by its CNI DEL/,
+      );
+    }
+    const add = { containerId: "c1", ifname: "eth0", netns: "/var/run/netns/x", network: "net-a" };
+    const cases: [string, unknown, RegExp][] = [
+      ["/v1/cni/add", { ...add, ifname: "net@1" }, /ifname/],
+      ["/v1/cni/add", { ...add, network: undefined }, /network is missing or invalid/],
+      ["/v1/cni/add", { ...add, network: "-bad" }, /network/],
+      ["/v1/cni/add", { ...add, netns: "relative/x" }, /netns/],
+      ["/v1/cni/gc", { validAttachments: [] }, /network is missing or invalid/],
+      [
+        "/v1/cni/gc",
+        { network: "net-a", validAttachments: [{ containerId: "c1" }] },
+        /validAttachments\[0\]\.ifname/,
+      ],
+    ];
+    for (const [path, body, msg] of cases) {
+      const r = await call(s.socket, "POST", path, body);
+      expect(r.status, `${path} ${JSON.stringify(body)}: ${r.text}`).toBe(400);
+      expect(r.body.error.message).toMatch(msg);
+    }
+    expect((await call(s.socket, "GET", "/v1/allocations")).body).toEqual({ allocations: [] });
     // CHECK of an attachment the daemon does not know: its own code, not a bad request.
     const check = await call(s.socket, "POST", "/v1/cni/check", {
       containerId: "c9",
@@ -340,8 +377,6 @@ describe("eniway daemon (process)", () => {
       code: "UnknownContainer",
       message: "no allocation for c9/eth0",
     });
-    // The daemon is still fine.
-    expect((await call(s.socket, "POST", "/v1/allocate", alloc("c1"))).status).toBe(200);
   });
 
   it("exits 0 on SIGTERM within 10 s with the store intact; logs are JSON lines without the secret", async () => {
@@ -361,7 +396,7 @@ describe("eniway daemon (process)", () => {
     expect(await exists(s.socket)).toBe(false);
 
     const doc = JSON.parse(await readFile(join(s.stateDir, "pool.json"), "utf8")) as StoreDoc;
-    expect(doc.format).toBe(1);
+    expect(doc.format).toBe(STORE_FORMAT);
     expect(doc.instanceId).toBe(NODE);
     expect(doc.intents).toEqual({});
     expect(doc.ips[ips[0]!]).toMatchObject({

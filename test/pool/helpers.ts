@@ -250,6 +250,7 @@ export function harness(): Harness {
         // The daemon ticks every second and resyncs every minute; tests tick fast and resync by hand.
         timers: { tickMs: 50, resyncMs: 0, repairMs: 0 },
         datapath: null,
+        cni: { gcMinAgeMs: 0, netnsGoneGraceMs: 30_000 },
       });
       const t: TestNode = Object.assign(node, { sim, stateDir, logs, startup: await node.start() });
       nodes.push(t);

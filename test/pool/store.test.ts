@@ -7,8 +7,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { writeDurably } from "../../pool/durable-file.js";
-import { openStore, STORE_FORMAT, StoreError } from "../../pool/store.js";
+import { writeDurably } from "../../lib/durable.js";
+import { openStore, STORE_FORMAT, type StoreDoc, StoreError } from "../../pool/store.js";
 
 /** Every rename the store makes (one per durable write), counted; the real rename runs. */
 const renames = vi.hoisted(() => [] as string[]);
@@ -221,6 +221,32 @@ describe("store", () => {
     await writeFile(join(dir, "pool.json"), JSON.stringify(doc));
     const store = await openStore(dir, "i-a");
     expect(store.data).toEqual(doc);
+  });
+
+  it("reads a format 1 store as format 2: owners get an unknown network and namespace, written back as 2", async () => {
+    const dir = await tempDir();
+    const owner = { containerId: "c1", ifname: "eth0", pod: { namespace: "default", name: "p", uid: "u" } };
+    const v1 = {
+      format: 1,
+      instanceId: "i-a",
+      enis: {},
+      ips: {
+        "10.0.1.9": { ip: "10.0.1.9", eniId: "eni-1", phase: "assigned", idleSince: 5, owner, assignedAt: 6 },
+        "10.0.1.10": { ip: "10.0.1.10", eniId: "eni-1", phase: "idle", idleSince: 5 },
+      },
+      intents: {},
+      blockedVSwitches: {},
+      createBackoffUntil: 0,
+    };
+    await writeFile(join(dir, "pool.json"), JSON.stringify(v1));
+    const store = await openStore(dir, "i-a");
+    expect(store.data.format).toBe(STORE_FORMAT);
+    expect(store.data.ips["10.0.1.9"]?.owner).toEqual({ ...owner, network: "", netns: "" });
+    expect(store.data.ips["10.0.1.10"]?.owner).toBeUndefined();
+    await store.close();
+    const written = (await readDoc(store.file)) as unknown as StoreDoc;
+    expect(written.format).toBe(2);
+    expect(written.ips["10.0.1.9"]?.owner).toEqual({ ...owner, network: "", netns: "" });
   });
 
   it("close() flushes, then gives up its own lock; a lock another live process took is left alone", async () => {
