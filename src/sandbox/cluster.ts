@@ -397,13 +397,58 @@ export async function startNode(o: {
   }
 }
 
+/** SIGTERM, SIGKILL after `ms`, and back once the process is gone. */
 export async function stopPid(pid: number, ms = 10_000): Promise<void> {
   if (pid <= 0 || !pidAlive(pid)) return;
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + ms;
-  while (pidAlive(pid) && Date.now() < deadline) await sleep(100);
+  while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
   if (pidAlive(pid)) process.kill(pid, "SIGKILL");
-  while (pidAlive(pid)) await sleep(50);
+  while (pidAlive(pid)) await sleep(20);
+}
+
+/** Parent pid of every process, from /proc. */
+function parents(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ")".
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      out.set(Number(d), ppid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Every process below these (not themselves). */
+function descendants(roots: number[]): number[] {
+  const ppid = parents();
+  const found = new Set<number>();
+  let frontier = new Set(roots);
+  while (frontier.size > 0) {
+    const next = new Set<number>();
+    for (const [pid, parent] of ppid) if (frontier.has(parent) && !found.has(pid)) next.add(pid);
+    for (const p of next) found.add(p);
+    frontier = next;
+  }
+  return [...found];
+}
+
+/** SIGKILL to each, then back once all are gone (or, for a zombie nobody reaps, after 5 s). */
+async function killAll(pids: number[]): Promise<void> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + 5000;
+  while (pids.some(pidAlive) && Date.now() < deadline) await sleep(20);
 }
 
 /** The shims a node's containerd started: their command line names its socket. */
@@ -441,24 +486,26 @@ export async function podNetns(node: ClusterNode): Promise<string[]> {
 }
 
 /**
- * Stops a node: kubelet and kube-proxy first, then every task containerd
- * still runs, containerd, its shims, and the mount namespace. Pods should
- * be deleted through the API first, so their CNI DEL ran.
+ * Stops a node at once, whatever runs on it: the kubelet and kube-proxy
+ * (so that nothing starts a container again), then every container process
+ * under the node's shims with SIGKILL, containerd, the shims and the mount
+ * namespace, whose mounts (pod namespaces, overlays, the node's folders) go
+ * with it. Nothing of the node outlives it: its pods' network namespaces
+ * are freed with their last process, and their files on /run are removed.
  */
 export async function stopNode(node: ClusterNode): Promise<void> {
-  await stopPid(node.pids.kubelet);
-  await stopPid(node.pids.kubeProxy);
   const leftovers = await podNetns(node);
-  if (pidAlive(node.pids.containerd)) {
-    const tasks = await exec(["ctr", "-n", "k8s.io", "-a", node.socket, "tasks", "ls", "-q"]).catch(() => "");
-    for (const t of tasks.split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l)))
-      await exec(["ctr", "-n", "k8s.io", "-a", node.socket, "tasks", "kill", "-s", "SIGKILL", t]).catch(
-        () => "",
-      );
+  await Promise.all([stopPid(node.pids.kubelet, 2000), stopPid(node.pids.kubeProxy, 2000)]);
+  const shims = shimsOf(node.socket);
+  // A container may fork while it is killed: look again until nothing is left below the shims.
+  for (let round = 0; round < 10; round++) {
+    const below = descendants(shims);
+    if (below.length === 0) break;
+    await killAll(below);
   }
-  await stopPid(node.pids.containerd);
-  for (const shim of shimsOf(node.socket)) await stopPid(shim, 2000);
-  await stopPid(node.pids.holder, 2000);
+  await stopPid(node.pids.containerd, 2000);
+  await killAll(shimsOf(node.socket));
+  await stopPid(node.pids.holder, 1000);
   // The mounts went with the mount namespace; the files stayed on /run's tmpfs.
   for (const ns of leftovers) await rm(join("/run/netns", ns), { force: true });
 }

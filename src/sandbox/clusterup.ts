@@ -77,25 +77,49 @@ export async function sandboxClusterUp(opts: {
   if (!world.datapath) world.datapath = { vpcNetns: "eniway-vpc" };
   await mkdir(dir, { recursive: true });
   const log = opts.log;
-  const undo: (() => Promise<void>)[] = [];
+  /**
+   * What the stop undoes, by stage: every process at once (the nodes and the
+   * control plane), then the simulated VPC, the management links, and the
+   * host (sysctls, paths, cgroups) with the folder last. Nothing waits for a
+   * graceful end it does not need: the whole stop stays within seconds,
+   * whatever runs in the cluster.
+   */
+  const undo: { stage: "processes" | "vpc" | "links" | "host"; what: string; run(): Promise<void> }[] = [];
   /** Logs a failed start names: the clean-up leaves them. */
   let keep: string[] = [];
   const stopAll = async (): Promise<void> => {
-    for (const u of undo.reverse())
-      await u().catch((e: unknown) => log.warn("cleanup step failed", { error: String(e) }));
-    undo.length = 0;
+    const steps = undo.splice(0);
+    const t0 = performance.now();
+    for (const stage of ["processes", "vpc", "links", "host"] as const) {
+      const started = performance.now();
+      await Promise.all(
+        steps
+          .filter((u) => u.stage === stage)
+          .map((u) =>
+            u
+              .run()
+              .catch((e: unknown) => log.warn("cleanup step failed", { step: u.what, error: String(e) })),
+          ),
+      );
+      log.debug("sandbox stop stage done", { stage, ms: Math.round(performance.now() - started) });
+    }
+    if (steps.length > 0) log.info("sandbox stopped", { ms: Math.round(performance.now() - t0) });
   };
   try {
     const record: ClusterRecord = { host: "", links: [], pids: [], nodes: [], ...(await prepareHost()) };
     const recordFile = join(dir, "cluster.json");
     const save = (): Promise<void> => writeFile(recordFile, JSON.stringify(record, null, 2));
     await save();
-    undo.push(async () => {
-      await restoreHost(record);
-      await removeExcept(dir, keep);
+    undo.push({
+      stage: "host",
+      what: "host and folder",
+      run: async () => {
+        await restoreHost(record);
+        await removeExcept(dir, keep);
+      },
     });
     const links = await createLinks(world.instances.length, randomBytes(2).toString("hex"));
-    undo.push(() => links.remove());
+    undo.push({ stage: "links", what: "management links", run: () => links.remove() });
     record.host = links.host;
     record.links = links.names;
     await save();
@@ -106,11 +130,11 @@ export async function sandboxClusterUp(opts: {
       address: links.host,
       cluster: true,
     });
-    undo.push(() => controlPlane.stop());
+    undo.push({ stage: "processes", what: "control plane", run: () => controlPlane.stop() });
     record.pids = controlPlane.pids();
     await save();
     const sim = await startSimulator(world, { host: links.host, logger: log.child({ component: "sim" }) });
-    undo.push(() => sim.stop());
+    undo.push({ stage: "vpc", what: "simulator", run: () => sim.stop() });
     const netnsOf = nodeNetnsNames(world);
     const specs = world.instances.map((inst) => {
       const primary = sim.state.enis.get(sim.state.instances.get(inst.instanceId)!.primaryEniId)!;
@@ -134,7 +158,7 @@ export async function sandboxClusterUp(opts: {
           log,
         }).then((n) => {
           record.nodes.push(n);
-          undo.push(() => stopNode(n));
+          undo.push({ stage: "processes", what: `node ${n.name}`, run: () => stopNode(n) });
           return n;
         }),
       ),
@@ -145,8 +169,6 @@ export async function sandboxClusterUp(opts: {
       controlPlane,
       specs.map((sp) => sp.name),
     );
-    // Before the control plane and the nodes stop: pods are deleted through the API, so their CNI DEL runs.
-    undo.push(() => deleteWorkloads(controlPlane));
     const values = [
       "image.pullPolicy=Never",
       `config.cloud.endpoint=${sim.url}`,
@@ -239,27 +261,4 @@ export async function waitClusterReady(
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`cluster not ready after ${timeoutMs / 1000} s: ${last}`);
-}
-
-/** Deletes every pod outside kube-system through the API and waits (up to 60 s) until they are gone. */
-async function deleteWorkloads(cp: ControlPlane): Promise<void> {
-  const core = cp.admin.makeApiClient(CoreV1Api);
-  const apps = cp.admin.makeApiClient(AppsV1Api);
-  const namespaces = (await core.listNamespace()).items
-    .map((n) => n.metadata!.name!)
-    .filter((n) => n !== RELEASE_NAMESPACE);
-  for (const namespace of namespaces) {
-    await apps.deleteCollectionNamespacedDeployment({ namespace }).catch(() => {});
-    await apps.deleteCollectionNamespacedStatefulSet({ namespace }).catch(() => {});
-    await apps.deleteCollectionNamespacedDaemonSet({ namespace }).catch(() => {});
-    await core.deleteCollectionNamespacedPod({ namespace, gracePeriodSeconds: 1 }).catch(() => {});
-  }
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const left = (await core.listPodForAllNamespaces()).items.filter(
-      (p) => p.metadata?.namespace !== RELEASE_NAMESPACE,
-    );
-    if (left.length === 0) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }

@@ -100,10 +100,11 @@ function readyz(server: string, token: string): Promise<number> {
   });
 }
 
+/** SIGTERM, and SIGKILL after 3 s: the sandbox's stop never waits long for one process. */
 async function stopChild(c: ChildProcess | null): Promise<void> {
   if (!c || hasExited(c)) return;
   c.kill("SIGTERM");
-  if (!(await waitExit(c, 10_000))) {
+  if (!(await waitExit(c, 3000))) {
     c.kill("SIGKILL");
     await waitExit(c);
   }

@@ -121,13 +121,14 @@ export function sandboxWorld(nodes: number, prefix = "eniway"): World {
   });
 }
 
-async function waitReady(socket: string, child: ChildProcess, log: string): Promise<void> {
+/** Until the daemon is ready; if it ends first, its own error, with its log and config kept. */
+async function waitReady(socket: string, child: ChildProcess, log: string, config: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (hasExited(child))
       throw new StartFailed(
         `daemon ended (${endOf(child)}): ${(await ownError(log)) || "it said nothing"}; its log is kept at ${log}`,
-        [log],
+        [log, config],
       );
     const r = await socketRequest(socket, "GET", "/readyz", undefined, 1000).catch(() => null);
     if (r?.status === 200) return;
@@ -229,7 +230,7 @@ export async function sandboxUp(opts: {
       });
       await out.close();
       children.push(child);
-      await waitReady(socket, child, logFile);
+      await waitReady(socket, child, logFile, configFile);
       const cniConfFile = join(nodeDir, "eniway.conflist");
       // cniVersion 1.0.0: libcni before 1.2 (containerd 1.6/1.7, podman 4)
       // rejects a 1.1.0 result ("unsupported CNI result version"); newer

@@ -1,8 +1,9 @@
 // eniway on a real cluster (`sandbox up --cluster`, 2 nodes), against the
 // reference bridge + host-local on the same nodes in the same run: the time
 // from `helm install` to every DaemonSet pod and node Ready, from a
-// Deployment's apply to all its pods Running (eniway vs bridge), and the
-// daemon's resident memory with 60 pods on its node.
+// Deployment's apply to all its pods Running (eniway vs bridge), the
+// daemon's resident memory with 60 pods on its node, and the sandbox's stop
+// (SIGTERM's clean-up) with those 60 pods still running.
 
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,6 +19,8 @@ export interface ClusterFigures {
   installToReadyMs: number;
   deploymentToRunningMs: { eniway: number; bridge: number; pods: number; ratio: number };
   daemonRssMiB: { pods: number; rss: number };
+  /** The sandbox's stop with the RSS pods still running, until nothing of it is left. */
+  stopMs: { pods: number; ms: number };
 }
 
 async function timeDeployment(
@@ -112,11 +115,16 @@ export async function clusterBench(opts = { pods: 20, rssPods: 60 }): Promise<Cl
     await timeDeployment(k, "bench-rss", opts.rssPods, image, { "kubernetes.io/hostname": nodeA.nodeName! });
     const text = await (await fetch(`${nodeA.http}/metrics`)).text();
     const rss = samples(text, "eniway_process_resident_memory_bytes")[0]?.value ?? Number.NaN;
-    await remove(k, "bench-rss");
+    const stopping = sb;
+    sb = null;
+    const t1 = Date.now();
+    await stopping.stop();
+    const stopMs = Date.now() - t1;
     return {
       installToReadyMs,
       deploymentToRunningMs: { eniway, bridge, pods: opts.pods, ratio: Number((eniway / bridge).toFixed(2)) },
       daemonRssMiB: { pods: opts.rssPods, rss: Number((rss / 1024 / 1024).toFixed(1)) },
+      stopMs: { pods: opts.rssPods, ms: stopMs },
     };
   } finally {
     await sb?.stop();

@@ -314,6 +314,8 @@ const SECTIONS: { [K in BenchName]: (v: BenchFigures[K]) => string[] } = {
         [`Deployment of ${d.pods} pods → all Running, ${REFERENCE} (ms)`]: d.bridge,
         "eniway / bridge": `${d.ratio}x`,
         [`daemon RSS with ${c.daemonRssMiB.pods} pods on its node (MiB)`]: c.daemonRssMiB.rss,
+        [`sandbox stop with ${c.stopMs.pods} pods running, until nothing is left (ms, target <= 10000)`]:
+          c.stopMs.ms,
       }),
     ];
   },

@@ -160,6 +160,7 @@ const benches: Runner[] = [
         `Deployment of ${d.pods} pods → all Running: eniway ${d.eniway} ms, bridge ${d.bridge} ms, ratio eniway/bridge ${d.ratio}x`,
       );
       console.log(`daemon RSS with ${c.daemonRssMiB.pods} pods on its node: ${c.daemonRssMiB.rss} MiB`);
+      console.log(`sandbox stop with ${c.stopMs.pods} pods running: ${c.stopMs.ms} ms (target <= 10000)`);
     },
   }),
 ];

@@ -93,7 +93,14 @@ describe("eniway installed with helm on kubelet + containerd nodes of the simula
   }, 600_000);
 
   afterAll(async () => {
+    // The stop ends within 10 s whatever still runs, and takes the pods' namespaces with it.
+    const podNamespaces = sb ? (await Promise.all(sb.nodes.map(podNetns))).flat() : [];
+    const t0 = Date.now();
     await sb?.stop();
+    const stopMs = Date.now() - t0;
+    console.log(`figure: sandbox stop with ${podNamespaces.length} pod namespaces: ${stopMs} ms`);
+    expect(stopMs).toBeLessThan(10_000);
+    expect(podNamespaces.filter((ns) => existsSync(join("/run/netns", ns)))).toEqual([]);
     await rm(dir, { recursive: true, force: true });
     // Nothing of the cluster is left on the host: namespaces, links, processes, mounts, sysctls, paths.
     // (Pod namespaces are checked where the pods go: other test files make cni-* ones meanwhile.)

@@ -51,6 +51,7 @@ describe("config", () => {
     expect(c.eni).toEqual({ vSwitchIds: [], securityGroupIds: [], tags: {} });
     expect(c.kubernetes.enabled).toBe("auto");
     expect(c.log.level).toBe("info");
+    expect(c.cni).toEqual({ confDir: "", gcMinAgeSeconds: 10, netnsGoneGraceSeconds: 30 });
     // null (an empty YAML file) is the same as {}.
     expect(parseConfig(null)).toEqual(c);
     // Defaults are fresh objects, not shared between parses.
@@ -81,6 +82,7 @@ describe("config", () => {
     expect(c.stateDir).toBe("/var/lib/eniway");
     expect(c.http.listen).toBe("127.0.0.1:9470");
     expect(c.kubernetes.enabled).toBe("auto");
+    expect(c.cni).toEqual({ confDir: "/etc/cni/net.d", gcMinAgeSeconds: 10, netnsGoneGraceSeconds: 30 });
   });
 
   it("accepts JSON", async () => {

@@ -1,9 +1,11 @@
 // `npm start` runs `eniway sandbox demo`: here on a machine without ping (a
 // fresh Debian has no iputils-ping), which this test makes by hiding the
 // ping binary in a private mount namespace. The demo must still prove that
-// a pod on one node reaches a pod on the other, then clean up on Ctrl-C.
+// a pod on one node reaches a pod on the other, then clean up on Ctrl-C,
+// also when nobody reads its output any more (`npm start | tee log`).
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { BUILT, findTool, hasExited, waitExit } from "../../lib/process.js";
 
@@ -80,5 +82,32 @@ describe("npm start (eniway sandbox demo) without ping", () => {
     expect(demo.exitCode).toBe(0);
     expect(out).toContain("done: namespaces, links, daemons and the simulator are gone");
     expect(sh("ip", "netns", "list")).not.toMatch(/eniway-(vpc|node-|pod-)/);
+  }, 150_000);
+
+  it("Ctrl-C on `npm start | tee log` (the reader of its output ends too) still removes everything", async () => {
+    // Its own process group, as a terminal's foreground job: Ctrl-C signals the demo, its daemons and tee.
+    demo = spawn(process.execPath, [BUILT.cli, "sandbox", "demo"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, TMPDIR: "/tmp" },
+      detached: true,
+    });
+    let out = "";
+    demo.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    demo.stderr!.resume();
+    const deadline = Date.now() + 90_000;
+    while (!out.includes("Ctrl-C removes everything") && !hasExited(demo) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(hasExited(demo), `the demo ended early:\n${out}`).toBe(false);
+    expect(sh("ip", "netns", "list")).toContain("eniway-pod-b-1");
+    // tee is gone: every later write to stdout or stderr fails (EPIPE).
+    demo.stdout!.destroy();
+    demo.stderr!.destroy();
+    process.kill(-demo.pid!, "SIGINT");
+    expect(await waitExit(demo, 30_000), "still running 30 s after Ctrl-C").toBe(true);
+    expect(demo.exitCode).toBe(0);
+    expect(sh("ip", "netns", "list")).not.toMatch(/eniway-(vpc|node-|pod-)/);
+    expect(existsSync("/tmp/eniway-sandbox"), "the sandbox's folder").toBe(false);
   }, 150_000);
 });

@@ -3,7 +3,7 @@
 // (sandbox.json stores it for exactly this).
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -71,5 +71,34 @@ describe("eniway sandbox down after a crash", () => {
     for (let i = 0; i < 50 && written.pids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
     expect(written.pids.filter(alive)).toEqual([]);
     expect(existsSync(sb)).toBe(false);
+  }, 60_000);
+
+  it("a sandbox whose daemon refuses its config says the daemon's own error and keeps the log it names", async () => {
+    const failDir = await mkdtemp(join(tmpdir(), "eniway-upfail-"));
+    try {
+      const worldFile = join(failDir, "world.json");
+      await writeFile(worldFile, JSON.stringify(sandboxWorld(1, PREFIX)));
+      const sb = join(failDir, "sb");
+      const r = spawnSync(
+        process.execPath,
+        [CLI, "sandbox", "up", "--dir", sb, "--world", worldFile, "--set", "pool.minIdle=two"],
+        { encoding: "utf8", timeout: 60_000 },
+      );
+      expect(r.status).toBe(1);
+      const log = join(sb, "sandbox-a", "daemon.log");
+      expect(r.stderr).toContain("daemon ended (exit 1): config");
+      expect(r.stderr).toContain('pool.minIdle: must be a number, got "two"');
+      expect(r.stderr).toContain(`its log is kept at ${log}`);
+      expect(await readFile(log, "utf8")).toContain("pool.minIdle");
+      // The config it refused is kept too; everything else is gone: namespaces, the daemon, the plugin, state.
+      expect(netnsList()).not.toContain(PREFIX);
+      expect(readdirSync(sb, { recursive: true }).sort()).toEqual([
+        "sandbox-a",
+        join("sandbox-a", "config.json"),
+        join("sandbox-a", "daemon.log"),
+      ]);
+    } finally {
+      await rm(failDir, { recursive: true, force: true });
+    }
   }, 60_000);
 });

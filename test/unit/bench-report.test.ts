@@ -191,6 +191,7 @@ const figures = (): { [K in keyof BenchFigures]: BenchFigures[K] } => ({
     installToReadyMs: u(),
     deploymentToRunningMs: { eniway: u(), bridge: u(), pods: u(), ratio: u() },
     daemonRssMiB: { pods: u(), rss: u() },
+    stopMs: { pods: u(), ms: u() },
   },
 });
 

@@ -33,6 +33,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $c "socket" (printf "%s/eniway.sock" .Values.paths.socketDir) -}}
 {{- $_ := set $c "stateDir" .Values.paths.stateDir -}}
 {{- $_ := set $c "http" (dict "listen" .Values.metrics.listen) -}}
-{{- $_ := set $c "cni" (dict "confDir" "/host/cni/net.d") -}}
+{{- $cni := get $c "cni" | default dict -}}
+{{- $_ := set $cni "confDir" "/host/cni/net.d" -}}
+{{- $_ := set $c "cni" $cni -}}
 {{- toYaml $c -}}
 {{- end }}

@@ -1,0 +1,243 @@
+// eniway touches only what it owns, through the compiled plugin and the real
+// daemon of a sandbox node: nothing on the daemon's socket frees a wired
+// pod's IP; a GC releases only its own network's attachments and never one
+// whose ADD is still running; the DEL fallback (daemon down) deletes the
+// pod's own veth, rules and route and no interface prevResult merely names;
+// and an IP whose every DEL found the daemon down is released once the
+// pod's namespace is gone, while pods whose namespace exists keep theirs.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, open } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hostVethName } from "../../cni/veth.js";
+import { socketRequest } from "../../lib/http.js";
+import { silentLogger } from "../../lib/log.js";
+import { BUILT, hasExited, pidAlive, waitExit } from "../../lib/process.js";
+import { sleep } from "../../lib/time.js";
+import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
+import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
+import { cleanUp, sh, tryPing } from "../helpers/netns.js";
+
+const PREFIX = `ewo${process.pid % 100000}`;
+/** The daemon's default: how long a pod's namespace must be gone before its IP is released. */
+const NETNS_GRACE_S = 30;
+
+interface Pod {
+  id: string;
+  ns: string;
+  ip: string;
+  result: Record<string, unknown>;
+}
+
+describe("eniway touches only what it owns (sandbox node, compiled plugin, real daemon)", () => {
+  let dir: string;
+  let sb: Sandbox;
+  let a: SandboxNode;
+  let confA: Record<string, unknown>;
+  let daemon: ChildProcess | null = null;
+  let ref: Pod;
+  const namespaces = new Set<string>();
+
+  const cni = async (
+    command: string,
+    id: string,
+    ns: string,
+    conf: Record<string, unknown>,
+    node: SandboxNode = a,
+  ) =>
+    runPlugin(node, { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: ns, CNI_IFNAME: "eth0" }, conf);
+  const addPod = async (id: string, conf = confA, node: SandboxNode = a): Promise<Pod> => {
+    const ns = `${PREFIX}-${id}`;
+    sh("ip", "netns", "add", ns);
+    namespaces.add(ns);
+    const r = await cni("ADD", id, `/var/run/netns/${ns}`, conf, node);
+    expect(r.code, r.out).toBe(0);
+    const result = JSON.parse(r.out) as { ips: { address: string }[] };
+    return { id, ns, ip: result.ips[0]!.address.split("/")[0]!, result };
+  };
+  const allocated = async (): Promise<Map<string, string>> => {
+    const r = await socketRequest(a.socket, "GET", "/v1/allocations");
+    const list = (r.body as { allocations: { containerId: string; ip: string }[] }).allocations;
+    return new Map(list.map((x) => [x.containerId, x.ip]));
+  };
+  const gc = (conf: Record<string, unknown>, valid: Pod[]) =>
+    runPlugin(
+      a,
+      { CNI_COMMAND: "GC" },
+      {
+        ...conf,
+        cniVersion: "1.1.0",
+        "cni.dev/valid-attachments": valid.map((p) => ({ containerID: p.id, ifname: "eth0" })),
+      },
+    );
+  const rules = (): string => sh("ip", "-n", a.netns, "rule");
+  const wired = (p: Pod): boolean =>
+    rules().includes(`from ${p.ip} lookup`) &&
+    sh("ip", "-n", a.netns, "link", "show").includes(hostVethName(p.id, "eth0"));
+  const reaches = async (p: Pod): Promise<boolean> => {
+    for (let i = 0; i < 10; i++) {
+      if (tryPing(p.ns, ref.ip)) return true;
+      await sleep(200);
+    }
+    return false;
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "eniway-owns-"));
+    sb = await sandboxUp({
+      dir: join(dir, "sb"),
+      nodes: 2,
+      world: sandboxWorld(2, PREFIX),
+      // Every ADD on an empty pool waits for its refill (an ADD in flight can be caught); GC's age floor off.
+      sets: ["pool.minIdle=0", "pool.maxIdle=0", "cni.gcMinAgeSeconds=0"],
+      log: silentLogger,
+    });
+    [a] = sb.file.nodes as [SandboxNode];
+    confA = await netconf(a);
+    const b = sb.file.nodes[1]!;
+    ref = await addPod("ref", await netconf(b), b);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (daemon && !hasExited(daemon)) {
+      daemon.kill("SIGTERM");
+      await waitExit(daemon, 15_000);
+    }
+    expect(await cleanUp({ sandbox: sb, namespaces, dir, prefix: PREFIX })).toEqual([]);
+  });
+
+  it("nothing on the daemon's socket frees a wired pod's IP", async () => {
+    const p = await addPod("wired");
+    for (const path of ["/v1/release", "/v1/allocate"]) {
+      const r = await socketRequest(a.socket, "POST", path, { containerId: p.id, ifname: "eth0" });
+      expect(r.status, JSON.stringify(r.body)).toBe(404);
+    }
+    expect((await socketRequest(a.socket, "POST", "/v1/resync", {})).status).toBe(200);
+    // A GC of another network with nothing listed.
+    const other = await gc({ ...confA, name: "another-net" }, []);
+    expect(other.code, other.out).toBe(0);
+    expect((await allocated()).get(p.id)).toBe(p.ip);
+    expect(wired(p)).toBe(true);
+    expect(await reaches(p)).toBe(true);
+  });
+
+  it("two networks on one daemon: a GC keeps the other's pods and an ADD still in progress", async () => {
+    const confB = { ...confA, name: "eniway-b" };
+    const a1 = await addPod("a1");
+    const a2 = await addPod("a2");
+    const b1 = await addPod("b1", confB);
+    const r = await gc(confA, [a1, ref]);
+    expect(r.code, r.out).toBe(0);
+    const after = await allocated();
+    expect(after.has(a2.id), "a2 is network eniway's and unlisted").toBe(false);
+    expect(rules()).not.toContain(`from ${a2.ip} lookup`);
+    expect(after.get(a1.id)).toBe(a1.ip);
+    expect(after.get(b1.id), "b1 belongs to eniway-b").toBe(b1.ip);
+    expect(wired(b1)).toBe(true);
+    expect(await reaches(b1)).toBe(true);
+    // The wired pod of the first test is eniway's too, and unlisted: released with a2.
+    expect(after.has("wired")).toBe(false);
+
+    // An ADD of eniway-b that waits for its IP (the cloud answers Assign in 3 s) while eniway-b's GC runs.
+    const latency = (await (await fetch(`${sb.file.sim.endpoint}/admin/latency`)).json()) as object;
+    const slow = { ...latency, AssignPrivateIpAddresses: 3000, CreateNetworkInterface: 3000 };
+    await fetch(`${sb.file.sim.endpoint}/admin/latency`, { method: "PUT", body: JSON.stringify(slow) });
+    try {
+      const b2ns = `${PREFIX}-b2`;
+      sh("ip", "netns", "add", b2ns);
+      namespaces.add(b2ns);
+      const adding = cni("ADD", "b2", `/var/run/netns/${b2ns}`, confB);
+      await sleep(1000); // the ADD is at the daemon, waiting for the refill
+      const during = await gc(confB, [b1]);
+      expect(during.code, during.out).toBe(0);
+      const added = await adding;
+      expect(added.code, added.out).toBe(0);
+      const b2: Pod = {
+        id: "b2",
+        ns: b2ns,
+        ip: (JSON.parse(added.out) as { ips: { address: string }[] }).ips[0]!.address.split("/")[0]!,
+        result: {},
+      };
+      expect((await allocated()).get("b2")).toBe(b2.ip);
+      expect(wired(b2)).toBe(true);
+      expect(await reaches(b2)).toBe(true);
+    } finally {
+      await fetch(`${sb.file.sim.endpoint}/admin/latency`, { method: "PUT", body: JSON.stringify(latency) });
+    }
+  });
+
+  it("daemon down: DEL removes only the pod's own wiring; once its namespace is gone the IP is released", async () => {
+    const gone = await addPod("gone"); // DEL while the daemon is down, then its namespace deleted
+    const kept = await addPod("kept"); // DEL while the daemon is down, its namespace kept
+    const live = await addPod("live"); // never deleted
+    const pid = sb.file.pids[0]!;
+    process.kill(pid, "SIGKILL");
+    while (pidAlive(pid)) await sleep(20);
+
+    // A node interface that prevResult names right before the pod's interface.
+    sh("ip", "-n", a.netns, "link", "add", "ewnode0", "type", "bridge");
+    const named = JSON.parse(JSON.stringify(gone.result)) as {
+      interfaces: Record<string, unknown>[];
+      ips: { interface: number }[];
+    };
+    const podIndex = named.interfaces.findIndex((i) => i.sandbox);
+    named.interfaces.splice(podIndex, 0, { name: "ewnode0", mac: "02:00:00:00:0e:01" });
+    for (const ip of named.ips) ip.interface += 1;
+    const del = await cni("DEL", gone.id, `/var/run/netns/${gone.ns}`, { ...confA, prevResult: named });
+    expect(del.code, del.out).toBe(0);
+    expect(sh("ip", "-n", a.netns, "link", "show"), "the node's interface survives").toContain("ewnode0");
+    expect(sh("ip", "-n", a.netns, "link", "show")).not.toContain(hostVethName(gone.id, "eth0"));
+    expect(rules()).not.toContain(`${gone.ip} `);
+    expect(sh("ip", "-n", a.netns, "route", "show", "exact", `${gone.ip}/32`).trim()).toBe("");
+    const delKept = await cni("DEL", kept.id, `/var/run/netns/${kept.ns}`, {
+      ...confA,
+      prevResult: kept.result,
+    });
+    expect(delKept.code, delKept.out).toBe(0);
+    sh("ip", "netns", "del", gone.ns);
+    namespaces.delete(gone.ns);
+
+    const log = await open(join(dir, "sb", a.name, "daemon.log"), "a");
+    daemon = spawn(
+      process.execPath,
+      [BUILT.cli, "daemon", "--config", join(dir, "sb", a.name, "config.json")],
+      {
+        stdio: ["ignore", log.fd, log.fd],
+      },
+    );
+    await log.close();
+    const back = Date.now();
+    for (;;) {
+      const r = await socketRequest(a.socket, "GET", "/readyz", undefined, 1000).catch(() => null);
+      if (r?.status === 200) break;
+      expect(hasExited(daemon), "the restarted daemon exited").toBe(false);
+      await sleep(50);
+    }
+    const ready = Date.now();
+    // The allocation stays through the grace, then goes.
+    expect((await allocated()).get(gone.id)).toBe(gone.ip);
+    while ((await allocated()).has(gone.id)) {
+      expect(Date.now() - ready, "not released within the grace and one check").toBeLessThan(
+        (NETNS_GRACE_S + 10) * 1000,
+      );
+      await sleep(200);
+    }
+    const releasedAfter = Date.now();
+    expect(releasedAfter - ready).toBeGreaterThanOrEqual(NETNS_GRACE_S * 1000 - 1000);
+    console.log(
+      `netns gone: released ${((releasedAfter - ready) / 1000).toFixed(1)} s after the daemon was ready (${((releasedAfter - back) / 1000).toFixed(1)} s after its start; grace ${NETNS_GRACE_S} s)`,
+    );
+    // Pods whose namespace exists keep their IPs, one check later too.
+    await sleep(6000);
+    const now = await allocated();
+    expect(now.get(kept.id)).toBe(kept.ip);
+    expect(now.get(live.id)).toBe(live.ip);
+    expect(wired(live)).toBe(true);
+    expect(await reaches(live)).toBe(true);
+    const metrics = await (await fetch(`${a.http}/metrics`)).text();
+    expect(metrics).toMatch(/^eniway_cni_released_total\{reason="netns_gone"\} 1$/m);
+    sh("ip", "-n", a.netns, "link", "del", "ewnode0");
+  }, 120_000);
+});
