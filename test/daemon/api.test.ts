@@ -4,7 +4,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { lstat, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -449,6 +449,26 @@ describe("eniway daemon (process)", () => {
     expect(await exists(s.socket)).toBe(true);
     expect((await call(s.socket, "GET", "/readyz")).status).toBe(200);
     expect((await call(s.socket, "POST", "/v1/allocate", alloc("c1"))).status).toBe(200);
+  });
+
+  it("the socket's folder is 0700 even when it existed; a folder it shares with other files keeps its mode", async () => {
+    const s = await setup();
+    await mkdir(join(s.dir, "run"), { mode: 0o755 });
+    await chmod(join(s.dir, "run"), 0o755); // whatever the umask made of it, as a kubelet's hostPath is
+    const d = spawnDaemon(["--config", s.configFile]);
+    await waitReady(s, d);
+    expect((await stat(join(s.dir, "run"))).mode & 0o777).toBe(0o700);
+    expect((await term(d)).code).toBe(0);
+
+    // Shared with another file: not eniway's alone, so its mode stays, and the daemon says so.
+    await chmod(join(s.dir, "run"), 0o755);
+    await writeFile(join(s.dir, "run", "someone-else"), "");
+    const d2 = spawnDaemon(["--config", s.configFile]);
+    await waitReady(s, d2);
+    expect((await stat(join(s.dir, "run"))).mode & 0o777).toBe(0o755);
+    expect((await lstat(s.socket)).mode & 0o777).toBe(0o600);
+    expect(d2.stderr()).toContain("the socket's folder holds other files");
+    expect((await term(d2)).code).toBe(0);
   });
 
   it("a stale socket file from a crashed daemon does not stop the next one", async () => {
