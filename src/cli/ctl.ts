@@ -71,8 +71,15 @@ export async function ctl(
       const { allocations } = (await api(socket, "GET", "/v1/allocations")) as { allocations: Allocation[] };
       return show(allocations, () =>
         table(
-          ["POD", "CONTAINER", "IFNAME", "IP", "ENI"],
-          allocations.map((a) => [podName(a), a.containerId.slice(0, 12), a.ifname, a.ip, a.eniId]),
+          ["POD", "CONTAINER", "IFNAME", "IP", "ENI", "NETWORK"],
+          allocations.map((a) => [
+            podName(a),
+            a.containerId.slice(0, 12),
+            a.ifname,
+            a.ip,
+            a.eniId,
+            a.network || "-",
+          ]),
         ),
       );
     }

@@ -37,7 +37,13 @@ describe("two-node sandbox through the real plugin", () => {
       dir,
       nodes: 2,
       world: sandboxWorld(2, PREFIX),
-      sets: ["datapath.repairSeconds=1", "pool.cooldownSeconds=0.2", "pool.idleReclaimSeconds=0.5"],
+      // GC's floor on an attachment's age off: the GC test runs right after its ADD (the floor: test/daemon/gc.test.ts).
+      sets: [
+        "datapath.repairSeconds=1",
+        "pool.cooldownSeconds=0.2",
+        "pool.idleReclaimSeconds=0.5",
+        "cni.gcMinAgeSeconds=0",
+      ],
       log: silentLogger,
     });
   }, 120_000);
