@@ -26,13 +26,13 @@
 
 import type { ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { exec } from "../../lib/exec.js";
 import { ipBatch, ipJson } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
 import { intToIp, ipToInt, NETNS_NAME } from "../../lib/net.js";
-import { endOf, findTool, hasExited, logTail, pidAlive, spawnLogged } from "../../lib/process.js";
+import { endOf, findTool, hasExited, logTail, pidAlive, pidRunning, spawnLogged } from "../../lib/process.js";
 import { sleep } from "../../lib/time.js";
 import { PAUSE } from "../image/build.js";
 import { kubeBinDir, kubeconfigYaml } from "./controlplane.js";
@@ -399,12 +399,12 @@ export async function startNode(o: {
 
 /** SIGTERM, SIGKILL after `ms`, and back once the process is gone. */
 export async function stopPid(pid: number, ms = 10_000): Promise<void> {
-  if (pid <= 0 || !pidAlive(pid)) return;
+  if (pid <= 0 || !pidRunning(pid)) return;
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + ms;
-  while (pidAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (pidAlive(pid)) process.kill(pid, "SIGKILL");
-  while (pidAlive(pid)) await sleep(20);
+  while (pidRunning(pid) && Date.now() < deadline) await sleep(50);
+  if (pidRunning(pid)) process.kill(pid, "SIGKILL");
+  while (pidRunning(pid)) await sleep(20);
 }
 
 /** Parent pid of every process, from /proc. */
@@ -438,7 +438,7 @@ function descendants(roots: number[]): number[] {
   return [...found];
 }
 
-/** SIGKILL to each, then back once all are gone (or, for a zombie nobody reaps, after 5 s). */
+/** SIGKILL to each, then back once all have ended (a zombie has), at most 5 s. */
 async function killAll(pids: number[]): Promise<void> {
   for (const pid of pids) {
     try {
@@ -448,7 +448,7 @@ async function killAll(pids: number[]): Promise<void> {
     }
   }
   const deadline = Date.now() + 5000;
-  while (pids.some(pidAlive) && Date.now() < deadline) await sleep(20);
+  while (pids.some(pidRunning) && Date.now() < deadline) await sleep(20);
 }
 
 /** The shims a node's containerd started: their command line names its socket. */
@@ -493,9 +493,14 @@ export async function podNetns(node: ClusterNode): Promise<string[]> {
  * with it. Nothing of the node outlives it: its pods' network namespaces
  * are freed with their last process, and their files on /run are removed.
  */
-export async function stopNode(node: ClusterNode): Promise<void> {
+export async function stopNode(node: ClusterNode, log?: Logger): Promise<void> {
+  const t0 = performance.now();
+  const lap = (what: string): void =>
+    log?.debug("node stop", { node: node.name, what, ms: Math.round(performance.now() - t0) });
   const leftovers = await podNetns(node);
+  lap("mounts read");
   await Promise.all([stopPid(node.pids.kubelet, 2000), stopPid(node.pids.kubeProxy, 2000)]);
+  lap("kubelet and kube-proxy gone");
   const shims = shimsOf(node.socket);
   // A container may fork while it is killed: look again until nothing is left below the shims.
   for (let round = 0; round < 10; round++) {
@@ -503,9 +508,12 @@ export async function stopNode(node: ClusterNode): Promise<void> {
     if (below.length === 0) break;
     await killAll(below);
   }
+  lap("containers gone");
   await stopPid(node.pids.containerd, 2000);
+  lap("containerd gone");
   await killAll(shimsOf(node.socket));
   await stopPid(node.pids.holder, 1000);
+  lap("shims and mount namespace gone");
   // The mounts went with the mount namespace; the files stayed on /run's tmpfs.
   for (const ns of leftovers) await rm(join("/run/netns", ns), { force: true });
 }
@@ -517,13 +525,16 @@ export async function restoreHost(
   for (const [k, v] of Object.entries(r.sysctls))
     await writeFile(`/proc/sys/${k.replaceAll(".", "/")}`, `${v}\n`).catch(() => {});
   for (const p of r.createdPaths) await rm(p, { recursive: true, force: true });
-  for (const c of r.createdCgroups) await removeCgroup(c);
+  await Promise.all(r.createdCgroups.map(removeCgroup));
 }
 
-/** Removes a cgroup folder bottom-up (cgroup folders go with rmdir, never with rm -r). */
+/**
+ * Removes a cgroup folder bottom-up: cgroup folders go with rmdir(2) alone
+ * (their files cannot be unlinked), so never with rm -r; one system call
+ * each, not a process (a cluster of 60 pods leaves a thousand of them).
+ */
 async function removeCgroup(dir: string): Promise<void> {
-  if (!existsSync(dir)) return;
-  for (const e of readdirSync(dir, { withFileTypes: true }))
-    if (e.isDirectory()) await removeCgroup(join(dir, e.name));
-  await exec(["rmdir", dir]).catch(() => "");
+  const children = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  await Promise.all(children.filter((e) => e.isDirectory()).map((e) => removeCgroup(join(dir, e.name))));
+  await rmdir(dir).catch(() => {});
 }

@@ -95,11 +95,13 @@ export async function sandboxClusterUp(opts: {
       await Promise.all(
         steps
           .filter((u) => u.stage === stage)
-          .map((u) =>
-            u
+          .map(async (u) => {
+            const t = performance.now();
+            await u
               .run()
-              .catch((e: unknown) => log.warn("cleanup step failed", { step: u.what, error: String(e) })),
-          ),
+              .catch((e: unknown) => log.warn("cleanup step failed", { step: u.what, error: String(e) }));
+            log.debug("sandbox stop step done", { step: u.what, ms: Math.round(performance.now() - t) });
+          }),
       );
       log.debug("sandbox stop stage done", { stage, ms: Math.round(performance.now() - started) });
     }
@@ -114,8 +116,7 @@ export async function sandboxClusterUp(opts: {
       stage: "host",
       what: "host and folder",
       run: async () => {
-        await restoreHost(record);
-        await removeExcept(dir, keep);
+        await Promise.all([restoreHost(record), removeExcept(dir, keep)]);
       },
     });
     const links = await createLinks(world.instances.length, randomBytes(2).toString("hex"));
@@ -158,7 +159,7 @@ export async function sandboxClusterUp(opts: {
           log,
         }).then((n) => {
           record.nodes.push(n);
-          undo.push({ stage: "processes", what: `node ${n.name}`, run: () => stopNode(n) });
+          undo.push({ stage: "processes", what: `node ${n.name}`, run: () => stopNode(n, log) });
           return n;
         }),
       ),
