@@ -23,7 +23,7 @@ const USAGE = `usage:
   eniway daemon --check-config FILE                 validate a configuration file and exit
   eniway node-init --cni-bin-dir DIR                 the chart's init container: the plugin into DIR, the node's sysctls
   eniway image build [--out FILE] [--name NAME:TAG]  the Dockerfile's image as an OCI archive, without a registry
-  eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...] [--kubernetes | --cluster]
+  eniway sandbox up --dir DIR [--nodes N] [--world FILE] [--set KEY=VALUE ...] [--kubernetes | --cluster [--test-images]]
   eniway sandbox down --dir DIR                      clean up after a crashed sandbox
   eniway sandbox demo                                what npm start runs
   eniway status|pods|enis|mapping|gc [--socket PATH] [--json]
@@ -118,6 +118,7 @@ async function sandbox(args: string[]): Promise<void> {
     set: { type: "string", multiple: true },
     kubernetes: { type: "boolean" },
     cluster: { type: "boolean" },
+    "test-images": { type: "boolean" },
   });
   const dir = f.dir;
   if (!dir) throw new Error(`sandbox ${sub ?? ""} needs --dir DIR`);
@@ -130,8 +131,9 @@ async function sandbox(args: string[]): Promise<void> {
     sets: f.set ?? [],
     log,
   };
+  if (f["test-images"] && !f.cluster) throw new Error("sandbox up: --test-images needs --cluster");
   const sb = f.cluster
-    ? await sandboxClusterUp(common)
+    ? await sandboxClusterUp({ ...common, testImages: f["test-images"] ?? false })
     : await sandboxUp({ ...common, kubernetes: f.kubernetes ?? false });
   process.stdout.write(
     `sandbox up: ${dir}/sandbox.json (${sb.file.nodes.length} nodes); Ctrl-C removes it\n`,

@@ -6,13 +6,13 @@
 // assets). A busybox image for test pods and the kubelet's pause image come
 // from the same code.
 
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, copyFile, cp, mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, cp, mkdir, readFile, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { exec } from "../../lib/exec.js";
-import { findTool } from "../../lib/process.js";
-import { closure, iptablesAlternatives, unpack } from "./debian.js";
+import { iptablesAlternatives } from "./debian.js";
+import { e2eImages } from "./e2e.js";
+import { busyboxLayer, debianLayer } from "./layers.js";
 import { DEFAULT_PATH, type ImageSpec, tarLayer, writeOciArchive } from "./oci.js";
 
 /** An image reference: [registry/]path[:tag], lower case, as `docker build -t` takes it. */
@@ -55,43 +55,21 @@ async function fetchNode(version: string, dir: string): Promise<string> {
   return join(dir, "package", "bin", "node");
 }
 
-/** The folders and files every image root has; `/var/run` is `/run`, as on Debian. */
-async function skeleton(rootfs: string): Promise<void> {
-  for (const d of ["dev", "proc", "sys", "etc", "run", "root", "var", "usr/local/bin", "usr/sbin", "usr/bin"])
-    await mkdir(join(rootfs, d), { recursive: true });
-  await mkdir(join(rootfs, "tmp"), { recursive: true });
-  await chmod(join(rootfs, "tmp"), 0o1777);
-  if (!existsSync(join(rootfs, "var", "run"))) await symlink("../run", join(rootfs, "var", "run"));
-  await writeFile(
-    join(rootfs, "etc", "passwd"),
-    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-  );
-  await writeFile(join(rootfs, "etc", "group"), "root:x:0:\nnogroup:x:65534:\n");
-}
-
 /** The cached base layer: Debian packages and Node.js. Built once per package list and Node version. */
-async function baseLayer(args: DockerfileArgs, cache: string, work: string): Promise<string> {
-  const key = createHash("sha256").update(JSON.stringify(args)).digest("hex").slice(0, 16);
-  const file = join(cache, `base-${key}.tar`);
-  if (existsSync(file)) return file;
-  for (const tool of ["apt-cache", "apt-get", "dpkg-deb", "npm", "tar"])
-    if (!findTool(tool))
-      throw new Error(`image build: ${tool} is not installed (a Debian or Ubuntu machine has it)`);
-  const rootfs = join(work, "base");
-  const packages = await closure(args.packages);
-  await unpack(packages, join(work, "debs"), rootfs);
-  await iptablesAlternatives(rootfs);
-  await skeleton(rootfs);
-  const node = await fetchNode(args.nodeVersion, join(work, "node"));
-  await copyFile(node, join(rootfs, "usr", "local", "bin", "node"));
-  await chmod(join(rootfs, "usr", "local", "bin", "node"), 0o755);
-  await mkdir(cache, { recursive: true });
-  // Two builds at once (parallel test files) each write their own file; the renames are atomic.
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  await tarLayer(rootfs, tmp);
-  await rename(tmp, file);
-  await writeFile(join(cache, `base-${key}.packages`), `${packages.join("\n")}\n`);
-  return file;
+function baseLayer(args: DockerfileArgs, cache: string, work: string): Promise<string> {
+  return debianLayer({
+    name: "base",
+    packages: args.packages,
+    key: args,
+    cache,
+    work,
+    async finish(rootfs) {
+      await iptablesAlternatives(rootfs);
+      const node = await fetchNode(args.nodeVersion, join(work, "node"));
+      await copyFile(node, join(rootfs, "usr", "local", "bin", "node"));
+      await chmod(join(rootfs, "usr", "local", "bin", "node"), 0o755);
+    },
+  });
 }
 
 /** The production npm packages of the checkout, as paths relative to its root (npm ls knows the tree). */
@@ -125,23 +103,6 @@ async function appLayer(root: string, work: string): Promise<string> {
   return file;
 }
 
-/** A static busybox with its applets: the test pods' image (has sh and sleep) and the pause image. */
-export async function busyboxLayer(work: string): Promise<string> {
-  const busybox = findTool("busybox");
-  if (!busybox) throw new Error("busybox is not installed (apt-get install -y busybox-static)");
-  const rootfs = join(work, "busybox");
-  await skeleton(rootfs);
-  await mkdir(join(rootfs, "bin"), { recursive: true });
-  await copyFile(busybox, join(rootfs, "bin", "busybox"));
-  await chmod(join(rootfs, "bin", "busybox"), 0o755);
-  const applets = (await exec([busybox, "--list"])).split("\n").filter((a) => /^[a-z0-9_.[-]+$/.test(a));
-  for (const a of applets)
-    if (a !== "busybox") await symlink("busybox", join(rootfs, "bin", a)).catch(() => {});
-  const file = join(work, "busybox.tar");
-  await tarLayer(rootfs, file);
-  return file;
-}
-
 export const busyboxImages = (layer: string): ImageSpec[] => [
   { name: BUSYBOX, layers: [layer], config: { Env: [DEFAULT_PATH], Cmd: ["/bin/sh"] } },
   { name: PAUSE, layers: [layer], config: { Env: [DEFAULT_PATH], Entrypoint: ["/bin/sleep", "2147483647"] } },
@@ -156,6 +117,8 @@ export interface BuildOptions {
   cache?: string;
   /** Add BUSYBOX and PAUSE to the archive (the sandbox cluster imports all three at once). */
   withTestImages?: boolean;
+  /** Add the upstream e2e suite's images (e2e.ts), from this folder of test/kubernetes.sh's. */
+  e2eDir?: string;
 }
 
 /** Builds the archive; returns the names of the images in it. */
@@ -184,6 +147,8 @@ export async function buildImage(o: BuildOptions): Promise<string[]> {
       },
     ];
     if (o.withTestImages) images.push(...busyboxImages(await busyboxLayer(work)));
+    if (o.e2eDir)
+      images.push(...(await e2eImages({ e2eDir: o.e2eDir, cache: o.cache ?? DEFAULT_CACHE, work })));
     await writeOciArchive(o.out, images, work);
     return images.map((i) => i.name);
   } finally {

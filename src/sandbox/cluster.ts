@@ -36,6 +36,7 @@ import { endOf, findTool, hasExited, logTail, pidAlive, pidRunning, spawnLogged 
 import { sleep } from "../../lib/time.js";
 import { PAUSE } from "../image/build.js";
 import { kubeBinDir, kubeconfigYaml } from "./controlplane.js";
+import { CLUSTER_DNS_IP } from "./dns.js";
 import { StartFailed } from "./failure.js";
 
 /** The sysctls the kubelet writes (and a node's runc may), saved and restored. */
@@ -71,6 +72,7 @@ const TOOLS: Record<string, string> = {
   unshare: "util-linux",
   iptables: "iptables",
   busybox: "busybox-static",
+  named: "bind9",
 };
 
 export interface ClusterNodeSpec {
@@ -262,7 +264,7 @@ enforceNodeAllocatable: []
 failSwapOn: false
 resolvConf: /etc/resolv.conf
 clusterDomain: cluster.local
-clusterDNS: [10.96.0.10]
+clusterDNS: [${CLUSTER_DNS_IP}]
 evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

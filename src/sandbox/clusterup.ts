@@ -24,7 +24,8 @@ import {
   startNode,
   stopNode,
 } from "./cluster.js";
-import { type ControlPlane, startControlPlane } from "./controlplane.js";
+import { type ControlPlane, kubeE2eDir, startControlPlane } from "./controlplane.js";
+import { startClusterDns } from "./dns.js";
 import { removeExcept, StartFailed } from "./failure.js";
 import { requireRoot, requireTools, type SandboxFile, sandboxWorld, simEntry } from "./sandbox.js";
 
@@ -67,6 +68,8 @@ export async function sandboxClusterUp(opts: {
   sets: string[];
   /** Skip `helm install` (a test installs it itself, or compares with another CNI). */
   install?: boolean;
+  /** Also import the images Kubernetes' upstream e2e suite runs, under its names (`--test-images`). */
+  testImages?: boolean;
   log: Logger;
 }): Promise<ClusterSandbox> {
   requireRoot("eniway sandbox --cluster");
@@ -125,7 +128,12 @@ export async function sandboxClusterUp(opts: {
     record.links = links.names;
     await save();
     const imagesFile = join(dir, "images.tar");
-    const images = buildImage({ root: packageRoot(), out: imagesFile, withTestImages: true });
+    const images = buildImage({
+      root: packageRoot(),
+      out: imagesFile,
+      withTestImages: true,
+      ...(opts.testImages ? { e2eDir: kubeE2eDir() } : {}),
+    });
     images.catch(() => {});
     const controlPlane = await startControlPlane(join(dir, "kubernetes"), {
       address: links.host,
@@ -170,6 +178,17 @@ export async function sandboxClusterUp(opts: {
       controlPlane,
       specs.map((sp) => sp.name),
     );
+    // Cluster DNS before any pod: named on the first node's address, behind the kube-dns Service.
+    const first = specs[0]!;
+    await mkdir(join(dir, "dns"), { recursive: true });
+    const dns = await startClusterDns({
+      admin: controlPlane.admin,
+      netns: first.netns,
+      ip: first.primaryIp,
+      dir: join(dir, "dns"),
+      log: log.child({ component: "dns" }),
+    });
+    undo.push({ stage: "processes", what: "cluster DNS", run: () => dns.stop() });
     const values = [
       "image.pullPolicy=Never",
       `config.cloud.endpoint=${sim.url}`,

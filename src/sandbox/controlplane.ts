@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { networkInterfaces } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from "@kubernetes/client-node";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { freePort } from "../../lib/http.js";
@@ -56,6 +56,19 @@ export function kubeBinDir(): string {
   if (!existsSync(join(dir, "kube-apiserver")))
     throw new Error(
       `kube-apiserver ${KUBERNETES_VERSION} not found in ${dir}: run bash test/kubernetes.sh (it builds it once per machine from Debian's source, about 5 minutes)`,
+    );
+  return dir;
+}
+
+/**
+ * What test/kubernetes.sh built beside the binaries from the same source:
+ * the upstream e2e suite (e2e.test) and its test image's agnhost.
+ */
+export function kubeE2eDir(): string {
+  const dir = join(dirname(kubeBinDir()), "e2e");
+  if (!existsSync(join(dir, "e2e.test")) || !existsSync(join(dir, "agnhost")))
+    throw new Error(
+      `the e2e suite of Kubernetes ${KUBERNETES_VERSION} is not built in ${dir}: run bash test/kubernetes.sh (it builds e2e.test and agnhost once per machine)`,
     );
   return dir;
 }

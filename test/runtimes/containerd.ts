@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { open, readdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { busyboxLayer } from "../../src/image/build.js";
+import { busyboxLayer } from "../../src/image/layers.js";
 import { writeOciArchive } from "../../src/image/oci.js";
 import { type CriClient, criClient, type PodSandboxStatus } from "./cri.js";
 
