@@ -12,7 +12,7 @@ import { DEFAULT_PATH, type ImageSpec, tarLayer } from "./oci.js";
 
 export const E2E_IMAGES = {
   agnhost: "k8s.gcr.io/e2e-test-images/agnhost:2.21",
-  jessieDnsutils: "k8s.gcr.io/e2e-test-images/jessie-dnsutils:1.0",
+  jessieDnsutils: "gcr.io/kubernetes-e2e-test-images/jessie-dnsutils:1.0",
   busybox: "docker.io/library/busybox:1.29",
   pause: "k8s.gcr.io/pause:3.2",
 } as const;
@@ -40,11 +40,18 @@ export const TOOL_PACKAGES = [
   "sed",
 ];
 
-/** Links a package's maintainer script would make (update-alternatives), which an unpacked root never ran. */
+/** Links the packages' maintainer scripts would make (update-alternatives), which an unpacked root never ran. */
+const TOOL_LINKS: Record<string, string> = {
+  "usr/bin/awk": "mawk",
+  "bin/nc": "nc.openbsd",
+  "bin/netcat": "nc.openbsd",
+};
+
 async function toolLinks(rootfs: string): Promise<void> {
-  await symlink("mawk", join(rootfs, "usr", "bin", "awk")).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== "EEXIST") throw e;
-  });
+  for (const [path, target] of Object.entries(TOOL_LINKS))
+    await symlink(target, join(rootfs, path)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "EEXIST") throw e;
+    });
 }
 
 /** agnhost's own layer: /agnhost and /agnhost-2, porter's certificate and key, /uploads, iperf in /usr/local/bin. */
@@ -71,7 +78,7 @@ export async function e2eImages(o: { e2eDir: string; cache: string; work: string
   const tools = await debianLayer({
     name: "e2e-tools",
     packages: TOOL_PACKAGES,
-    key: TOOL_PACKAGES,
+    key: { packages: TOOL_PACKAGES, links: TOOL_LINKS },
     cache: o.cache,
     work: o.work,
     finish: toolLinks,

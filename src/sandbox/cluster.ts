@@ -31,7 +31,7 @@ import { dirname, join } from "node:path";
 import { exec } from "../../lib/exec.js";
 import { ipBatch, ipJson } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
-import { intToIp, ipToInt, NETNS_NAME } from "../../lib/net.js";
+import { cidrsOverlap, formatCidr, intToIp, ipToInt, isIpv4, NETNS_NAME, parseCidr } from "../../lib/net.js";
 import { endOf, findTool, hasExited, logTail, pidAlive, pidRunning, spawnLogged } from "../../lib/process.js";
 import { sleep } from "../../lib/time.js";
 import { PAUSE } from "../image/build.js";
@@ -110,7 +110,38 @@ export interface ClusterLinks {
   names: string[];
   /** Moves each node's end into its namespace, with routes both ways (after the simulator made the namespaces). */
   attach(nodes: ClusterNodeSpec[]): Promise<void>;
+  /**
+   * The control plane reaches the VPC (the API server proxies to pods, as
+   * in a cloud's managed cluster): the VPC's CIDR through the first node,
+   * which sends it on from its primary IP (SNAT), so that the VPC's source
+   * check passes and every pod's reply comes back to it.
+   */
+  reachVpc(cidr: string): Promise<void>;
   remove(): Promise<void>;
+}
+
+/** The first node's rule for replies to the control plane: before eniway's own (512 and up). */
+const CONTROL_PLANE_RULE = 256;
+
+/** Refuses a VPC that overlaps a network this machine already uses (its route would shadow that one). */
+async function checkVpcIsFree(cidr: string): Promise<void> {
+  const vpc = parseCidr(cidr);
+  const routes = await ipJson<{ dst?: string; dev?: string }[]>("", ["route", "show", "table", "main"]);
+  for (const r of routes) {
+    if (!r.dst || r.dst === "default") continue;
+    const dst = r.dst.includes("/") ? r.dst : `${r.dst}/32`;
+    let net: ReturnType<typeof parseCidr>;
+    try {
+      net = parseCidr(dst);
+    } catch {
+      continue; // a route with host bits (a /32 of ours is fine; anything odd is not ours to judge)
+    }
+    if (/^ewk[0-9a-f]{4}h\d+$/.test(r.dev ?? "")) continue; // the management links' own routes
+    if (cidrsOverlap(vpc, net))
+      throw new Error(
+        `sandbox --cluster: the VPC ${cidr} overlaps ${dst} (dev ${r.dev ?? "?"}) of this machine; give the world another vpc.cidr`,
+      );
+  }
 }
 
 export function requireClusterTools(): void {
@@ -155,6 +186,7 @@ export async function createLinks(count: number, salt: string): Promise<ClusterL
   }
   const remove = (): Promise<void> =>
     removeLinks(Array.from({ length: count }, (_, i) => linkName("h", i, salt)));
+  const attached: ClusterNodeSpec[] = [];
   try {
     await ipBatch("", lines);
   } catch (e) {
@@ -165,6 +197,7 @@ export async function createLinks(count: number, salt: string): Promise<ClusterL
     host: rootIp(0),
     names: Array.from({ length: count }, (_, i) => linkName("h", i, salt)),
     async attach(nodes) {
+      attached.push(...nodes);
       for (const [i, n] of nodes.entries()) {
         if (!NETNS_NAME.test(n.netns)) throw new Error(`invalid namespace ${n.netns}`);
         const end = linkName("n", i, salt);
@@ -180,6 +213,38 @@ export async function createLinks(count: number, salt: string): Promise<ClusterL
           `route replace 100.100.${block}.0/24 via ${rootIp(i)} dev ${end} src ${n.primaryIp}`,
         ]);
       }
+    },
+    async reachVpc(cidr) {
+      const via = attached[0];
+      if (!via) throw new Error("reachVpc: attach the nodes first");
+      await checkVpcIsFree(cidr);
+      if (!isIpv4(via.primaryIp)) throw new Error(`invalid primary IP ${via.primaryIp}`);
+      await exec([
+        "nsenter",
+        `--net=/var/run/netns/${via.netns}`,
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-s",
+        `100.100.${block}.0/24`,
+        "-d",
+        formatCidr(parseCidr(cidr)),
+        "-j",
+        "SNAT",
+        "--to-source",
+        via.primaryIp,
+      ]);
+      // A reply from a pod of this node is un-NATed before it is routed: it must find the main
+      // table (the way back over this link) before the pod's rule to its ENI's table.
+      await ipBatch(`/var/run/netns/${via.netns}`, [
+        `rule add to 100.100.${block}.0/24 lookup main priority ${CONTROL_PLANE_RULE}`,
+      ]);
+      await ipBatch("", [
+        `route replace ${formatCidr(parseCidr(cidr))} via ${via.primaryIp} dev ${linkName("h", 0, salt)}`,
+      ]);
     },
     remove,
   };

@@ -154,6 +154,7 @@ export async function sandboxClusterUp(opts: {
       };
     });
     await links.attach(specs);
+    await links.reachVpc(world.vpc.cidr);
     await images;
     const adminToken = (await readFile(join(dir, "kubernetes", "pki", "tokens.csv"), "utf8")).split(",")[0]!;
     const nodes = await Promise.all(
