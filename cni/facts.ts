@@ -13,6 +13,8 @@ export const RULE_TO_POD = 512;
 export const RULE_FROM_POD = 2048;
 /** `fwmark 0x80 lookup main`: replies of connections that came in through the primary interface. */
 export const RULE_PRIMARY_RETURN = 1024;
+/** `fwmark 0x4000 lookup main`: connections kube-proxy masquerades to the node's address (a pod to a NodePort). */
+export const RULE_MASQUERADED = 1025;
 
 /** Host-side veths are `eni` + 11 hex digits of a hash of the attachment. */
 export const HOST_VETH_PREFIX = "eni";

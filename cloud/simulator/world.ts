@@ -76,6 +76,8 @@ const worldSchema = obj({
       netns: opt(oneOf(str({ pattern: NETNS_NAME }), str({ oneOf: [""] }), 'a namespace name or ""'), ""), // "" derives a name
       securityGroupIds: opt(arr(id), []), // [] means the first security group
       primaryIp: opt(str({ pattern: /^(\d+\.\d+\.\d+\.\d+)?$/ }), ""), // "" picks one
+      // What the sandbox makes of it: a node (a daemon, and with --cluster a kubelet), or a plain VPC host.
+      role: opt(str({ oneOf: ["node", "host"] }), "node"),
     }),
   ),
   latencyMs: opt(latencySchema, {}),

@@ -1,14 +1,19 @@
-// The return path for connections that enter the node through its primary
-// interface (a hostPort DNAT'd to a pod): their replies must leave the way
-// they came, not through the pod's ENI.
+// Two kinds of pod traffic that must leave through the node's primary
+// interface, not through the pod's ENI: replies to connections that entered
+// through the primary interface (a hostPort DNAT'd to a pod), and
+// connections kube-proxy masquerades to the node's address (a pod to a
+// NodePort, DNAT'd to a pod of another node). Through the pod's ENI, with
+// the node's address as source, the VPC's source check drops them.
 
 import { ipJson, run } from "../../lib/ip.js";
 import { isIfname } from "../../lib/net.js";
-import { HOST_VETH_PREFIX, RULE_PRIMARY_RETURN } from "../facts.js";
+import { HOST_VETH_PREFIX, RULE_MASQUERADED, RULE_PRIMARY_RETURN } from "../facts.js";
 import type { NodeBatch } from "./pod.js";
 
 /** The connmark bit for connections that entered through the primary interface. */
 const PRIMARY_MARK = "0x80";
+/** kube-proxy's mark for traffic it masquerades (its --iptables-masquerade-bit, 14 by default). */
+export const KUBE_PROXY_MASQUERADE_MARK = "0x4000";
 
 /**
  * Connections that enter the node through its primary interface to a local
@@ -42,6 +47,8 @@ export async function connmarkReturnPath(ns: string, node: NodeBatch): Promise<v
     "--set-xmark",
     `${PRIMARY_MARK}/${PRIMARY_MARK}`,
   );
+  // A pod's packets carry their connection's marks again, so they are routed as its first packet was.
+  const both = `0x${(Number(PRIMARY_MARK) | Number(KUBE_PROXY_MASQUERADE_MARK)).toString(16)}`;
   await ipt(
     "-A",
     chain,
@@ -51,11 +58,39 @@ export async function connmarkReturnPath(ns: string, node: NodeBatch): Promise<v
     "CONNMARK",
     "--restore-mark",
     "--nfmask",
-    PRIMARY_MARK,
+    both,
     "--ctmask",
-    PRIMARY_MARK,
+    both,
   );
   await ipt("-C", "PREROUTING", "-j", chain).catch(() => ipt("-A", "PREROUTING", "-j", chain));
-  await node([`rule del fwmark ${PRIMARY_MARK}/${PRIMARY_MARK} priority ${RULE_PRIMARY_RETURN}`], true);
-  await node([`rule add fwmark ${PRIMARY_MARK}/${PRIMARY_MARK} lookup main priority ${RULE_PRIMARY_RETURN}`]);
+  // kube-proxy marks only a connection's first packet (in nat PREROUTING, before routing): keep its
+  // mark with the connection (mangle POSTROUTING runs before kube-proxy clears it in nat POSTROUTING).
+  const post = "ENIWAY-POSTROUTING";
+  await ipt("-N", post).catch(() => "");
+  await ipt("-F", post);
+  await ipt(
+    "-A",
+    post,
+    "-m",
+    "mark",
+    "--mark",
+    `${KUBE_PROXY_MASQUERADE_MARK}/${KUBE_PROXY_MASQUERADE_MARK}`,
+    "-j",
+    "CONNMARK",
+    "--save-mark",
+    "--nfmask",
+    KUBE_PROXY_MASQUERADE_MARK,
+    "--ctmask",
+    KUBE_PROXY_MASQUERADE_MARK,
+  );
+  await ipt("-C", "POSTROUTING", "-j", post).catch(() => ipt("-A", "POSTROUTING", "-j", post));
+  const rules: [mark: string, priority: number][] = [
+    [PRIMARY_MARK, RULE_PRIMARY_RETURN],
+    [KUBE_PROXY_MASQUERADE_MARK, RULE_MASQUERADED],
+  ];
+  await node(
+    rules.map(([mark, prio]) => `rule del fwmark ${mark}/${mark} priority ${prio}`),
+    true,
+  );
+  await node(rules.map(([mark, prio]) => `rule add fwmark ${mark}/${mark} lookup main priority ${prio}`));
 }

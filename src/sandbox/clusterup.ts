@@ -27,7 +27,14 @@ import {
 import { type ControlPlane, kubeE2eDir, startControlPlane } from "./controlplane.js";
 import { startClusterDns } from "./dns.js";
 import { removeExcept, StartFailed } from "./failure.js";
-import { requireRoot, requireTools, type SandboxFile, sandboxWorld, simEntry } from "./sandbox.js";
+import {
+  requireRoot,
+  requireTools,
+  type SandboxFile,
+  sandboxHosts,
+  sandboxWorld,
+  simEntry,
+} from "./sandbox.js";
 
 export const RELEASE = "eniway";
 export const RELEASE_NAMESPACE = "kube-system";
@@ -76,7 +83,11 @@ export async function sandboxClusterUp(opts: {
   requireTools(opts.log);
   requireClusterTools();
   const dir = resolve(opts.dir);
-  const world = opts.world ?? (opts.worldFile ? await loadWorld(opts.worldFile) : sandboxWorld(opts.nodes));
+  // The default world has a VPC host outside the cluster beside the nodes.
+  const world =
+    opts.world ??
+    (opts.worldFile ? await loadWorld(opts.worldFile) : sandboxWorld(opts.nodes, "eniway", { hosts: 1 }));
+  const nodeInstances = world.instances.filter((i) => i.role === "node");
   if (!world.datapath) world.datapath = { vpcNetns: "eniway-vpc" };
   await mkdir(dir, { recursive: true });
   const log = opts.log;
@@ -122,7 +133,7 @@ export async function sandboxClusterUp(opts: {
         await Promise.all([restoreHost(record), removeExcept(dir, keep)]);
       },
     });
-    const links = await createLinks(world.instances.length, randomBytes(2).toString("hex"));
+    const links = await createLinks(nodeInstances.length, randomBytes(2).toString("hex"));
     undo.push({ stage: "links", what: "management links", run: () => links.remove() });
     record.host = links.host;
     record.links = links.names;
@@ -145,7 +156,7 @@ export async function sandboxClusterUp(opts: {
     const sim = await startSimulator(world, { host: links.host, logger: log.child({ component: "sim" }) });
     undo.push({ stage: "vpc", what: "simulator", run: () => sim.stop() });
     const netnsOf = nodeNetnsNames(world);
-    const specs = world.instances.map((inst) => {
+    const specs = nodeInstances.map((inst) => {
       const primary = sim.state.enis.get(sim.state.instances.get(inst.instanceId)!.primaryEniId)!;
       return {
         name: inst.instanceId.replace(/^i-/, ""),
@@ -211,6 +222,7 @@ export async function sandboxClusterUp(opts: {
     const file: SandboxFile = {
       sim: simEntry(sim.url, world),
       vpcNetns: world.datapath.vpcNetns,
+      hosts: sandboxHosts(world, sim),
       nodes: nodes.map((n) => ({
         name: n.name,
         instanceId: `i-${n.name}`,

@@ -32,10 +32,19 @@ export interface SandboxNode {
   http: string;
 }
 
+/** A VPC host outside the cluster (a world instance of role "host"): no daemon, no kubelet, its primary IP only. */
+export interface SandboxHost {
+  name: string;
+  instanceId: string;
+  netns: string;
+  ip: string;
+}
+
 export interface SandboxFile {
   sim: { endpoint: string; regionId: string; accessKeyId: string; accessKeySecret: string };
   vpcNetns: string;
   nodes: SandboxNode[];
+  hosts: SandboxHost[];
   /** With --kubernetes or --cluster: the API server and an admin kubeconfig. */
   kubernetes?: { server: string; kubeconfig: string };
   /** With --cluster: a local image with sh and sleep for test pods (imagePullPolicy: Never). */
@@ -95,10 +104,22 @@ export function requireTools(log: Logger): void {
     );
 }
 
-/** The default sandbox world; `prefix` names its namespaces (`PREFIX-vpc`, `PREFIX-node-a`, …). */
-export function sandboxWorld(nodes: number, prefix = "eniway"): World {
+/**
+ * The default sandbox world; `prefix` names its namespaces (`PREFIX-vpc`,
+ * `PREFIX-node-a`, …, `PREFIX-host-1`, …). `hosts`: VPC hosts outside the
+ * cluster (role "host") beside the nodes.
+ */
+export function sandboxWorld(nodes: number, prefix = "eniway", opts: { hosts?: number } = {}): World {
   const letters = "abcdefghijklmnopqrstuvwxyz";
   if (nodes < 1 || nodes > letters.length) throw new Error(`--nodes must be 1..${letters.length}`);
+  const hosts = Array.from({ length: opts.hosts ?? 0 }, (_, i) => ({
+    instanceId: `i-sandbox-host-${i + 1}`,
+    instanceType: "ecs.g7.large",
+    zoneId: "cn-hangzhou-k",
+    vSwitchId: "vsw-sandbox-a",
+    netns: `${prefix}-host-${i + 1}`,
+    role: "host",
+  }));
   return parseWorld({
     regionId: "cn-hangzhou",
     credentials: [{ accessKeyId: "LTAI-sandbox", accessKeySecret: "sandbox-secret-do-not-log" }],
@@ -109,13 +130,16 @@ export function sandboxWorld(nodes: number, prefix = "eniway"): World {
     ],
     securityGroups: ["sg-sandbox"],
     instanceTypes: [{ instanceTypeId: "ecs.g7.large", eniQuantity: 3, eniPrivateIpAddressQuantity: 6 }],
-    instances: Array.from({ length: nodes }, (_, i) => ({
-      instanceId: `i-sandbox-${letters[i]}`,
-      instanceType: "ecs.g7.large",
-      zoneId: "cn-hangzhou-k",
-      vSwitchId: "vsw-sandbox-a",
-      netns: `${prefix}-node-${letters[i]}`,
-    })),
+    instances: [
+      ...Array.from({ length: nodes }, (_, i) => ({
+        instanceId: `i-sandbox-${letters[i]}`,
+        instanceType: "ecs.g7.large",
+        zoneId: "cn-hangzhou-k",
+        vSwitchId: "vsw-sandbox-a",
+        netns: `${prefix}-node-${letters[i]}`,
+      })),
+      ...hosts,
+    ],
     latencyMs: { "*": [5, 20], AttachNetworkInterface: 300, DetachNetworkInterface: 300 },
     datapath: { vpcNetns: `${prefix}-vpc` },
   });
@@ -192,7 +216,7 @@ export async function sandboxUp(opts: {
     await removeExcept(dir, keep);
   };
   try {
-    for (const inst of world.instances) {
+    for (const inst of world.instances.filter((i) => i.role === "node")) {
       const name = inst.instanceId.replace(/^i-/, "");
       const nodeDir = join(dir, name);
       // Root's alone: it holds the daemon's socket and state.
@@ -263,6 +287,7 @@ export async function sandboxUp(opts: {
       sim: simEntry(sim.url, world),
       vpcNetns: world.datapath.vpcNetns,
       nodes,
+      hosts: sandboxHosts(world, sim),
       ...(controlPlane
         ? { kubernetes: { server: controlPlane.server, kubeconfig: controlPlane.adminKubeconfig } }
         : {}),
@@ -275,6 +300,22 @@ export async function sandboxUp(opts: {
     await stop(e instanceof StartFailed ? e.logs : []).catch(() => {});
     throw e;
   }
+}
+
+/** The world's VPC hosts (role "host"), each with its namespace and primary IP. */
+export function sandboxHosts(world: World, sim: Simulator): SandboxHost[] {
+  const netnsOf = nodeNetnsNames(world);
+  return world.instances
+    .filter((i) => i.role === "host")
+    .map((i) => {
+      const primary = sim.state.enis.get(sim.state.instances.get(i.instanceId)!.primaryEniId)!;
+      return {
+        name: i.instanceId.replace(/^i-/, ""),
+        instanceId: i.instanceId,
+        netns: netnsOf.get(i.instanceId)!,
+        ip: primary.ips[0]!,
+      };
+    });
 }
 
 /** Clean up after a sandbox that could not clean up itself. */

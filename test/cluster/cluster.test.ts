@@ -4,9 +4,9 @@
 // eniway is installed with `helm install` of charts/eniway, from the image
 // `eniway image build` makes, as a user would install it.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -78,7 +78,7 @@ describe("eniway installed with helm on kubelet + containerd nodes of the simula
     sb = await sandboxClusterUp({
       dir: join(dir, "sandbox"),
       nodes: 2,
-      world: sandboxWorld(2, PREFIX),
+      world: sandboxWorld(2, PREFIX, { hosts: 1 }),
       sets: [
         "pool.minIdle=2",
         "pool.maxIdle=4",
@@ -267,6 +267,72 @@ describe("eniway installed with helm on kubelet + containerd nodes of the simula
     await k.waitRunning("app=web", 4);
     expect(await k.warnings(CNI_ERRORS)).toEqual([]);
     for (const i of [0, 1]) expect(await mapping(i)).toMatch(/^0 problem\(s\)$/m);
+  }, 300_000);
+
+  it("a VPC host outside the cluster and the pods reach each other by their own addresses, with no NAT on the way", async () => {
+    const host = sb.file.hosts[0]!;
+    const pods = await k.waitRunning("app=web", 4);
+    const inHost = (script: string, ...args: string[]): string =>
+      execFileSync(
+        "nsenter",
+        [`--net=/run/netns/${host.netns}`, "--", "busybox", "sh", "-c", script, ...args],
+        {
+          encoding: "utf8",
+          timeout: 15_000,
+        },
+      );
+    // The host (no daemon, no kubelet: only its primary ENI) reaches every pod by its IP.
+    for (const p of pods)
+      expect(
+        inHost('printf "GET / HTTP/1.0\\r\\n\\r\\n" | busybox nc -w 3 "$0" 8080', p.status!.podIP!)
+          .trim()
+          .split("\n")
+          .pop(),
+      ).toBe(p.metadata!.name);
+    // And every pod reaches the host, which sees the pod's own address (a CGI answers REMOTE_ADDR).
+    const www = join(dir, "host-www");
+    await mkdir(join(www, "cgi-bin"), { recursive: true });
+    await writeFile(
+      join(www, "cgi-bin", "ip"),
+      "#!/bin/sh\necho Content-Type: text/plain\necho\necho $REMOTE_ADDR\n",
+      {
+        mode: 0o755,
+      },
+    );
+    const httpd = spawn(
+      "nsenter",
+      [`--net=/run/netns/${host.netns}`, "--", "busybox", "httpd", "-f", "-p", "7777", "-h", www],
+      {
+        stdio: "ignore",
+      },
+    );
+    try {
+      for (const p of pods) {
+        let seen = "";
+        for (let i = 0; i < 20 && !seen; i++) {
+          seen = (
+            await k
+              .kubectl([
+                "exec",
+                p.metadata!.name!,
+                "--",
+                "sh",
+                "-c",
+                'printf "GET /cgi-bin/ip HTTP/1.0\\r\\n\\r\\n" | nc -w 3 "$0" 7777',
+                host.ip,
+              ])
+              .catch(() => "")
+          )
+            .trim()
+            .split("\n")
+            .pop()!;
+          if (!seen) await sleep(250);
+        }
+        expect(seen, `${p.metadata!.name} → ${host.ip}`).toBe(p.status!.podIP);
+      }
+    } finally {
+      httpd.kill("SIGKILL");
+    }
   }, 300_000);
 
   it("helm upgrade with a changed pool setting rolls the DaemonSet; running pods keep their IPs and connectivity", async () => {

@@ -67,11 +67,14 @@ export function skipReasons(log: string): Map<string, string> {
   const reasons = new Map<string, string>();
   const blocks = log.split(/^-{30,}$/m);
   for (const b of blocks) {
-    if (!/\[SKIPPING\]/.test(b)) continue;
+    const at = b.search(/^S \[SKIPPING\]/m);
+    if (at < 0) continue;
     const lines = b
+      .slice(at)
       .split("\n")
+      .slice(1)
       .map((l) => l.trim())
-      .filter((l) => l !== "" && !/^(k8s\.io|S+$|S \[SKIPPING\])/.test(l));
+      .filter((l) => l !== "" && !/^k8s\.io\//.test(l));
     // The spec's name is its describe lines and its It line (ending "[It]"); the reason follows.
     const it = lines.findIndex((l) => l.endsWith("[It]"));
     const reason = lines.slice(it + 1).find((l) => !l.startsWith("/") && !l.endsWith(".go"));
