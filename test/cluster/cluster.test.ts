@@ -301,7 +301,8 @@ describe("eniway installed with helm on kubelet + containerd nodes of the simula
     );
     const httpd = spawn(
       "nsenter",
-      [`--net=/run/netns/${host.netns}`, "--", "busybox", "httpd", "-f", "-p", "7777", "-h", www],
+      // On the host's IPv4 address: REMOTE_ADDR is then the peer's IPv4 address as it arrived.
+      [`--net=/run/netns/${host.netns}`, "--", "busybox", "httpd", "-f", "-p", `${host.ip}:7777`, "-h", www],
       {
         stdio: "ignore",
       },
