@@ -7,6 +7,8 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { open, readFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 
 /** What `npm run conformance` runs by default: sig-network's conformance tests, NetworkPolicy, the granular checks. */
@@ -88,6 +90,29 @@ export function skipReasons(log: string): Map<string, string> {
   return reasons;
 }
 
+/**
+ * The suite's "Networking" tests (test/e2e/network/networking.go) first
+ * fetch http://google.com from the runner itself, "not really a test of
+ * kubernetes in any way", the suite says: the sandbox has no internet by
+ * design. The runner's HTTP goes through this stand-in (HTTP_PROXY), which
+ * answers 200; every address of the cluster and the VPC bypasses it
+ * (NO_PROXY), so nothing the tests check passes through it.
+ */
+async function internetStandIn(): Promise<{ env: Record<string, string>; close(): Promise<void> }> {
+  const server: Server = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/plain" }).end("the sandbox's stand-in for the internet\n");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    env: {
+      HTTP_PROXY: `http://127.0.0.1:${port}`,
+      NO_PROXY: "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8,localhost,.cluster.local",
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
 export interface E2eRun {
   results: TestResult[];
   /** Every spec the focus selected that the skip regex left out. */
@@ -124,11 +149,17 @@ export async function runE2e(o: {
   const logFile = join(o.reportDir, "e2e.log");
   const out = await open(logFile, "w");
   const started = Date.now();
-  const child = spawn(binary, args, { cwd: o.reportDir, stdio: ["ignore", out.fd, out.fd] });
+  const internet = await internetStandIn();
+  const child = spawn(binary, args, {
+    cwd: o.reportDir,
+    stdio: ["ignore", out.fd, out.fd],
+    env: { ...process.env, ...internet.env },
+  });
   await out.close();
   const timer = setTimeout(() => child.kill("SIGTERM"), o.timeoutMs ?? 6 * 3600_000);
   const exitCode = await new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   clearTimeout(timer);
+  await internet.close();
   const log = await readFile(logFile, "utf8");
   const junit = await readFile(join(o.reportDir, "junit_01.xml"), "utf8").catch(() => "");
   const all = parseJunit(junit);
