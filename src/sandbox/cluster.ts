@@ -6,6 +6,8 @@
 // Why each piece (each was seen to fail without it):
 // - `nsenter --net`, never `ip netns exec`: the latter remounts /sys, which
 //   detaches the cgroup mounts the kubelet and runc need.
+// - Its own UTS namespace with the node's name as host name: hostNetwork
+//   pods share it and answer with it (the upstream suite checks).
 // - One mount namespace per node, shared by containerd and the kubelet (the
 //   kubelet's volume mounts must be visible to containerd); it is made
 //   rshared, as systemd makes a real host, so the netns mounts containerd
@@ -374,7 +376,7 @@ export async function startNode(o: {
   await mkdir(join(dir, "logs"), { recursive: true });
   const socket = join(dir, "containerd", "containerd.sock");
   const holder = await spawnDetached(
-    ["unshare", "--mount", "--propagation", "slave", "--", "sleep", "2147483647"],
+    ["unshare", "--mount", "--uts", "--propagation", "slave", "--", "sleep", "2147483647"],
     join(dir, "logs", "holder.log"),
   );
   const pid = holder.pid!;
@@ -386,12 +388,16 @@ export async function startNode(o: {
     pids: { holder: pid, containerd: 0, kubelet: 0, kubeProxy: 0 },
   };
   try {
-    const inMount = (argv: string[]): string[] => ["nsenter", `--target=${pid}`, "--mount", ...argv];
+    const inMount = (argv: string[]): string[] => ["nsenter", `--target=${pid}`, "--mount", "--uts", ...argv];
     const inNode = (argv: string[]): string[] =>
       inMount([`--net=/var/run/netns/${spec.netns}`, "--", ...argv]);
     await waitFor("mount namespace", holder, join(dir, "logs", "holder.log"), async () =>
       readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith("sleep"),
     );
+    // Its own host name, as a machine has: hostNetwork pods (which share the node's) answer with it.
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(spec.name))
+      throw new Error(`invalid node name ${spec.name}`);
+    await exec(inMount(["--", "busybox", "hostname", spec.name]));
     await exec(inMount(["--", "mount", "--make-rshared", "/"]));
     for (const [target, name] of Object.entries(NODE_PATHS)) {
       const own = join(dir, "host", name);
