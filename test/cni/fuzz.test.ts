@@ -7,7 +7,6 @@
 // replays a run, ENIWAY_FUZZ_CASES=N runs more.
 
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,6 +34,8 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
   const random = prng(SEED);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const int = (n: number): number => Math.floor(random() * n);
+  /** Random bytes from the seeded generator, so a seed replays the same run. */
+  const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(256)));
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "eniway-fuzz-"));
@@ -42,7 +43,10 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
       dir: join(dir, "sb"),
       nodes: 1,
       world: sandboxWorld(1, PREFIX),
-      sets: [],
+      // The node holds 12 IPs and each released one cools for 30 s, so accepted ADDs can drain it: an ADD
+      // then waits for an IP up to pool.allocateTimeoutSeconds (30 by default) and answers "try again".
+      // That wait is kept well inside the plugin's timeout below, so a drained node still ends every run.
+      sets: ["pool.allocateTimeoutSeconds=3"],
       log: silentLogger,
     });
     execFileSync("ip", ["netns", "add", POD_NS]);
@@ -90,7 +94,7 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
       case 7:
         return Array.from({ length: int(2000) }, () => int(10));
       default:
-        return randomBytes(int(64)).toString("latin1");
+        return bytes(int(64)).toString("latin1");
     }
   };
 
@@ -118,7 +122,7 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
         return text.slice(0, int(text.length)); // truncated
       }
       case 6:
-        return randomBytes(int(512)).toString("latin1");
+        return bytes(int(512)).toString("latin1");
       case 7:
         return `${"[".repeat(100_000)}${"]".repeat(100_000)}`; // deep nesting
       default:
@@ -130,7 +134,7 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
   const mutateEnv = (): Record<string, string | undefined> => {
     const env: Record<string, string | undefined> = {
       CNI_COMMAND: pick(COMMANDS),
-      CNI_CONTAINERID: randomBytes(32).toString("hex"),
+      CNI_CONTAINERID: bytes(32).toString("hex"),
       CNI_NETNS: `/var/run/netns/${POD_NS}`,
       CNI_IFNAME: "eth0",
       CNI_PATH: sb.file.nodes[0]!.cniBinDir,
@@ -163,8 +167,11 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
       const env = mutateEnv();
       const conf = mutateConf();
       const before = await allocations();
-      const r = await runPlugin(env, conf, { timeoutMs: 15_000 }); // rejects on a hang or a non-JSON stdout
-      const where = `case ${i} (seed ${SEED}): ${env.CNI_COMMAND} ${JSON.stringify(conf.slice(0, 120))}`;
+      const where = `case ${i} (seed ${SEED}): ${JSON.stringify(env).slice(0, 400)} ${JSON.stringify(conf.slice(0, 120))}`;
+      // Rejects on a hang or a non-JSON stdout; the error names the case.
+      const r = await runPlugin(env, conf, { timeoutMs: 15_000 }).catch((e: Error) => {
+        throw new Error(`${where}: ${e.message}`);
+      });
       if (r.code === 0) {
         if (env.CNI_COMMAND === "ADD") {
           expect(Array.isArray(r.json?.ips), where).toBe(true);
