@@ -104,7 +104,12 @@ export async function gatherMapping(deps: {
 }): Promise<Mapping> {
   const enis = deps.pool.summary().enis.map((e) => e.eniId);
   const [pods, cloudEnis] = await Promise.all([
-    deps.kube ? deps.kube.api.listPods(deps.kube.nodeName).then((l) => l.pods) : Promise.resolve(null),
+    deps.kube
+      ? deps.kube.api
+          .pods(deps.kube.nodeName)
+          .list()
+          .then((l) => l.items)
+      : Promise.resolve(null),
     enis.length ? deps.cloud.describeNetworkInterfaces({ eniIds: enis }) : Promise.resolve([]),
   ]);
   return crossCheck({

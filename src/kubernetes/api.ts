@@ -9,35 +9,38 @@ import {
   CoreV1Api,
   type CoreV1Event,
   KubeConfig,
+  NetworkingV1Api,
   PatchStrategy,
   setHeaderOptions,
-  type V1Pod,
   Watch,
 } from "@kubernetes/client-node";
+import {
+  type NamespaceObject,
+  namespaceObject,
+  type PodInfo,
+  type PolicyObject,
+  podInfo,
+  policyObject,
+} from "./objects.js";
 
-/** What the daemon needs to know of a pod. */
-export interface PodInfo {
-  namespace: string;
-  name: string;
-  uid: string;
-  /** Owned by a StatefulSet: its IP is held for its return under the same name. */
-  statefulSet: boolean;
-  hostNetwork: boolean;
-  podIp: string;
-  createdAt: number;
-  annotations: Record<string, string>;
-}
+export type { KubeObject, NamespaceObject, PodInfo, PolicyObject } from "./objects.js";
 
-export type WatchEvent =
-  | { type: "ADDED" | "MODIFIED" | "DELETED"; pod: PodInfo; resourceVersion: string }
+export type WatchEvent<T> =
+  | { type: "ADDED" | "MODIFIED" | "DELETED"; obj: T; resourceVersion: string }
   | { type: "BOOKMARK"; resourceVersion: string }
   /** The server ended the watch with a Status; 410 means the resourceVersion is too old. */
   | { type: "ERROR"; code: number; message: string };
 
-export interface PodWatch {
+export interface ObjectWatch {
   /** Resolves when the watch ends: null when the server closed it, else the error. */
   done: Promise<Error | null>;
   stop(): void;
+}
+
+/** One kind of object, listed then watched from the list's resourceVersion. */
+export interface ListWatch<T> {
+  list(): Promise<{ items: T[]; resourceVersion: string }>;
+  watch(resourceVersion: string, on: (e: WatchEvent<T>) => void): Promise<ObjectWatch>;
 }
 
 export interface NodeInfo {
@@ -70,8 +73,10 @@ export interface EventObject {
 export interface KubeApi {
   /** The API server this client talks to. */
   server: string;
-  listPods(nodeName: string): Promise<{ pods: PodInfo[]; resourceVersion: string }>;
-  watchPods(nodeName: string, resourceVersion: string, on: (e: WatchEvent) => void): Promise<PodWatch>;
+  /** The pods of one node, or of the whole cluster when nodeName is "". */
+  pods(nodeName: string): ListWatch<PodInfo>;
+  namespaces: ListWatch<NamespaceObject>;
+  networkPolicies: ListWatch<PolicyObject>;
   /** null: the pod does not exist (404). Any other failure throws. */
   getPod(namespace: string, name: string): Promise<PodInfo | null>;
   getNode(name: string): Promise<NodeInfo>;
@@ -94,22 +99,7 @@ export class KubeError extends Error {
   }
 }
 
-export const STATEFULSET_KIND = "StatefulSet";
 const REQUEST_TIMEOUT_MS = 15_000;
-
-export function podInfo(p: V1Pod): PodInfo {
-  const m = p.metadata ?? {};
-  return {
-    namespace: m.namespace ?? "",
-    name: m.name ?? "",
-    uid: m.uid ?? "",
-    statefulSet: (m.ownerReferences ?? []).some((o) => o.kind === STATEFULSET_KIND && o.controller !== false),
-    hostNetwork: p.spec?.hostNetwork === true,
-    podIp: p.status?.podIP ?? "",
-    createdAt: m.creationTimestamp ? new Date(m.creationTimestamp).getTime() : 0,
-    annotations: m.annotations ?? {},
-  };
-}
 
 function kubeError(e: unknown, what: string): KubeError {
   if (e instanceof KubeError) return e;
@@ -142,6 +132,7 @@ const strategicPatch = setHeaderOptions("Content-Type", PatchStrategy.StrategicM
 
 export function createKubeApi(kc: KubeConfig): KubeApi {
   const core = kc.makeApiClient(CoreV1Api);
+  const networking = kc.makeApiClient(NetworkingV1Api);
   const watcher = new Watch(kc);
   const counts: Record<string, number> = {};
   const call = async <T>(kind: string, what: string, fn: () => Promise<T>): Promise<T> => {
@@ -162,6 +153,54 @@ export function createKubeApi(kc: KubeConfig): KubeApi {
       clearTimeout(timer);
     }
   };
+  /** A ListWatch of one kind: `convert` keeps the fields the daemon uses, from a listed or a watched object. */
+  const listWatch = <R extends { metadata?: { resourceVersion?: string } }, T>(
+    what: string,
+    path: string,
+    fieldSelector: string | undefined,
+    convert: (raw: R) => T,
+    list: () => Promise<{ items: R[]; resourceVersion: string }>,
+  ): ListWatch<T> => ({
+    list: () =>
+      call("list", `list ${what}`, async () => {
+        const l = await list();
+        return { items: l.items.map(convert), resourceVersion: l.resourceVersion };
+      }),
+    watch: (resourceVersion, on) =>
+      call("watch", `watch ${what}`, async () => {
+        let finish!: (e: Error | null) => void;
+        const done = new Promise<Error | null>((r) => {
+          finish = r;
+        });
+        const controller = await watcher.watch(
+          path,
+          {
+            ...(fieldSelector ? { fieldSelector } : {}),
+            resourceVersion,
+            allowWatchBookmarks: true,
+            // The server ends a watch after this; the informer watches again from where it was.
+            timeoutSeconds: 240 + Math.floor(Math.random() * 120),
+          },
+          (type: string, obj: unknown) => {
+            if (type === "ERROR") {
+              const st = obj as { code?: number; message?: string };
+              on({ type, code: st.code ?? 0, message: st.message ?? "" });
+            } else if (type === "BOOKMARK") {
+              on({ type, resourceVersion: (obj as R).metadata?.resourceVersion ?? resourceVersion });
+            } else if (type === "ADDED" || type === "MODIFIED" || type === "DELETED") {
+              const raw = obj as R;
+              on({
+                type,
+                obj: convert(raw),
+                resourceVersion: raw.metadata?.resourceVersion ?? resourceVersion,
+              });
+            }
+          },
+          (err: unknown) => finish(err ? kubeError(err, `watch ${what}`) : null),
+        );
+        return { done, stop: () => controller.abort() };
+      }),
+  });
   const server = kc.getCurrentCluster()?.server ?? "";
   const eventBody = (e: EventObject): CoreV1Event => ({
     metadata: { name: e.name, namespace: e.namespace },
@@ -185,46 +224,27 @@ export function createKubeApi(kc: KubeConfig): KubeApi {
 
   return {
     server,
-    listPods: (nodeName) =>
-      call("list", "list pods", async () => {
-        const list = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` });
-        return { pods: list.items.map(podInfo), resourceVersion: list.metadata?.resourceVersion ?? "" };
-      }),
-    watchPods: (nodeName, resourceVersion, on) =>
-      call("watch", "watch pods", async () => {
-        let finish!: (e: Error | null) => void;
-        const done = new Promise<Error | null>((r) => {
-          finish = r;
-        });
-        const controller = await watcher.watch(
-          "/api/v1/pods",
-          {
-            fieldSelector: `spec.nodeName=${nodeName}`,
-            resourceVersion,
-            allowWatchBookmarks: true,
-            // The server ends a watch after this; the informer watches again from where it was.
-            timeoutSeconds: 240 + Math.floor(Math.random() * 120),
-          },
-          (type: string, obj: unknown) => {
-            if (type === "ERROR") {
-              const s = obj as { code?: number; message?: string };
-              on({ type, code: s.code ?? 0, message: s.message ?? "" });
-            } else if (type === "BOOKMARK") {
-              const rv = (obj as V1Pod).metadata?.resourceVersion ?? resourceVersion;
-              on({ type, resourceVersion: rv });
-            } else if (type === "ADDED" || type === "MODIFIED" || type === "DELETED") {
-              const pod = obj as V1Pod;
-              on({
-                type,
-                pod: podInfo(pod),
-                resourceVersion: pod.metadata?.resourceVersion ?? resourceVersion,
-              });
-            }
-          },
-          (err: unknown) => finish(err ? kubeError(err, "watch pods") : null),
-        );
-        return { done, stop: () => controller.abort() };
-      }),
+    pods: (nodeName) => {
+      const fieldSelector = nodeName ? `spec.nodeName=${nodeName}` : undefined;
+      return listWatch("pods", "/api/v1/pods", fieldSelector, podInfo, async () => {
+        const l = await core.listPodForAllNamespaces(fieldSelector ? { fieldSelector } : {});
+        return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
+      });
+    },
+    namespaces: listWatch("namespaces", "/api/v1/namespaces", undefined, namespaceObject, async () => {
+      const l = await core.listNamespace();
+      return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
+    }),
+    networkPolicies: listWatch(
+      "networkpolicies",
+      "/apis/networking.k8s.io/v1/networkpolicies",
+      undefined,
+      policyObject,
+      async () => {
+        const l = await networking.listNetworkPolicyForAllNamespaces();
+        return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
+      },
+    ),
     getPod: (namespace, name) =>
       call("get", `get pod ${namespace}/${name}`, async () => {
         try {

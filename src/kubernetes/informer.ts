@@ -1,44 +1,55 @@
-// The pods of this node, kept with informer semantics: list, then watch from
-// the list's resourceVersion; when the server says 410 Gone, list again; on
-// any other failure, reconnect with backoff. The cache is only trusted once
-// a list succeeded (`synced`); while the API server is away it goes stale,
-// never emptier, so nothing is released for its absence.
+// A cache of one kind of object kept with informer semantics: list, then
+// watch from the list's resourceVersion; when the server says 410 Gone, list
+// again; on any other failure, reconnect with backoff. The cache is only
+// trusted once a list succeeded (`synced`); while the API server is away it
+// goes stale, never emptier, so nothing is released or opened for its absence.
 
 import { delayFor, SCHEDULES } from "../../lib/backoff.js";
 import type { Logger } from "../../lib/log.js";
-import type { KubeApi, PodInfo, WatchEvent } from "./api.js";
+import type { KubeObject, ListWatch, PodInfo } from "./api.js";
 
-export interface PodCache {
-  /** The pod of this name in the cache, if any. */
-  get(namespace: string, name: string): PodInfo | undefined;
-  pods(): PodInfo[];
+export interface InformerStats {
+  lists: number;
+  watches: number;
+  relists: number;
+  failures: number;
+  events: number;
+}
+
+export interface Cache<T> {
+  /** The object of this namespace and name in the cache, if any ("" for a cluster-scoped one). */
+  get(namespace: string, name: string): T | undefined;
+  items(): T[];
   /** A list has succeeded: the cache reflects the API server (perhaps late). */
   synced(): boolean;
   /** Whether the watch is connected now. */
   watching(): boolean;
-  stats(): { lists: number; watches: number; relists: number; failures: number; events: number };
+  stats(): InformerStats;
 }
 
-export interface Informer extends PodCache {
+export interface Informer<T> extends Cache<T> {
   start(): void;
   stop(): Promise<void>;
 }
 
-export interface InformerHooks {
-  /** A pod of this node was seen (list or event), or deleted. */
-  onPod?(pod: PodInfo, deleted: boolean): void;
+export type PodCache = Cache<PodInfo>;
+
+export interface InformerHooks<T> {
+  /** An object was seen (list or event), or deleted. */
+  onChange?(obj: T, deleted: boolean): void;
 }
 
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
 
-export function createInformer(
-  api: KubeApi,
-  nodeName: string,
+/** `what` names the objects in the log ("pod", "namespace", "networkpolicy"). */
+export function createInformer<T extends KubeObject>(
+  source: ListWatch<T>,
+  what: string,
   log: Logger,
-  hooks: InformerHooks = {},
-): Informer {
-  const cache = new Map<string, PodInfo>();
-  const stats = { lists: 0, watches: 0, relists: 0, failures: 0, events: 0 };
+  hooks: InformerHooks<T> = {},
+): Informer<T> {
+  const cache = new Map<string, T>();
+  const stats: InformerStats = { lists: 0, watches: 0, relists: 0, failures: 0, events: 0 };
   let isSynced = false;
   let connected = false;
   let stopped = false;
@@ -57,28 +68,28 @@ export function createInformer(
       wake = done;
     });
 
-  const replace = (pods: PodInfo[]): void => {
+  const replace = (items: T[]): void => {
     const seen = new Set<string>();
-    for (const p of pods) {
-      seen.add(keyOf(p.namespace, p.name));
-      cache.set(keyOf(p.namespace, p.name), p);
-      hooks.onPod?.(p, false);
+    for (const o of items) {
+      seen.add(keyOf(o.namespace, o.name));
+      cache.set(keyOf(o.namespace, o.name), o);
+      hooks.onChange?.(o, false);
     }
-    for (const [k, p] of cache)
+    for (const [k, o] of cache)
       if (!seen.has(k)) {
         cache.delete(k);
-        hooks.onPod?.(p, true);
+        hooks.onChange?.(o, true);
       }
   };
 
-  const apply = (e: Extract<WatchEvent, { pod: PodInfo }>): void => {
+  const apply = (type: "ADDED" | "MODIFIED" | "DELETED", o: T): void => {
     stats.events++;
-    const k = keyOf(e.pod.namespace, e.pod.name);
-    if (e.type === "DELETED") {
+    const k = keyOf(o.namespace, o.name);
+    if (type === "DELETED") {
       // A later incarnation under the same name stays.
-      if (cache.get(k)?.uid === e.pod.uid) cache.delete(k);
-    } else cache.set(k, e.pod);
-    hooks.onPod?.(e.pod, e.type === "DELETED");
+      if (cache.get(k)?.uid === o.uid) cache.delete(k);
+    } else cache.set(k, o);
+    hooks.onChange?.(o, type === "DELETED");
   };
 
   const run = async (): Promise<void> => {
@@ -87,24 +98,24 @@ export function createInformer(
     while (!stopped) {
       try {
         if (!rv) {
-          const l = await api.listPods(nodeName);
+          const l = await source.list();
           stats.lists++;
-          replace(l.pods);
+          replace(l.items);
           rv = l.resourceVersion;
-          if (!isSynced) log.info("pod cache synced", { pods: l.pods.length, resourceVersion: rv });
+          if (!isSynced) log.info(`${what} cache synced`, { count: l.items.length, resourceVersion: rv });
           isSynced = true;
         }
         let gone = false;
-        const w = await api.watchPods(nodeName, rv, (e) => {
+        const w = await source.watch(rv, (e) => {
           if (e.type === "ERROR") {
             gone = e.code === 410;
-            if (!gone) log.warn("pod watch error", { code: e.code, message: e.message });
+            if (!gone) log.warn(`${what} watch error`, { code: e.code, message: e.message });
             current?.stop();
             return;
           }
           rv = e.resourceVersion;
           failures = 0; // the server answers: the next failure starts the backoff afresh
-          if (e.type !== "BOOKMARK") apply(e);
+          if (e.type !== "BOOKMARK") apply(e.type, e.obj);
         });
         stats.watches++;
         current = w;
@@ -115,7 +126,7 @@ export function createInformer(
         if (stopped) return;
         if (gone) {
           stats.relists++;
-          log.info("pod watch expired (410 Gone); listing again", { resourceVersion: rv });
+          log.info(`${what} watch expired (410 Gone); listing again`, { resourceVersion: rv });
           rv = "";
           continue;
         }
@@ -128,7 +139,7 @@ export function createInformer(
         stats.failures++;
         if ((e as { status?: number }).status === 410) rv = "";
         const ms = delayFor(SCHEDULES.kubeWatch, failures);
-        log.warn("pod list/watch failed; retrying", { error: String(e), inMs: ms, failures });
+        log.warn(`${what} list/watch failed; retrying`, { error: String(e), inMs: ms, failures });
         await pause(ms);
       }
     }
@@ -136,7 +147,7 @@ export function createInformer(
 
   return {
     get: (namespace, name) => cache.get(keyOf(namespace, name)),
-    pods: () => [...cache.values()],
+    items: () => [...cache.values()],
     synced: () => isSynced,
     watching: () => connected,
     stats: () => ({ ...stats }),

@@ -88,8 +88,8 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
   const now = deps.now ?? Date.now;
   const stateful = new Map<string, number>(); // "ns/name" → last seen as a StatefulSet pod
   const soon = new Set<NodeJS.Timeout>();
-  const informer = createInformer(api, nodeName, log.child({ component: "pod-watch" }), {
-    onPod(pod, deleted) {
+  const informer = createInformer(api.pods(nodeName), "pod", log.child({ component: "pod-watch" }), {
+    onChange(pod, deleted) {
       if (pod.statefulSet) stateful.set(`${pod.namespace}/${pod.name}`, now());
       if (deleted && node) podDeleted(node, pod);
     },
@@ -270,7 +270,7 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
         ...informer.stats(),
         watching: informer.watching(),
         synced: informer.synced(),
-        pods: informer.pods().length,
+        pods: informer.items().length,
       },
       requests: api.requests(),
       condition: sent?.condition ?? null,

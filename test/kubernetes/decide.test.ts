@@ -20,6 +20,9 @@ const pod = (name: string, uid: string, extra: Partial<PodInfo> = {}): PodInfo =
   podIp: "",
   createdAt: 0,
   annotations: {},
+  labels: {},
+  nodeName: "node-a",
+  ports: [],
   ...extra,
 });
 const held = (name: string, uid: string, assignedAt: number): HeldIp => ({
