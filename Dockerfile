@@ -18,7 +18,7 @@ COPY . .
 RUN npm run build && npm prune --omit=dev && rm -rf dist/test
 
 FROM node:${NODE_VERSION}-bookworm-slim
-ARG PACKAGES="iproute2 iptables util-linux libstdc++6"
+ARG PACKAGES="iproute2 iptables nftables util-linux libstdc++6"
 # iptables-nft is Debian 12's default backend, and the one kube-proxy and the node use there.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ${PACKAGES} \

@@ -60,6 +60,13 @@ export interface CniObserver {
   allocationFailed?(pod: PodRef, error: Error): void;
   /** DEL holds the IP of this pod for its return under the same name (a StatefulSet pod). */
   holdsIp?(pod: PodRef): boolean;
+  /**
+   * The pod is wired: ADD returns once this resolves (its NetworkPolicy rules
+   * are in the kernel). If it rejects, the ADD fails and its IP is released.
+   */
+  wired?(pod: PodRef, ip: string): Promise<void>;
+  /** DEL released the pod's IP: its rules may go. */
+  unwired?(ip: string): void;
 }
 
 const keyOf = (a: Attachment): string => `${a.containerId}/${a.ifname}`;
@@ -123,6 +130,7 @@ export function createCniHandlers(deps: {
         ip: a.ip,
         eni: eniOf(a),
       });
+      await observer.wired?.(req.pod, a.ip);
       const t2 = performance.now();
       observer.allocated?.(req.pod, { ip: a.ip, eniId: a.eniId, ms: t2 - t0 });
       return {
@@ -157,6 +165,7 @@ export function createCniHandlers(deps: {
       datapath.del(req.containerId, req.ifname, a?.ip ?? null),
       pool.release(req.containerId, req.ifname, { hold: a ? (observer.holdsIp?.(a.pod) ?? false) : false }),
     ]);
+    if (released) observer.unwired?.(released.ip);
     return { released: released?.ip ?? null };
   };
 

@@ -106,6 +106,7 @@ const configSchema = obj({
     }),
     { confDir: "", gcMinAgeSeconds: 10, netnsGoneGraceSeconds: 30 },
   ),
+  networkPolicy: opt(obj({ enabled: opt(bool, true) }), { enabled: true }),
   log: opt(obj({ level: opt(str({ oneOf: ["debug", "info", "warn", "error"] }), "info") }), {
     level: "info",
   }),

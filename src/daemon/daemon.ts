@@ -27,6 +27,7 @@ import { type Config, ConfigError } from "./config.js";
 import { conflist, writeConflist } from "./conflist.js";
 import { gatherMapping } from "./mapping.js";
 import { createNode, type Node, type NodeSpec } from "./node.js";
+import { nodePolicy } from "./policy.js";
 
 export interface Daemon {
   node: Node;
@@ -201,7 +202,20 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         checkMs: config.kubernetes.checkSeconds * 1000,
       })
     : null;
-  let node: Node;
+  let node: Node | null = null;
+  const policy = await nodePolicy({
+    config,
+    kube: client,
+    log: log.child({ instanceId: found.instanceId, component: "policy" }),
+    localPods: () =>
+      (node?.pool.allocations() ?? [])
+        .filter((a) => a.pod.name)
+        .map((a) => ({ namespace: a.pod.namespace, name: a.pod.name, ip: a.ip })),
+    programmed: (seconds) => metrics.policyProgrammed(seconds),
+  });
+  const policyHooks = policy
+    ? { wired: () => policy.sync(), unwired: () => void policy.sync().catch(() => {}) }
+    : {};
   try {
     node = await createNode({
       ...nodeSpecOf(config, found, metadata, log),
@@ -227,6 +241,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
               allocated: (pod, a) => kube.allocated(pod, a),
               allocationFailed: (pod, e) => kube.allocationFailed(pod, e),
               holdsIp: (pod) => kube.holdsIp(pod),
+              ...policyHooks,
             }
           : {
               cloudFailure: (f) => metrics.event({ kind: "cloud", subject: f.reason, detail: f.message }),
@@ -243,6 +258,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ips: () => node.pool.ips(),
     vSwitches: () => node.vSwitches(),
     kubernetes: () => kube?.stats() ?? null,
+    policy: () => policy,
   };
   metrics.bind(view, { version: VERSION, node: identity.nodeName || identity.instanceId });
   const nodeLog = log.child({ instanceId: node.instanceId });
@@ -254,6 +270,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     if (api) await withTimeout(api.close(), 3000);
     // Pending Events get a moment; an API server that does not answer gets no more.
     if (kube) await withTimeout(kube.stop(), 3000);
+    if (policy) await withTimeout(policy.stop(), 3000);
     await node.stop();
     if (http) await closeServer(http);
   };
@@ -285,6 +302,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       });
     await node.start();
     kube?.start(nodePort(node, found, kube));
+    policy?.start();
     if (config.cni.confDir) {
       const file = await writeConflist(
         config.cni.confDir,

@@ -37,6 +37,8 @@ export type PodCache = Cache<PodInfo>;
 export interface InformerHooks<T> {
   /** An object was seen (list or event), or deleted. */
   onChange?(obj: T, deleted: boolean): void;
+  /** A list succeeded: the cache holds what the API server has. */
+  onSynced?(): void;
 }
 
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
@@ -104,6 +106,7 @@ export function createInformer<T extends KubeObject>(
           rv = l.resourceVersion;
           if (!isSynced) log.info(`${what} cache synced`, { count: l.items.length, resourceVersion: rv });
           isSynced = true;
+          hooks.onSynced?.();
         }
         let gone = false;
         const w = await source.watch(rv, (e) => {

@@ -11,6 +11,7 @@ import type { RepairReport } from "../../cni/datapath/datapath.js";
 import type { PoolSummary } from "../../pool/pool.js";
 import type { ReconcileReport } from "../../pool/reconcile.js";
 import type { KubernetesStats } from "../kubernetes/kubernetes.js";
+import { type PolicyView, policyMetrics } from "./policy.js";
 
 export const IP_STATES = ["idle", "assigned", "cooling", "releasing", "pending"] as const;
 /** The states an IP the pool holds can be in (pending IPs are not on an ENI yet). */
@@ -44,6 +45,8 @@ export interface NodeView {
   /** Free addresses per candidate vSwitch, as the last DescribeVSwitches said. */
   vSwitches(): { vSwitchId: string; available: number }[];
   kubernetes(): KubernetesStats | null;
+  /** NetworkPolicy, when the node enforces it. */
+  policy(): PolicyView | null;
 }
 
 export interface RecentEvent {
@@ -70,6 +73,8 @@ export interface Metrics {
   released(reason: "gc" | "netns_gone", n: number): void;
   reconciled(report: ReconcileReport, startup: boolean): void;
   repaired(report: RepairReport): void;
+  /** A NetworkPolicy change reached the kernel after this long. */
+  policyProgrammed(seconds: number): void;
   event(e: Omit<RecentEvent, "at">): void;
   /** The node to read at scrape time, and what eniway_build_info says (set once the node exists). */
   bind(view: NodeView, info: { version: string; node: string }): void;
@@ -354,6 +359,8 @@ export function createMetrics(): Metrics {
     },
   );
 
+  const policy = policyMetrics(registry, () => view?.policy() ?? null);
+
   const event = (e: Omit<RecentEvent, "at">): void => {
     events.unshift({ at: Date.now(), ...e });
     if (events.length > RECENT_EVENTS) events.pop();
@@ -415,6 +422,7 @@ export function createMetrics(): Metrics {
       repairs.inc({ kind: "restored" }, r.restored.length);
       repairs.inc({ kind: "removed" }, r.removed.length);
     },
+    policyProgrammed: (seconds) => policy.programmed(seconds),
     event,
     bind(v, info) {
       view = v;

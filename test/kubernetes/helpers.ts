@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoreV1Api, KubeConfig, type V1OwnerReference } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, type V1ContainerPort, type V1OwnerReference } from "@kubernetes/client-node";
 import type { World } from "../../cloud/simulator/world.js";
 import { silentLogger } from "../../lib/log.js";
 import { runPlugin } from "../../src/sandbox/plugin.js";
@@ -21,7 +21,7 @@ export interface KubeSandbox {
   core: CoreV1Api;
   admin: KubeConfig;
   /** A pod object bound to the node (no kubelet runs it); returns its UID. */
-  createPod(name: string, owner?: "StatefulSet" | "ReplicaSet"): Promise<string>;
+  createPod(name: string, owner?: "StatefulSet" | "ReplicaSet" | null, extra?: PodExtra): Promise<string>;
   /** Deleted at once (grace 0), as the kubelet's final delete does. */
   deletePod(name: string): Promise<void>;
   /** CNI ADD through the plugin; the pod's namespace is made for it. */
@@ -29,7 +29,8 @@ export interface KubeSandbox {
     name: string;
     uid: string;
     containerId?: string;
-  }): Promise<{ code: number | null; ip: string; out: string }>;
+    namespace?: string;
+  }): Promise<{ code: number | null; ip: string; out: string; netns: string }>;
   del(containerId: string): Promise<{ code: number | null; out: string }>;
   allocations(): Promise<{ containerId: string; ip: string; pod: { name: string; uid: string } }[]>;
   ipPhase(ip: string): Promise<string | undefined>;
@@ -40,6 +41,13 @@ export interface KubeSandbox {
     name: string,
   ): Promise<Map<string, { count: number; objects: number; message: string }>>;
   close(): Promise<void>;
+}
+
+/** A pod's namespace (default "default"), labels and container ports. */
+export interface PodExtra {
+  namespace?: string;
+  labels?: Record<string, string>;
+  ports?: V1ContainerPort[];
 }
 
 export interface KubeStats {
@@ -98,15 +106,15 @@ export async function kubeSandbox(opts: {
   const containers = new Map<string, string>(); // containerId → netns name
   let seq = 0;
 
-  const cniArgs = (name: string, uid: string): string =>
-    `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=x;K8S_POD_UID=${uid}`;
+  const cniArgs = (namespace: string, name: string, uid: string): string =>
+    `IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=x;K8S_POD_UID=${uid}`;
 
   return {
     sb,
     node,
     core,
     admin,
-    async createPod(name, owner) {
+    async createPod(name, owner, extra = {}) {
       const ownerReferences: V1OwnerReference[] | undefined = owner
         ? [
             {
@@ -119,14 +127,14 @@ export async function kubeSandbox(opts: {
           ]
         : undefined;
       const pod = await core.createNamespacedPod({
-        namespace: "default",
+        namespace: extra.namespace ?? "default",
         body: {
-          metadata: { name, ...(ownerReferences ? { ownerReferences } : {}) },
+          metadata: { name, labels: extra.labels ?? {}, ...(ownerReferences ? { ownerReferences } : {}) },
           spec: {
             nodeName: node.nodeName!,
             // No controller-manager mints the legacy token Secret this would need.
             automountServiceAccountToken: false,
-            containers: [{ name: "c", image: "localhost/busybox:local" }],
+            containers: [{ name: "c", image: "localhost/busybox:local", ports: extra.ports ?? [] }],
           },
         },
       });
@@ -147,14 +155,14 @@ export async function kubeSandbox(opts: {
         CNI_CONTAINERID: containerId,
         CNI_NETNS: `/var/run/netns/${ns}`,
         CNI_IFNAME: "eth0",
-        CNI_ARGS: cniArgs(pod.name, pod.uid),
+        CNI_ARGS: cniArgs(pod.namespace ?? "default", pod.name, pod.uid),
       });
       let ip = "";
       if (r.code === 0) {
         const res = JSON.parse(r.out) as { ips: { address: string }[] };
         ip = res.ips[0]!.address.split("/")[0]!;
       }
-      return { code: r.code, ip, out: r.out };
+      return { code: r.code, ip, out: r.out, netns: ns };
     },
     async del(containerId) {
       const ns = containers.get(containerId);

@@ -6,17 +6,14 @@
 // admitted connection pass an egress-isolated server, and replacing the
 // rules 100 times never opens a denied flow nor breaks an allowed one.
 
-import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compile } from "../../cni/policy/compile.js";
 import type { Cluster, PodInfo, Policy } from "../../cni/policy/model.js";
 import { render } from "../../cni/policy/nft.js";
 import { admits, type Flow } from "../../cni/policy/verdict.js";
 import { run, writeProcSys } from "../../lib/ip.js";
-import { packageRoot } from "../../lib/process.js";
 import { sh } from "../helpers/netns.js";
+import { type Agent, startAgent } from "./probe.js";
 
 const P = `ewpn${process.pid % 10000}`;
 const NODE = `${P}-node`;
@@ -63,38 +60,6 @@ const policy = (ns: string, name: string, spec: Partial<Policy>): Policy => ({
   ...spec,
 });
 
-/** One agent (test/policy/agent.ts) per namespace: serves the ports, probes on request. */
-interface Agent {
-  probe(f: Omit<Flow, "src">): Promise<boolean>;
-  child: ChildProcess;
-}
-function startAgent(ns: string): Promise<Agent> {
-  const script = join(packageRoot(), "dist", "test", "policy", "agent.js");
-  const child = spawn("ip", ["netns", "exec", ns, process.execPath, script, PORTS.join(",")], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const waiting = new Map<number, (ok: boolean) => void>();
-  let id = 0;
-  return new Promise((ready, fail) => {
-    child.on("error", fail);
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      const m = JSON.parse(line) as { ready?: boolean; id?: number; ok?: boolean };
-      if (m.ready)
-        ready({
-          child,
-          probe: (f) =>
-            new Promise((done) => {
-              waiting.set(++id, done);
-              child.stdin!.write(
-                `${JSON.stringify({ id, dst: f.dst, protocol: f.protocol ?? "ICMP", port: f.port })}\n`,
-              );
-            }),
-        });
-      else waiting.get(m.id!)?.(m.ok!);
-    });
-  });
-}
-
 function wire(m: Member, i: number): void {
   const host = `ewp${i}`;
   sh("ip", "netns", "add", m.netns);
@@ -121,7 +86,7 @@ describe("nft enforcement on real namespaces", () => {
     sh("ip", "-n", NODE, "link", "set", "lo", "up");
     await writeProcSys(nsPath(NODE), { "net/ipv4/ip_forward": "1" });
     for (const [i, m] of sources.entries()) wire(m, i);
-    for (const ns of [NODE, ...sources.map((m) => m.netns)]) agents.set(ns, await startAgent(ns));
+    for (const ns of [NODE, ...sources.map((m) => m.netns)]) agents.set(ns, await startAgent(ns, PORTS));
   }, 60_000);
 
   afterAll(() => {

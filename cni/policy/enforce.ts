@@ -1,0 +1,77 @@
+// The enforcer: the one place that runs nft. It replaces the node's eniway
+// table in one transaction, keeps the pods' drop counts across replacements
+// (a replacement makes the counters anew), and removes the table when
+// policy is switched off.
+
+import { CommandError } from "../../lib/exec.js";
+import { run } from "../../lib/ip.js";
+import type { Direction, RuleSet } from "./compile.js";
+import { render, TABLE } from "./nft.js";
+
+export interface Drops {
+  direction: Direction;
+  ip: string;
+  packets: number;
+}
+
+export interface Enforcer {
+  /** Makes the node enforce exactly this rule set; resolves once the kernel has it. */
+  apply(rs: RuleSet): Promise<void>;
+  /** Packets dropped per pod and direction since the enforcer started. */
+  drops(): Promise<Drops[]>;
+  /** No eniway table any more (policy switched off). */
+  remove(): Promise<void>;
+}
+
+const COUNTER = /^(in|out)_(\d+)_(\d+)_(\d+)_(\d+)$/;
+
+function parseCounters(json: string): Drops[] {
+  const doc = JSON.parse(json) as { nftables?: { counter?: { name: string; packets: number } }[] };
+  return (doc.nftables ?? []).flatMap((o) => {
+    const m = o.counter ? COUNTER.exec(o.counter.name) : null;
+    if (!m || !o.counter) return [];
+    return [
+      {
+        direction: m[1] === "in" ? "ingress" : "egress",
+        ip: m.slice(2).join("."),
+        packets: o.counter.packets,
+      },
+    ];
+  });
+}
+
+const missing = (e: unknown): boolean =>
+  e instanceof CommandError && /No such file or directory/.test(e.message);
+
+/** `netns`: the node's network namespace ("" for the daemon's own). */
+export function createNftEnforcer(netns: string): Enforcer {
+  const before = new Map<string, number>(); // what earlier tables counted, by "direction ip"
+  const keyOf = (d: Drops): string => `${d.direction} ${d.ip}`;
+  const read = async (): Promise<Drops[]> => {
+    try {
+      return parseCounters(await run(netns, ["nft", "-j", "list", "counters", "table", "inet", TABLE]));
+    } catch (e) {
+      if (missing(e)) return [];
+      throw e;
+    }
+  };
+  return {
+    async apply(rs) {
+      const counted = await read();
+      await run(netns, ["nft", "-f", "-"], render(rs));
+      // The counts just read are kept; packets dropped between the read and the replacement are not.
+      for (const d of counted) before.set(keyOf(d), (before.get(keyOf(d)) ?? 0) + d.packets);
+    },
+    async drops() {
+      const now = new Map(before);
+      for (const d of await read()) now.set(keyOf(d), (now.get(keyOf(d)) ?? 0) + d.packets);
+      return [...now].map(([k, packets]) => {
+        const [direction, ip] = k.split(" ") as [Direction, string];
+        return { direction, ip, packets };
+      });
+    },
+    async remove() {
+      await run(netns, ["nft", "-f", "-"], `table inet ${TABLE} {}\ndelete table inet ${TABLE}\n`);
+    },
+  };
+}

@@ -1,0 +1,188 @@
+// NetworkPolicy on this node: the whole cluster's NetworkPolicies, Namespaces
+// and Pods in informer caches, compiled with this node's pods (the addresses
+// the pool gave them) into the rule set, and handed to the enforcer. Any
+// change recompiles; one compile and apply runs at a time, and changes that
+// arrive meanwhile are taken by the next. Until all three caches have synced
+// nothing is applied, so after a restart the kernel keeps the rules it had;
+// while the API server is away the caches go stale and the last rules stay.
+
+import { compile, type RuleSet } from "../../cni/policy/compile.js";
+import type { Drops, Enforcer } from "../../cni/policy/enforce.js";
+import type { PodInfo as PolicyPod } from "../../cni/policy/model.js";
+import type { Logger } from "../../lib/log.js";
+import type { KubeApi, PodInfo } from "./api.js";
+import { createInformer, type InformerStats } from "./informer.js";
+
+export interface LocalPod {
+  namespace: string;
+  name: string;
+  ip: string;
+}
+
+export interface PolicyDeps {
+  api: KubeApi;
+  log: Logger;
+  enforcer: Enforcer;
+  /** This node's pods with the addresses the pool gave them. */
+  localPods(): LocalPod[];
+  /** A new rule set is in the kernel: seconds since the change it answers. */
+  programmed?(seconds: number, rs: RuleSet): void;
+  now?(): number;
+}
+
+export interface PolicyStats {
+  synced: boolean;
+  policies: number;
+  rules: number;
+  ingressIsolated: number;
+  egressIsolated: number;
+  applies: number;
+  failures: number;
+  lastError: string;
+  problems: string[];
+  informers: Record<
+    "pods" | "namespaces" | "networkpolicies",
+    InformerStats & { synced: boolean; count: number }
+  >;
+}
+
+export interface PolicyController {
+  start(): void;
+  /**
+   * The rules include every pod the pool holds now: resolves after a compile
+   * and apply that began after this call (ADD awaits it, so a pod a policy
+   * isolates is isolated before ADD returns). Rejects if that apply failed.
+   */
+  sync(): Promise<void>;
+  /** The last rule set applied, if any. */
+  current(): RuleSet | null;
+  /** Packets dropped per pod address and direction (the kernel's counters). */
+  drops(): Promise<Drops[]>;
+  stats(): PolicyStats;
+  stop(): Promise<void>;
+}
+
+const toPolicyPod = (p: PodInfo): PolicyPod => ({
+  namespace: p.namespace,
+  name: p.name,
+  labels: p.labels,
+  ip: p.podIp,
+  hostNetwork: p.hostNetwork,
+  ports: p.ports,
+});
+
+export function createPolicyController(deps: PolicyDeps): PolicyController {
+  const { api, log } = deps;
+  const now = deps.now ?? Date.now;
+  const onChange = (): void => void schedule().catch(() => {});
+  const hooks = { onChange, onSynced: onChange };
+  const pods = createInformer(api.pods(""), "pod (cluster)", log, hooks);
+  const namespaces = createInformer(api.namespaces, "namespace", log, hooks);
+  const policies = createInformer(api.networkPolicies, "networkpolicy", log, hooks);
+  const all = [pods, namespaces, policies];
+  /** Local pods the cache does not hold yet, read from the API server once. */
+  const fetched = new Map<string, PodInfo | null>();
+  let rs: RuleSet | null = null;
+  let lastScript = "";
+  const counts = { applies: 0, failures: 0, lastError: "" };
+  let dirtySince = 0;
+  let running: Promise<void> | null = null;
+  let queued: Promise<void> | null = null;
+  let stopped = false;
+
+  const localPods = async (): Promise<PolicyPod[]> => {
+    const out: PolicyPod[] = [];
+    for (const l of deps.localPods()) {
+      const key = `${l.namespace}/${l.name}`;
+      let p = pods.get(l.namespace, l.name);
+      if (!p && l.name && !fetched.has(key))
+        fetched.set(key, await api.getPod(l.namespace, l.name).catch(() => null));
+      p ??= fetched.get(key) ?? undefined;
+      if (p) out.push({ ...toPolicyPod(p), ip: l.ip });
+    }
+    return out;
+  };
+
+  const once = async (): Promise<void> => {
+    if (stopped || !all.every((i) => i.synced())) return;
+    const since = dirtySince || now();
+    dirtySince = 0;
+    const local = await localPods();
+    const next = compile(
+      { policies: policies.items(), pods: pods.items().map(toPolicyPod), namespaces: namespaces.items() },
+      local,
+    );
+    const script = JSON.stringify(next);
+    if (script !== lastScript) {
+      try {
+        await deps.enforcer.apply(next);
+      } catch (e) {
+        counts.failures++;
+        counts.lastError = String(e);
+        log.error("cannot apply the NetworkPolicy rules; the previous ones stay", { error: String(e) });
+        throw e;
+      }
+      counts.applies++;
+      lastScript = script;
+      if (next.problems.join() !== rs?.problems.join())
+        for (const p of next.problems)
+          log.warn("a NetworkPolicy cannot be enforced as written", { problem: p });
+      rs = next;
+      deps.programmed?.((now() - since) / 1000, next);
+    }
+    for (const k of fetched.keys())
+      if (!deps.localPods().some((l) => `${l.namespace}/${l.name}` === k)) fetched.delete(k);
+  };
+
+  /** A compile that begins after this call; calls while one waits share it. */
+  const schedule = (): Promise<void> => {
+    dirtySince ||= now();
+    if (queued) return queued;
+    const p: Promise<void> = (running ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => {
+        queued = null;
+        running = p;
+        return once();
+      })
+      .finally(() => {
+        if (running === p) running = null;
+      });
+    queued = p;
+    return p;
+  };
+
+  const informerStats = (i: (typeof all)[number]) => ({
+    ...i.stats(),
+    synced: i.synced(),
+    count: i.items().length,
+  });
+
+  return {
+    start() {
+      for (const i of all) i.start();
+    },
+    sync: schedule,
+    current: () => rs,
+    drops: () => deps.enforcer.drops(),
+    stats: () => ({
+      synced: all.every((i) => i.synced()),
+      policies: policies.items().length,
+      rules: rs?.rules.length ?? 0,
+      ingressIsolated: rs?.ingressIsolated.length ?? 0,
+      egressIsolated: rs?.egressIsolated.length ?? 0,
+      ...counts,
+      problems: rs?.problems ?? [],
+      informers: {
+        pods: informerStats(pods),
+        namespaces: informerStats(namespaces),
+        networkpolicies: informerStats(policies),
+      },
+    }),
+    async stop() {
+      stopped = true;
+      await Promise.all(all.map((i) => i.stop()));
+      await running?.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,188 @@
+// NetworkPolicy enforced by the daemon against a real API server: policies,
+// namespaces and pods are API objects, pods get their addresses by CNI ADD
+// through the built plugin, and probes run inside the pods' namespaces.
+// Deny-all, a namespaceSelector on a named port, a new pod isolated before
+// its ADD returns, the node's own traffic, a policy deleted, the daemon
+// killed and restarted (the rules stay, a denied flow never passes) and the
+// API server stopped (the rules stay).
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+import { NetworkingV1Api, type V1NetworkPolicy } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { socketRequest } from "../../lib/http.js";
+import { BUILT } from "../../lib/process.js";
+import { sandboxWorld } from "../../src/sandbox/sandbox.js";
+import { sh } from "../helpers/netns.js";
+import { type Agent, startAgent } from "../policy/probe.js";
+import { type KubeSandbox, kubeSandbox, until } from "./helpers.js";
+
+const P = `ewkp${process.pid % 10000}`;
+const PORTS = [80, 81];
+
+interface Pod {
+  ip: string;
+  agent: Agent;
+}
+
+describe("NetworkPolicy on a node, against a real API server", () => {
+  let k: KubeSandbox;
+  let net: NetworkingV1Api;
+  const pods = new Map<string, Pod>();
+  let node: Agent;
+  /** The daemon started again by the test: the sandbox does not know it. */
+  let restarted: ChildProcess | null = null;
+
+  const addPod = async (namespace: string, name: string, labels: Record<string, string>): Promise<Pod> => {
+    // Admission reads ServiceAccounts from its cache: a namespace's new one may take a moment to show.
+    const uid = await until(`pod ${namespace}/${name} created`, () =>
+      k
+        .createPod(name, null, { namespace, labels, ports: [{ name: "http", containerPort: 80 }] })
+        .catch((e: Error) => {
+          if (/serviceaccount .* not found/.test(e.message)) return null;
+          throw e;
+        }),
+    );
+    const r = await k.add({ name, uid, namespace });
+    expect(r.code, r.out).toBe(0);
+    const pod = { ip: r.ip, agent: await startAgent(r.netns, PORTS) };
+    pods.set(name, pod);
+    return pod;
+  };
+  const reach = (from: string | Agent, to: string, port = 80): Promise<boolean> =>
+    (typeof from === "string" ? pods.get(from)!.agent : from).probe({
+      dst: pods.get(to)!.ip,
+      protocol: "TCP",
+      port,
+    });
+  const isolatedIn = (): string =>
+    sh("ip", "netns", "exec", k.node.netns, "nft", "list", "set", "inet", "eniway", "in_isolated");
+  const createPolicy = (namespace: string, body: V1NetworkPolicy) =>
+    net.createNamespacedNetworkPolicy({ namespace, body });
+
+  beforeAll(async () => {
+    k = await kubeSandbox({ prefix: P, world: sandboxWorld(1, P), sets: ["pool.minIdle=4"] });
+    net = k.admin.makeApiClient(NetworkingV1Api);
+    for (const [name, team] of [
+      ["team-a", "a"],
+      ["team-b", "b"],
+    ] as const) {
+      await k.core.createNamespace({ body: { metadata: { name, labels: { team } } } });
+      // No controller-manager makes a namespace's default ServiceAccount here; pods need one.
+      await k.core.createNamespacedServiceAccount({
+        namespace: name,
+        body: { metadata: { name: "default" } },
+      });
+    }
+    await addPod("default", "server", { app: "server" });
+    await addPod("team-a", "client-a", { app: "client" });
+    await addPod("team-b", "client-b", { app: "client" });
+    node = await startAgent(k.node.netns, []);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const p of pods.values()) p.agent.child.kill();
+    node?.child.kill();
+    if (restarted && restarted.exitCode === null) {
+      restarted.kill("SIGTERM");
+      await new Promise((r) => restarted!.once("exit", r));
+    }
+    await k?.close();
+  }, 60_000);
+
+  it("without a policy every pod reaches the server", async () => {
+    await until("the daemon's first rule set", async () => {
+      try {
+        return isolatedIn().includes("in_isolated");
+      } catch {
+        return false; // no table yet
+      }
+    });
+    expect(await reach("client-a", "server")).toBe(true);
+    expect(await reach("client-b", "server", 81)).toBe(true);
+  });
+
+  it("deny-all isolates the namespace's pods; the node still reaches them (kubelet probes)", async () => {
+    await createPolicy("default", { metadata: { name: "deny" }, spec: { podSelector: {} } });
+    await until("the server isolated", async () => isolatedIn().includes(pods.get("server")!.ip));
+    expect(await reach("client-a", "server")).toBe(false);
+    expect(await reach("client-b", "server")).toBe(false);
+    expect(await reach(node, "server")).toBe(true);
+    expect(await reach("server", "client-a")).toBe(true); // egress is not isolated
+  });
+
+  it("a namespaceSelector on a named port admits only that namespace, only on that port", async () => {
+    await createPolicy("default", {
+      metadata: { name: "team-a-http" },
+      spec: {
+        podSelector: { matchLabels: { app: "server" } },
+        ingress: [
+          { _from: [{ namespaceSelector: { matchLabels: { team: "a" } } }], ports: [{ port: "http" }] },
+        ],
+      },
+    });
+    await until("team-a admitted", () => reach("client-a", "server"));
+    expect(await reach("client-a", "server", 81)).toBe(false);
+    expect(await reach("client-b", "server")).toBe(false);
+  });
+
+  it("a new pod in the isolated namespace is isolated when its ADD returns", async () => {
+    const uid = await k.createPod("late", null, { labels: { app: "late" } });
+    const r = await k.add({ name: "late", uid });
+    expect(r.code, r.out).toBe(0);
+    expect(isolatedIn(), "in the set as ADD returns").toContain(r.ip);
+    const agent = await startAgent(r.netns, PORTS);
+    pods.set("late", { ip: r.ip, agent });
+    expect(await reach("client-a", "late")).toBe(false);
+    expect(await reach(node, "late")).toBe(true);
+  });
+
+  it("the daemon killed and restarted: the rules stay, a denied flow never passes, an allowed one keeps working", async () => {
+    const pid = k.sb.file.pids[0]!;
+    let watching = true;
+    const denied: Promise<boolean>[] = [];
+    const allowed: Promise<boolean>[] = [];
+    const probing = (async () => {
+      while (watching) {
+        denied.push(reach("client-b", "server"));
+        allowed.push(reach("client-a", "server"));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    process.kill(pid, "SIGKILL");
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(isolatedIn()).toContain(pods.get("server")!.ip);
+    const dir = join(k.node.socket, "..");
+    const log = await open(join(dir, "daemon.log"), "a");
+    restarted = spawn(process.execPath, [BUILT.cli, "daemon", "--config", join(dir, "config.json")], {
+      stdio: ["ignore", log.fd, log.fd],
+    });
+    await log.close();
+    await until("the daemon ready again", async () => {
+      const r = await socketRequest(k.node.socket, "GET", "/readyz", undefined, 1000).catch(() => null);
+      return r?.status === 200;
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    watching = false;
+    await probing;
+    expect((await Promise.all(denied)).filter(Boolean)).toEqual([]);
+    expect((await Promise.all(allowed)).every(Boolean)).toBe(true);
+    expect(denied.length).toBeGreaterThan(20);
+  });
+
+  it("the API server stopped: the rules stay; a policy deleted after it is back restores the baseline", async () => {
+    await k.sb.controlPlane!.stopApiServer();
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await reach("client-b", "server")).toBe(false);
+      expect(await reach("client-a", "server")).toBe(true);
+    } finally {
+      await k.sb.controlPlane!.startApiServer();
+    }
+    await net.deleteNamespacedNetworkPolicy({ namespace: "default", name: "deny" });
+    await net.deleteNamespacedNetworkPolicy({ namespace: "default", name: "team-a-http" });
+    await until("the baseline back", () => reach("client-b", "server"), 60_000);
+    expect(isolatedIn()).not.toContain(pods.get("server")!.ip);
+  });
+});
