@@ -19,6 +19,7 @@ describe("eniway's flags", () => {
     [["sim", "--listen", "127.0.0.1:0", "extra"], /^eniway: sim: Unexpected argument 'extra'/],
     [["sandbox", "demo", "--nodes", "3"], /^eniway: sandbox demo: Unknown option '--nodes'/],
     [["sandbox", "up", "--dir"], /^eniway: sandbox up: Option '--dir <value>' argument missing/],
+    [["policy", "default/a", "extra"], /^eniway: policy: expected 1 argument\(s\), got 2/],
   ])("eniway %j stops with a message naming what is wrong", (args, message) => {
     const r = eniway(...args);
     expect(r.code).toBe(1);

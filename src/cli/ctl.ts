@@ -1,11 +1,14 @@
-// The operator CLI against a daemon socket: `eniway status|pods|enis|mapping|gc`.
+// The operator CLI against a daemon socket: `eniway status|pods|enis|mapping|gc|policy`.
 // Human tables by default, `--json` for scripts.
 
 import { DEFAULT_SOCKET } from "../../cni/facts.js";
+import type { DirectionText, Explanation } from "../../cni/policy/explain.js";
 import { socketRequest } from "../../lib/http.js";
 import type { Allocation, PoolSummary } from "../../pool/pool.js";
 import type { Mapping } from "../daemon/mapping.js";
-import { flags } from "./args.js";
+import { flags, flagsAndArgs } from "./args.js";
+
+const OPTIONS = { socket: { type: "string" }, json: { type: "boolean" } } as const;
 
 async function api(socket: string, method: string, path: string): Promise<unknown> {
   const r = await socketRequest(socket, method, path, undefined, 60_000).catch((e: NodeJS.ErrnoException) => {
@@ -35,11 +38,12 @@ export function table(header: string[], rows: string[][]): string {
 const podName = (a: Allocation): string => (a.pod.name ? `${a.pod.namespace}/${a.pod.name}` : "-");
 
 export async function ctl(
-  cmd: "status" | "pods" | "enis" | "mapping" | "gc",
+  cmd: "status" | "pods" | "enis" | "mapping" | "gc" | "policy",
   args: string[],
   out: (s: string) => void,
 ): Promise<number> {
-  const f = flags(cmd, args, { socket: { type: "string" }, json: { type: "boolean" } });
+  if (cmd === "policy") return policy(args, out);
+  const f = flags(cmd, args, OPTIONS);
   const socket = f.socket ?? DEFAULT_SOCKET;
   const json = f.json ?? false;
   const show = (data: unknown, human: () => string): number => {
@@ -128,4 +132,44 @@ export async function ctl(
       );
     }
   }
+}
+
+/** `eniway policy NAMESPACE/NAME`: what may reach the pod, and what it may reach. */
+async function policy(args: string[], out: (s: string) => void): Promise<number> {
+  const { values: f, positionals } = flagsAndArgs("policy", args, OPTIONS, 1);
+  const pod = positionals[0]!;
+  if (!/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(pod))
+    throw new Error(`policy: ${JSON.stringify(pod)} is not NAMESPACE/NAME`);
+  const e = (await api(
+    f.socket ?? DEFAULT_SOCKET,
+    "GET",
+    `/v1/policy?pod=${encodeURIComponent(pod)}`,
+  )) as Explanation & {
+    pod: string;
+    synced: boolean;
+  };
+  const side = (title: string, d: DirectionText, who: string): string[] => {
+    if (!d.isolated)
+      return [`${title}: not isolated (no policy selects it for ${title.toLowerCase()}): ${who} any`];
+    const lines = [`${title}: isolated; ${d.dropped} packet(s) dropped`];
+    if (d.rules.length === 0) lines.push("  nothing is allowed");
+    for (const r of d.rules) {
+      const peers = r.peers === "any" ? "any address" : r.peers.join(", ");
+      const ports = r.ports === "any" ? "any port" : r.ports.join(", ");
+      lines.push(`  ${r.id}: ${peers} on ${ports}`);
+    }
+    return lines;
+  };
+  out(
+    `${
+      f.json
+        ? JSON.stringify(e, null, 2)
+        : [
+            `pod ${e.pod} (${e.ip})${e.synced ? "" : " — the daemon's caches have not synced yet"}`,
+            ...side("Ingress", e.ingress, "from"),
+            ...side("Egress", e.egress, "to"),
+          ].join("\n")
+    }\n`,
+  );
+  return 0;
 }

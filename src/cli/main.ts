@@ -28,6 +28,8 @@ const USAGE = `usage:
   eniway sandbox demo                                what npm start runs
   eniway status|pods|enis|mapping|gc [--socket PATH] [--json]
                                                      ask a daemon: its pool, pods, ENIs, IP map; gc resyncs now
+  eniway policy NAMESPACE/NAME [--socket PATH] [--json]
+                                                     what may reach a pod of this node, and what it may reach
 `;
 
 async function sim(args: string[]): Promise<void> {
@@ -182,6 +184,7 @@ async function main(argv: string[]): Promise<void> {
     case "enis":
     case "mapping":
     case "gc":
+    case "policy":
       process.exitCode = await ctl(cmd, rest, (text) => process.stdout.write(text));
       return;
     case undefined:

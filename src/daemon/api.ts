@@ -32,6 +32,8 @@ export interface ApiDeps {
   mapping?(): Promise<unknown>;
   /** The Kubernetes side's counters (watch, releases, events, requests), or null when it is off. */
   kubernetes?(): unknown;
+  /** NetworkPolicy for one pod of this node (the operator's `eniway policy`); absent when not enforced. */
+  policy?: { explain(namespace: string, name: string): Promise<object | null> };
   /** Told of every CNI request: its result ("ok" or the error code) and how long it took (metrics). */
   observeCni?(command: CniCommand, result: string, seconds: number, done?: CniDone): void;
 }
@@ -181,6 +183,14 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
       case "POST /v1/resync":
         if (!deps.resync) throw badRequest("this daemon cannot resync");
         return sendJson(res, 200, await deps.resync());
+      case "GET /v1/policy": {
+        const [namespace = "", name = ""] = (url.searchParams.get("pod") ?? "").split("/");
+        if (!K8S_NAME.test(namespace) || !K8S_NAME.test(name)) throw badRequest("pod must be NAMESPACE/NAME");
+        if (!deps.policy) throw new DaemonError("NotFound", "this daemon does not enforce NetworkPolicy");
+        const e = await deps.policy.explain(namespace, name);
+        if (!e) throw new DaemonError("NotFound", `pod ${namespace}/${name} has no IP on this node`);
+        return sendJson(res, 200, { pod: `${namespace}/${name}`, ...e });
+      }
       case "GET /v1/kubernetes":
         return sendJson(res, 200, { kubernetes: deps.kubernetes?.() ?? null });
       case "GET /v1/mapping":

@@ -283,6 +283,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       resync: () => node.resync(false),
       mapping: () => gatherMapping({ pool: node.pool, cloud: node.cloud, kube: client }),
       kubernetes: () => kube?.stats() ?? null,
+      ...(policy ? { policy } : {}),
       observeCni: (command, result, seconds, done) => {
         metrics.cni(command, result, seconds, done?.command === "ADD" ? done.timings : undefined);
         if (done?.command === "ADD")

@@ -8,6 +8,7 @@
 
 import { compile, type RuleSet } from "../../cni/policy/compile.js";
 import type { Drops, Enforcer } from "../../cni/policy/enforce.js";
+import { type Explanation, explain } from "../../cni/policy/explain.js";
 import type { PodInfo as PolicyPod } from "../../cni/policy/model.js";
 import type { Logger } from "../../lib/log.js";
 import type { KubeApi, PodInfo } from "./api.js";
@@ -58,6 +59,8 @@ export interface PolicyController {
   current(): RuleSet | null;
   /** Packets dropped per pod address and direction (the kernel's counters). */
   drops(): Promise<Drops[]>;
+  /** What may reach this node's pod and what it may reach; null if the pod is not on this node. */
+  explain(namespace: string, name: string): Promise<(Explanation & { synced: boolean }) | null>;
   stats(): PolicyStats;
   stop(): Promise<void>;
 }
@@ -165,6 +168,15 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
     sync: schedule,
     current: () => rs,
     drops: () => deps.enforcer.drops(),
+    async explain(namespace, name) {
+      const pod = deps.localPods().find((p) => p.namespace === namespace && p.name === name);
+      if (!pod) return null;
+      const drops = await deps.enforcer.drops().catch(() => []);
+      const dropped = (d: Drops["direction"]): number =>
+        drops.find((x) => x.direction === d && x.ip === pod.ip)?.packets ?? 0;
+      const empty: RuleSet = { ingressIsolated: [], egressIsolated: [], rules: [], problems: [] };
+      return { ...explain(rs ?? empty, pod.ip, dropped), synced: all.every((i) => i.synced()) };
+    },
     stats: () => ({
       synced: all.every((i) => i.synced()),
       policies: policies.items().length,

@@ -6,7 +6,7 @@
 // killed and restarted (the rules stay, a denied flow never passes) and the
 // API server stopped (the rules stay).
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { NetworkingV1Api, type V1NetworkPolicy } from "@kubernetes/client-node";
@@ -125,6 +125,19 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     await until("team-a admitted", () => reach("client-a", "server"));
     expect(await reach("client-a", "server", 81)).toBe(false);
     expect(await reach("client-b", "server")).toBe(false);
+    // What the operator reads: the rule, its peers (team-a's pod), the named port resolved, the drops.
+    const said = execFileSync(process.execPath, [
+      BUILT.cli,
+      "policy",
+      "default/server",
+      "--socket",
+      k.node.socket,
+    ]);
+    const text = said.toString();
+    expect(text).toContain(`pod default/server (${pods.get("server")!.ip})`);
+    expect(text).toMatch(/Ingress: isolated; [1-9]\d* packet\(s\) dropped/);
+    expect(text).toContain(`default/team-a-http ingress 0: ${pods.get("client-a")!.ip} on TCP/80`);
+    expect(text).toContain("Egress: not isolated");
   });
 
   it("a new pod in the isolated namespace is isolated when its ADD returns", async () => {
