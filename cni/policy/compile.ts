@@ -55,12 +55,19 @@ export interface CompiledRule {
   named: PodPort[];
 }
 
+export interface Problem {
+  /** The policy's namespace and name. */
+  namespace: string;
+  name: string;
+  message: string;
+}
+
 export interface RuleSet {
   ingressIsolated: string[];
   egressIsolated: string[];
   rules: CompiledRule[];
   /** What a policy asks that cannot be enforced (it then allows less, never more). */
-  problems: string[];
+  problems: Problem[];
 }
 
 const PROTOCOLS: readonly Protocol[] = ["TCP", "UDP", "SCTP"];
@@ -70,7 +77,7 @@ const isPort = (n: unknown): n is number =>
 interface Ctx {
   pods: PodInfo[]; // every pod with an address, hostNetwork ones left out
   nsLabels: Map<string, Record<string, string>>;
-  problems: string[];
+  problems: Problem[];
 }
 
 /** `local`: this node's pods, with the addresses the daemon gave them. */
@@ -112,6 +119,7 @@ export function compile(cluster: Cluster, local: PodInfo[]): RuleSet {
 }
 
 const key = (p: Policy): string => `${p.namespace}/${p.name}`;
+const problem = (p: Policy, message: string): Problem => ({ namespace: p.namespace, name: p.name, message });
 
 function compileRule(
   ctx: Ctx,
@@ -154,7 +162,10 @@ function portOf(
   const protocol = p.protocol ?? "TCP";
   if (!PROTOCOLS.includes(protocol)) {
     ctx.problems.push(
-      `${key(policy)}: protocol ${JSON.stringify(protocol)} is not TCP, UDP or SCTP; the port allows nothing`,
+      problem(
+        policy,
+        `protocol ${JSON.stringify(protocol)} is not TCP, UDP or SCTP; the port allows nothing`,
+      ),
     );
     return [];
   }
@@ -166,7 +177,10 @@ function portOf(
   const last = p.endPort ?? p.port;
   if (!isPort(p.port) || !isPort(last) || last < p.port) {
     ctx.problems.push(
-      `${key(policy)}: port ${p.port}${p.endPort ? `-${p.endPort}` : ""} is not a port range; it allows nothing`,
+      problem(
+        policy,
+        `port ${p.port}${p.endPort ? `-${p.endPort}` : ""} is not a port range; it allows nothing`,
+      ),
     );
     return [];
   }
@@ -177,7 +191,7 @@ function peerRanges(ctx: Ctx, policy: Policy, peer: PolicyPeer): Range[] {
   if (peer.ipBlock) {
     const block = cidrRange(peer.ipBlock.cidr);
     if (!block) {
-      ctx.problems.push(`${key(policy)}: ipBlock ${peer.ipBlock.cidr} is not IPv4; it allows nothing`);
+      ctx.problems.push(problem(policy, `ipBlock ${peer.ipBlock.cidr} is not IPv4; it allows nothing`));
       return [];
     }
     const except = (peer.ipBlock.except ?? []).map(cidrRange).filter((r): r is Range => r !== null);

@@ -212,6 +212,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         .filter((a) => a.pod.name)
         .map((a) => ({ namespace: a.pod.namespace, name: a.pod.name, ip: a.ip })),
     programmed: (seconds) => metrics.policyProgrammed(seconds),
+    cannotEnforce: (ref, message) => kube?.policyNotEnforced(ref, message),
   });
   const policyHooks = policy
     ? { wired: () => policy.sync(), unwired: () => void policy.sync().catch(() => {}) }

@@ -15,6 +15,7 @@ export async function nodePolicy(deps: {
   log: Logger;
   localPods(): LocalPod[];
   programmed?(seconds: number): void;
+  cannotEnforce?(policy: { namespace: string; name: string; uid: string }, message: string): void;
 }): Promise<PolicyController | null> {
   const { config, log } = deps;
   if (!config.datapath.enabled) return null;
@@ -32,5 +33,6 @@ export async function nodePolicy(deps: {
     enforcer,
     localPods: deps.localPods,
     ...(deps.programmed ? { programmed: (s: number) => deps.programmed?.(s) } : {}),
+    ...(deps.cannotEnforce ? { cannotEnforce: deps.cannotEnforce } : {}),
   });
 }

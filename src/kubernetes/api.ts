@@ -60,7 +60,7 @@ export interface NodeCondition {
 export interface EventObject {
   name: string;
   namespace: string;
-  involved: { kind: "Pod" | "Node"; namespace: string; name: string; uid: string };
+  involved: { kind: "Pod" | "Node" | "NetworkPolicy"; namespace: string; name: string; uid: string };
   type: "Normal" | "Warning";
   reason: string;
   message: string;
@@ -205,7 +205,7 @@ export function createKubeApi(kc: KubeConfig): KubeApi {
   const eventBody = (e: EventObject): CoreV1Event => ({
     metadata: { name: e.name, namespace: e.namespace },
     involvedObject: {
-      apiVersion: "v1",
+      apiVersion: e.involved.kind === "NetworkPolicy" ? "networking.k8s.io/v1" : "v1",
       kind: e.involved.kind,
       name: e.involved.name,
       uid: e.involved.uid,

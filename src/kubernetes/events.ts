@@ -10,7 +10,7 @@ import type { Logger } from "../../lib/log.js";
 import type { EventObject, KubeApi } from "./api.js";
 
 export interface EventTarget {
-  kind: "Pod" | "Node";
+  kind: "Pod" | "Node" | "NetworkPolicy";
   /** "" for the Node. */
   namespace: string;
   name: string;

@@ -28,6 +28,7 @@ export const REASONS = {
   allocationFailed: "AllocIPFailed",
   released: "IPReleasedPodGone",
   maxPods: "MaxPodsExceedsENICapacity",
+  policyNotEnforced: "NetworkPolicyNotEnforced",
 } as const;
 
 interface PodRef {
@@ -70,6 +71,8 @@ export interface Kubernetes {
   allocationFailed(pod: PodRef, error: Error): void;
   /** A StatefulSet pod: DEL holds its IP for its return under the same name. */
   holdsIp(pod: PodRef): boolean;
+  /** A Warning Event on a NetworkPolicy that cannot be enforced as written. */
+  policyNotEnforced(policy: PodRef, message: string): void;
   /** Starts the watch and the loops; the node is served from now on. */
   start(node: NodePort): void;
   /** One pass of the loops now (tests and `resync`). */
@@ -240,6 +243,10 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
     allocationFailed(pod, error) {
       if (!pod.name) return;
       events.record(podTarget(pod), "Warning", REASONS.allocationFailed, error.message.slice(0, 500));
+    },
+    policyNotEnforced(policy, message) {
+      const target: EventTarget = { kind: "NetworkPolicy", ...policy };
+      events.record(target, "Warning", REASONS.policyNotEnforced, `on ${nodeName}: ${message}`);
     },
     holdsIp(pod) {
       if (!pod.name) return false;

@@ -6,7 +6,7 @@
 // nothing is applied, so after a restart the kernel keeps the rules it had;
 // while the API server is away the caches go stale and the last rules stay.
 
-import { compile, type RuleSet } from "../../cni/policy/compile.js";
+import { compile, type Problem, type RuleSet } from "../../cni/policy/compile.js";
 import type { Drops, Enforcer } from "../../cni/policy/enforce.js";
 import { type Explanation, explain } from "../../cni/policy/explain.js";
 import type { PodInfo as PolicyPod } from "../../cni/policy/model.js";
@@ -28,6 +28,8 @@ export interface PolicyDeps {
   localPods(): LocalPod[];
   /** A new rule set is in the kernel: seconds since the change it answers. */
   programmed?(seconds: number, rs: RuleSet): void;
+  /** A policy asks what cannot be enforced (told once per problem; an Event on the policy). */
+  cannotEnforce?(policy: { namespace: string; name: string; uid: string }, message: string): void;
   now?(): number;
 }
 
@@ -40,7 +42,7 @@ export interface PolicyStats {
   applies: number;
   failures: number;
   lastError: string;
-  problems: string[];
+  problems: Problem[];
   informers: Record<
     "pods" | "namespaces" | "networkpolicies",
     InformerStats & { synced: boolean; count: number }
@@ -127,9 +129,16 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
       }
       counts.applies++;
       lastScript = script;
-      if (next.problems.join() !== rs?.problems.join())
-        for (const p of next.problems)
-          log.warn("a NetworkPolicy cannot be enforced as written", { problem: p });
+      const told = new Set((rs?.problems ?? []).map((p) => JSON.stringify(p)));
+      for (const p of next.problems) {
+        if (told.has(JSON.stringify(p))) continue;
+        log.warn("a NetworkPolicy cannot be enforced as written", {
+          policy: `${p.namespace}/${p.name}`,
+          problem: p.message,
+        });
+        const uid = policies.get(p.namespace, p.name)?.uid ?? "";
+        deps.cannotEnforce?.({ namespace: p.namespace, name: p.name, uid }, p.message);
+      }
       rs = next;
       deps.programmed?.((now() - since) / 1000, next);
     }

@@ -37,7 +37,7 @@ export interface KubeSandbox {
   stats(): Promise<KubeStats>;
   /** Events about an object, by reason → summed count. */
   events(
-    kind: "Pod" | "Node",
+    kind: "Pod" | "Node" | "NetworkPolicy",
     name: string,
   ): Promise<Map<string, { count: number; objects: number; message: string }>>;
   close(): Promise<void>;

@@ -140,6 +140,25 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     expect(text).toContain("Egress: not isolated");
   });
 
+  it("a policy that cannot be enforced as written gets a Warning Event and opens nothing", async () => {
+    await createPolicy("default", {
+      metadata: { name: "v6" },
+      spec: {
+        podSelector: { matchLabels: { app: "server" } },
+        ingress: [{ _from: [{ ipBlock: { cidr: "fd00::/64" } }] }],
+      },
+    });
+    const events = await until("the Event on the policy", async () => {
+      const e = await k.events("NetworkPolicy", "v6");
+      return e.size ? e : null;
+    });
+    expect(events.get("NetworkPolicyNotEnforced")?.message).toMatch(
+      /ipBlock fd00::\/64 is not IPv4; it allows nothing/,
+    );
+    expect(await reach("client-b", "server")).toBe(false);
+    await net.deleteNamespacedNetworkPolicy({ namespace: "default", name: "v6" });
+  });
+
   it("a new pod in the isolated namespace is isolated when its ADD returns", async () => {
     const uid = await k.createPod("late", null, { labels: { app: "late" } });
     const r = await k.add({ name: "late", uid });

@@ -317,7 +317,11 @@ describe("policy compiler", () => {
       }),
     ]);
     expect(rs.problems).toHaveLength(3);
-    expect(rs.problems[0]).toMatch(/x\/p: ipBlock fd00::\/64 is not IPv4/);
+    expect(rs.problems[0]).toEqual({
+      namespace: "x",
+      name: "p",
+      message: "ipBlock fd00::/64 is not IPv4; it allows nothing",
+    });
     expect(pass(tcp(OUTSIDE, SERVER.ip, 1))).toBe(false);
   });
 
