@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(iproute2 iputils-ping procps ca-certificates containerd runc busybox-static containernetworking-plugins
-  podman catatonit iptables nftables prometheus chromium unzip bind9 bind9-dnsutils)
+  podman catatonit iptables nftables iperf3 prometheus chromium unzip bind9 bind9-dnsutils)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,7 +2,7 @@
 // requests per minute at steady state for a node with 100 pods (watch, not
 // polling), and the time from a pod's deletion (no DEL) to its IP's release.
 
-import { parseWorld } from "../../cloud/simulator/world.js";
+import { parseWorld, type World } from "../../cloud/simulator/world.js";
 import { type KubeSandbox, kubeSandbox, until } from "../kubernetes/helpers.js";
 
 export interface KubeFigures {
@@ -23,11 +23,9 @@ const diff = (a: Record<string, number>, b: Record<string, number>): Record<stri
       .filter(([, v]) => v !== 0),
   );
 
-export async function kubeBench(
-  opts = { pods: 100, windowSeconds: 60, graceSeconds: 10, checkSeconds: 20 },
-): Promise<KubeFigures> {
-  const prefix = `ewkb${process.pid % 10000}`;
-  const world = parseWorld({
+/** One big node (8 ENIs × 20 IPs) on a simulated VPC, for the benches against a real API server. */
+export function benchWorld(prefix: string): World {
+  return parseWorld({
     regionId: "cn-hangzhou",
     credentials: [{ accessKeyId: "LTAI-bench", accessKeySecret: "bench-secret" }],
     vpc: { vpcId: "vpc-bench", cidr: "10.0.0.0/16" },
@@ -46,6 +44,13 @@ export async function kubeBench(
     latencyMs: { "*": [5, 20], AttachNetworkInterface: 300, DetachNetworkInterface: 300 },
     datapath: { vpcNetns: `${prefix}-vpc` },
   });
+}
+
+export async function kubeBench(
+  opts = { pods: 100, windowSeconds: 60, graceSeconds: 10, checkSeconds: 20 },
+): Promise<KubeFigures> {
+  const prefix = `ewkb${process.pid % 10000}`;
+  const world = benchWorld(prefix);
   let k: KubeSandbox | null = null;
   try {
     k = await kubeSandbox({

@@ -20,6 +20,7 @@ import {
   renderSvg,
   type TopLevelSpec,
 } from "./plot.js";
+import type { PolicyFigures } from "./policy-bench.js";
 import type { BurstFigures, ScrapeFigures, WarmFigures } from "./pool-bench.js";
 import type { ThroughputFigure } from "./sim-throughput.js";
 import type { SoakFigures } from "./soak-bench.js";
@@ -35,6 +36,7 @@ export interface BenchFigures {
   kubernetes: KubeFigures;
   soak: SoakFigures;
   cluster: ClusterFigures;
+  policy: PolicyFigures;
 }
 export type BenchName = keyof BenchFigures;
 
@@ -95,6 +97,12 @@ export const BENCHES: { readonly [K in BenchName]: { heading: string; title: str
     title:
       "a real cluster (sandbox up --cluster, 2 nodes): helm install, Deployments, eniway vs bridge + host-local",
     source: "cluster-bench.ts",
+  },
+  policy: {
+    heading: "NetworkPolicy at scale",
+    title:
+      "NetworkPolicy against a real API server: 1,000 pod objects in 10 namespaces, 200 policies; programming latency, the ADD's extra cost, TCP throughput",
+    source: "policy-bench.ts",
   },
 };
 
@@ -319,6 +327,17 @@ const SECTIONS: { [K in BenchName]: (v: BenchFigures[K]) => string[] } = {
       }),
     ];
   },
+  policy: (p) => [
+    facts({
+      "pod objects in the API server": p.pods,
+      [`policy changed in the API server → enforced, p50 / p99 (ms, n=${p.programmingMs.n}, target p99 <= 1000)`]: `${p.programmingMs.p50} / ${p.programmingMs.p99}`,
+      "nft rules on the node": p.rules,
+      [`ADD p50 of an isolated pod, with ${p.policies} policies / none (ms, n=${p.addP50Ms.n})`]: `${p.addP50Ms.withPolicies} / ${p.addP50Ms.without}`,
+      "the ADD's extra cost (ms, target <= 1)": p.addP50Ms.extra,
+      [`TCP between two pods, with ${p.policies} policies / none (Gbit/s)`]: `${p.throughputGbps.withPolicies} / ${p.throughputGbps.without}`,
+      "throughput ratio (target >= 0.95)": `${p.throughputGbps.ratio}x`,
+    }),
+  ],
 };
 
 /** A plot's outcome: its path relative to the report, or why there is none. */

@@ -8,6 +8,7 @@ import { clusterBench } from "./cluster-bench.js";
 import { cniBench } from "./cni-bench.js";
 import { containerdBench } from "./containerd-bench.js";
 import { kubeBench } from "./kube-bench.js";
+import { policyBench } from "./policy-bench.js";
 import { coldBurst, scrapeWithPods, warmAllocate } from "./pool-bench.js";
 import {
   BENCH_NAMES,
@@ -161,6 +162,21 @@ const benches: Runner[] = [
       );
       console.log(`daemon RSS with ${c.daemonRssMiB.pods} pods on its node: ${c.daemonRssMiB.rss} MiB`);
       console.log(`sandbox stop with ${c.stopMs.pods} pods running: ${c.stopMs.ms} ms (target <= 10000)`);
+    },
+  }),
+  bench({
+    name: "policy",
+    run: () => policyBench(),
+    print: (p) => {
+      console.log(
+        `${p.pods} pods, ${p.policies} policies, ${p.rules} nft rules: change → enforced p50 ${p.programmingMs.p50} ms, p99 ${p.programmingMs.p99} ms (target p99 <= 1000)`,
+      );
+      console.log(
+        `ADD p50 ${p.addP50Ms.withPolicies} ms with policies, ${p.addP50Ms.without} ms without: +${p.addP50Ms.extra} ms (target <= 1)`,
+      );
+      console.log(
+        `TCP ${p.throughputGbps.withPolicies} Gbit/s with policies, ${p.throughputGbps.without} without: ${p.throughputGbps.ratio}x (target >= 0.95)`,
+      );
     },
   }),
 ];

@@ -193,6 +193,14 @@ const figures = (): { [K in keyof BenchFigures]: BenchFigures[K] } => ({
     daemonRssMiB: { pods: u(), rss: u() },
     stopMs: { pods: u(), ms: u() },
   },
+  policy: {
+    pods: u(),
+    policies: u(),
+    rules: u(),
+    programmingMs: { p50: u(), p99: u(), n: u() },
+    addP50Ms: { withPolicies: u(), without: u(), extra: u(), n: u() },
+    throughputGbps: { withPolicies: u(), without: u(), ratio: u() },
+  },
 });
 
 /** Every number in the figures but the raw samples the plots are drawn from. */
