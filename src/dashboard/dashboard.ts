@@ -36,6 +36,14 @@ export interface DashboardData {
   cloud: { action: string; calls: number; errors: number; p50Ms: number | null }[];
   events: RecentEvent[];
   kubernetes: { condition: KubernetesStats["condition"]; releasedPodGone: number } | null;
+  /** NetworkPolicy on this node, when it enforces it. */
+  policy: {
+    synced: boolean;
+    policies: number;
+    rules: number;
+    isolated: { ingress: number; egress: number };
+    dropped: { ingress: number; egress: number };
+  } | null;
 }
 
 interface Quantiles {
@@ -139,6 +147,22 @@ export async function dashboardData(
     cloud: await cloudTable(metrics),
     events: recent.events,
     kubernetes: k ? { condition: k.condition, releasedPodGone: k.releasedPodGone } : null,
+    policy: await policyData(view),
+  };
+}
+
+async function policyData(view: NodeView): Promise<DashboardData["policy"]> {
+  const p = view.policy();
+  if (!p) return null;
+  const st = p.stats();
+  const dropped = { ingress: 0, egress: 0 };
+  for (const d of await p.drops().catch(() => [])) dropped[d.direction] += d.packets;
+  return {
+    synced: st.synced,
+    policies: st.policies,
+    rules: st.rules,
+    isolated: { ingress: st.ingressIsolated, egress: st.egressIsolated },
+    dropped,
   };
 }
 

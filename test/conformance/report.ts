@@ -16,6 +16,8 @@ export interface ConformanceReport {
   /** Selected by the focus, left out by the skip regex: the test and why. */
   notRun: { name: string; reason: string }[];
   seconds: number;
+  /** The known failures to mark; KNOWN_FAILURES by default. */
+  known?: { pattern: RegExp; why: string }[];
 }
 
 /** Failures that are expected until the work that makes them pass lands: a test name pattern and that work. */
@@ -28,8 +30,8 @@ export const KNOWN_FAILURES: { pattern: RegExp; why: string }[] = [
 
 const cell = (s: string): string => s.replaceAll("|", "\\|").replaceAll("\n", "<br>");
 
-export const knownFailure = (name: string): string | null =>
-  KNOWN_FAILURES.find((k) => k.pattern.test(name))?.why ?? null;
+export const knownFailure = (name: string, known = KNOWN_FAILURES): string | null =>
+  known.find((k) => k.pattern.test(name))?.why ?? null;
 
 /** The group a test belongs to in the report. */
 function group(name: string): string {
@@ -40,6 +42,7 @@ function group(name: string): string {
 }
 
 export function renderReport(r: ConformanceReport): string {
+  const knownOf = (name: string): string | null => knownFailure(name, r.known ?? KNOWN_FAILURES);
   const count = (list: TestResult[], o: TestResult["outcome"]): number =>
     list.filter((t) => t.outcome === o).length;
   const lines: string[] = [
@@ -67,7 +70,7 @@ export function renderReport(r: ConformanceReport): string {
   ];
   for (const g of groups) {
     const list = r.results.filter((t) => group(t.name) === g);
-    const known = list.filter((t) => t.outcome === "failed" && knownFailure(t.name)).length;
+    const known = list.filter((t) => t.outcome === "failed" && knownOf(t.name)).length;
     lines.push(
       `| ${g} | ${count(list, "passed")} | ${count(list, "failed") - known} | ${known} | ${count(list, "skipped")} | ${r.notRun.filter((t) => group(t.name) === g).length} |`,
     );
@@ -77,7 +80,7 @@ export function renderReport(r: ConformanceReport): string {
     if (list.length === 0) continue;
     lines.push("", `## ${g}`, "", "| test | result | seconds | why |", "| --- | --- | --- | --- |");
     for (const t of list) {
-      const known = t.outcome === "failed" ? knownFailure(t.name) : null;
+      const known = t.outcome === "failed" ? knownOf(t.name) : null;
       const result = known ? "known failure" : t.outcome;
       const why = known ? `${known}. ${t.message}` : t.message;
       lines.push(`| ${cell(t.name)} | ${result} | ${t.seconds.toFixed(1)} | ${cell(why)} |`);
@@ -88,11 +91,14 @@ export function renderReport(r: ConformanceReport): string {
     for (const t of [...r.notRun].sort((a, b) => a.name.localeCompare(b.name)))
       lines.push(`| ${cell(t.name)} | ${cell(t.reason)} |`);
   }
+  const known = r.known ?? KNOWN_FAILURES;
   lines.push(
     "",
     "## Known failures",
     "",
-    ...KNOWN_FAILURES.map((k) => `- tests matching \`${k.pattern.source}\`: ${k.why}.`),
+    ...(known.length
+      ? known.map((k) => `- tests matching \`${k.pattern.source}\`: ${k.why}.`)
+      : ["None: every failure above is a defect."]),
     "",
   );
   return lines.join("\n");

@@ -79,8 +79,9 @@ async function main(): Promise<number> {
   await rm(reportDir, { recursive: true, force: true });
   await mkdir(reportDir, { recursive: true });
   const started = new Date();
-  const run = await conformance({ focus, skip, reportDir });
+  // Before the run: the commit the cluster is built from, not one made while it ran.
   const env = await environment();
+  const run = await conformance({ focus, skip, reportDir });
   const kube = await exec([join(kubeBinDir(), "kube-apiserver"), "--version"]).catch(() => "unknown");
   const notRun = run.excluded.map((name) => ({
     name,

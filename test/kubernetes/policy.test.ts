@@ -138,6 +138,17 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     expect(text).toMatch(/Ingress: isolated; [1-9]\d* packet\(s\) dropped/);
     expect(text).toContain(`default/team-a-http ingress 0: ${pods.get("client-a")!.ip} on TCP/80`);
     expect(text).toContain("Egress: not isolated");
+    // And the dashboard's snapshot.
+    const d = (await (await fetch(`http://${k.node.http}/dashboard/data`)).json()) as {
+      policy: {
+        synced: boolean;
+        policies: number;
+        isolated: { ingress: number };
+        dropped: { ingress: number };
+      };
+    };
+    expect(d.policy).toMatchObject({ synced: true, policies: 2, isolated: { ingress: 1 } });
+    expect(d.policy.dropped.ingress).toBeGreaterThan(0);
   });
 
   it("a policy that cannot be enforced as written gets a Warning Event and opens nothing", async () => {

@@ -108,6 +108,16 @@ function render(d) {
       ...(d.kubernetes
         ? [card("ENIPoolReady", d.kubernetes.condition ? d.kubernetes.condition.reason : "-")]
         : []),
+      ...(d.policy
+        ? [
+            card(
+              d.policy.synced ? "NetworkPolicy: policies / rules" : "NetworkPolicy (not synced yet)",
+              `${d.policy.policies} / ${d.policy.rules}`,
+            ),
+            card("pods isolated in / out", `${d.policy.isolated.ingress} / ${d.policy.isolated.egress}`),
+            card("packets dropped in / out", `${d.policy.dropped.ingress} / ${d.policy.dropped.egress}`),
+          ]
+        : []),
     );
 
   push(history.t, d.time / 1000);
