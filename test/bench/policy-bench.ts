@@ -26,6 +26,8 @@ export interface PolicyFigures {
   programmingMs: { p50: number; p99: number; n: number };
   addP50Ms: { withPolicies: number; without: number; extra: number; n: number };
   throughputGbps: { withPolicies: number; without: number; ratio: number };
+  /** What one pod change costs the API server per node: the pod as JSON, sent on every node's watch. */
+  podObjectBytes: number;
 }
 
 const NAMESPACES = 10;
@@ -173,6 +175,8 @@ export async function policyBench(
       );
       ms.push(performance.now() - t0);
     }
+    const sample = await k.core.readNamespacedPod({ namespace: "ns-0", name: "obj-0" });
+    const podObjectBytes = JSON.stringify(sample).length;
     const metrics = await (await fetch(`http://${k.node.http}/metrics`)).text();
     const rules = Number(/^eniway_policy_rules (\d+)$/m.exec(metrics)?.[1] ?? Number.NaN);
     return {
@@ -191,6 +195,7 @@ export async function policyBench(
         without: without.tput,
         ratio: +(withTput / without.tput).toFixed(3),
       },
+      podObjectBytes,
     };
   } finally {
     await k.close();

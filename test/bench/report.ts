@@ -336,6 +336,8 @@ const SECTIONS: { [K in BenchName]: (v: BenchFigures[K]) => string[] } = {
       "the ADD's extra cost (ms, target <= 1)": p.addP50Ms.extra,
       [`TCP between two pods, with ${p.policies} policies / none (Gbit/s)`]: `${p.throughputGbps.withPolicies} / ${p.throughputGbps.without}`,
       "throughput ratio (target >= 0.95)": `${p.throughputGbps.ratio}x`,
+      "a pod object as its watch sends it (bytes; every node's daemon gets each pod change)":
+        p.podObjectBytes,
     }),
   ],
 };
