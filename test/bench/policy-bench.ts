@@ -31,6 +31,7 @@ export interface PolicyFigures {
 }
 
 const NAMESPACES = 10;
+const IPERF_PORT = 5201;
 const APPS = 50;
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 const pct = (xs: number[], p: number): number => {
@@ -48,7 +49,7 @@ async function pooled<T>(items: T[], n: number, work: (t: T) => Promise<unknown>
   );
 }
 
-/** Policy j: app-(j % 50) pods in ns-(j % 10) admit team (j+1) % 10's app-(j+3) % 50 pods on http, and 9000 + rev. */
+/** Policy j: app-(j % 50) pods in ns-(j % 10) admit team (j+1) % 10's app-(j+3) % 50 pods on http, iperf3's port and 9000 + rev. */
 const policyOf = (j: number, rev = 0): V1NetworkPolicy => ({
   metadata: { name: `p-${j}` },
   spec: {
@@ -61,7 +62,7 @@ const policyOf = (j: number, rev = 0): V1NetworkPolicy => ({
             podSelector: { matchLabels: { app: `app-${(j + 3) % APPS}` } },
           },
         ],
-        ports: [{ port: "http" }, { port: 9000 + rev }],
+        ports: [{ port: "http" }, { port: IPERF_PORT }, { port: 9000 + rev }],
       },
     ],
   },
@@ -119,19 +120,42 @@ async function addCost(k: KubeSandbox, tag: string, n: number): Promise<number> 
 const explained = async (k: KubeSandbox, pod: string): Promise<string> =>
   JSON.stringify((await socketRequest(k.node.socket, "GET", `/v1/policy?pod=${pod}`, undefined, 5000)).body);
 
-function iperf(server: string, client: string, ip: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = spawn("ip", ["netns", "exec", server, "iperf3", "-s", "-1"], { stdio: "ignore" });
-    setTimeout(() => {
-      execFile("ip", ["netns", "exec", client, "iperf3", "-c", ip, "-t", "5", "-J"], (err, out) => {
-        s.kill();
-        if (err) return reject(err);
-        const bps = (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end
-          .sum_received.bits_per_second;
-        resolve(+(bps / 1e9).toFixed(2));
-      });
-    }, 500);
-  });
+const run = (argv: string[]): Promise<{ ok: boolean; out: string }> =>
+  new Promise((resolve) => execFile(argv[0]!, argv.slice(1), (err, out) => resolve({ ok: !err, out })));
+
+/** TCP for 5 s from the client's namespace to the server's address (iperf3), in Gbit/s. */
+async function iperf(server: string, client: string, ip: string): Promise<number> {
+  const s = spawn("ip", ["netns", "exec", server, "iperf3", "-s", "-1"], { stdio: "ignore" });
+  try {
+    let said = "";
+    for (let attempt = 0; attempt < 10; attempt++) {
+      await new Promise((r) => setTimeout(r, 300)); // the server starts listening
+      const r = await run([
+        "ip",
+        "netns",
+        "exec",
+        client,
+        "iperf3",
+        "-c",
+        ip,
+        "-t",
+        "5",
+        "-J",
+        "--connect-timeout",
+        "3000",
+      ]);
+      const doc = JSON.parse(r.out || "{}") as {
+        error?: string;
+        end?: { sum_received?: { bits_per_second: number } };
+      };
+      const bps = doc.end?.sum_received?.bits_per_second;
+      if (r.ok && bps) return +(bps / 1e9).toFixed(2);
+      said = doc.error ?? r.out.slice(0, 200);
+    }
+    throw new Error(`iperf3 from ${client} to ${ip} failed: ${said}`);
+  } finally {
+    s.kill();
+  }
 }
 
 export async function policyBench(
@@ -177,7 +201,7 @@ export async function policyBench(
     }
     const sample = await k.core.readNamespacedPod({ namespace: "ns-0", name: "obj-0" });
     const podObjectBytes = JSON.stringify(sample).length;
-    const metrics = await (await fetch(`http://${k.node.http}/metrics`)).text();
+    const metrics = await (await fetch(`${k.node.http}/metrics`)).text();
     const rules = Number(/^eniway_policy_rules (\d+)$/m.exec(metrics)?.[1] ?? Number.NaN);
     return {
       pods: opts.pods,

@@ -21,12 +21,7 @@ export interface ConformanceReport {
 }
 
 /** Failures that are expected until the work that makes them pass lands: a test name pattern and that work. */
-export const KNOWN_FAILURES: { pattern: RegExp; why: string }[] = [
-  {
-    pattern: /\[Feature:NetworkPolicy\]/,
-    why: "eniway enforces no NetworkPolicy yet: the NetworkPolicy issue (21) makes these pass",
-  },
-];
+export const KNOWN_FAILURES: { pattern: RegExp; why: string }[] = [];
 
 const cell = (s: string): string => s.replaceAll("|", "\\|").replaceAll("\n", "<br>");
 

@@ -139,7 +139,7 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     expect(text).toContain(`default/team-a-http ingress 0: ${pods.get("client-a")!.ip} on TCP/80`);
     expect(text).toContain("Egress: not isolated");
     // And the dashboard's snapshot.
-    const d = (await (await fetch(`http://${k.node.http}/dashboard/data`)).json()) as {
+    const d = (await (await fetch(`${k.node.http}/dashboard/data`)).json()) as {
       policy: {
         synced: boolean;
         policies: number;
