@@ -13,6 +13,7 @@ import { render } from "../../cni/policy/nft.js";
 import { admits, type Flow } from "../../cni/policy/verdict.js";
 import { run, writeProcSys } from "../../lib/ip.js";
 import { sh } from "../helpers/netns.js";
+import { policy } from "../helpers/policy.js";
 import { type Agent, startAgent } from "./probe.js";
 
 const P = `ewpn${process.pid % 10000}`;
@@ -50,15 +51,6 @@ const CLUSTER: Omit<Cluster, "policies"> = {
     { name: "z", labels: { ns: "z" } },
   ],
 };
-const policy = (ns: string, name: string, spec: Partial<Policy>): Policy => ({
-  namespace: ns,
-  name,
-  podSelector: {},
-  policyTypes: ["Ingress"],
-  ingress: [],
-  egress: [],
-  ...spec,
-});
 
 function wire(m: Member, i: number): void {
   const host = `ewp${i}`;

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { compile } from "../../cni/policy/compile.js";
 import type { Cluster, NamedPort, NamespaceInfo, PodInfo, Policy } from "../../cni/policy/model.js";
 import { admits, type Flow } from "../../cni/policy/verdict.js";
+import { policy } from "../helpers/policy.js";
 
 const pod = (
   ns: string,
@@ -22,16 +23,6 @@ const pod = (
   labels,
   hostNetwork: false,
   ports,
-});
-
-const policy = (ns: string, name: string, spec: Partial<Policy>): Policy => ({
-  namespace: ns,
-  name,
-  podSelector: {},
-  policyTypes: ["Ingress"],
-  ingress: [],
-  egress: [],
-  ...spec,
 });
 
 // Namespace x: server (app=server, port 80 named serve-80, 81 named serve-81/UDP), client-a (app=client).
