@@ -37,7 +37,8 @@ function tool(name: string): string {
   return p;
 }
 
-function prefix(ns: string, argv: string[]): string[] {
+/** The argument vector that runs `argv` in the namespace `ns`. */
+export function inNetns(ns: string, argv: string[]): string[] {
   checkNetnsPath(ns);
   const [bin = "", ...rest] = argv;
   if (ns === "") return [tool(bin), ...rest];
@@ -47,7 +48,7 @@ function prefix(ns: string, argv: string[]): string[] {
 }
 
 export function run(ns: string, argv: string[], input?: string): Promise<string> {
-  return exec(prefix(ns, argv), input);
+  return exec(inNetns(ns, argv), input);
 }
 
 /** One `ip -batch -` run. With force, every line runs and failures are ignored (teardown). */
@@ -119,7 +120,7 @@ export function createIpSession(ns: string): IpSession {
   let queue: Promise<unknown> = Promise.resolve();
 
   const start = (): NonNullable<typeof child> => {
-    const cmd = prefix(ns, ["ip", "-force", "-batch", "-"]);
+    const cmd = inNetns(ns, ["ip", "-force", "-batch", "-"]);
     const c = spawn(cmd[0]!, cmd.slice(1), { stdio: ["pipe", "ignore", "pipe"] });
     lineNo = 0;
     stderr = "";

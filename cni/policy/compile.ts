@@ -14,7 +14,6 @@
 
 import type {
   Cluster,
-  LabelSelector,
   NamedPort,
   PodInfo,
   Policy,
@@ -77,25 +76,34 @@ const isPort = (n: unknown): n is number =>
 interface Ctx {
   pods: PodInfo[]; // every pod with an address, hostNetwork ones left out
   nsLabels: Map<string, Record<string, string>>;
+  byNamespace: Map<string, PodInfo[]>;
   problems: Problem[];
 }
 
 /** `local`: this node's pods, with the addresses the daemon gave them. */
 export function compile(cluster: Cluster, local: PodInfo[]): RuleSet {
-  const byKey = new Map(local.map((p) => [`${p.namespace}/${p.name}`, p]));
+  // The cluster's pods with this node's pods as the daemon knows them (its addresses come first).
+  const mine = new Map<string, Map<string, PodInfo>>();
+  for (const p of local) mine.set(p.namespace, (mine.get(p.namespace) ?? new Map()).set(p.name, p));
+  const seen = new Set<PodInfo>();
   const pods = cluster.pods
-    .map((p) => byKey.get(`${p.namespace}/${p.name}`) ?? p)
-    .concat(local.filter((p) => !cluster.pods.some((c) => c.namespace === p.namespace && c.name === p.name)))
+    .map((p) => {
+      const l = mine.get(p.namespace)?.get(p.name);
+      if (l) seen.add(l);
+      return l ?? p;
+    })
+    .concat(local.filter((p) => !seen.has(p)))
     .filter((p) => p.ip !== "" && !p.hostNetwork);
   const ctx: Ctx = {
     pods,
     nsLabels: new Map(cluster.namespaces.map((n) => [n.name, n.labels])),
+    byNamespace: byNamespace(pods),
     problems: [],
   };
   const localPods = local.filter((p) => p.ip !== "" && !p.hostNetwork);
   const isolated = { ingress: new Set<string>(), egress: new Set<string>() };
   const rules: CompiledRule[] = [];
-  const sorted = [...cluster.policies].sort((a, b) => key(a).localeCompare(key(b)));
+  const sorted = [...cluster.policies].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   for (const policy of sorted) {
     const targets = localPods.filter(
       (p) => p.namespace === policy.namespace && selects(policy.podSelector, p.labels),
@@ -116,6 +124,16 @@ export function compile(cluster: Cluster, local: PodInfo[]): RuleSet {
     rules,
     problems: ctx.problems,
   };
+}
+
+function byNamespace(pods: PodInfo[]): Map<string, PodInfo[]> {
+  const out = new Map<string, PodInfo[]>();
+  for (const p of pods) {
+    const list = out.get(p.namespace);
+    if (list) list.push(p);
+    else out.set(p.namespace, [p]);
+  }
+  return out;
 }
 
 const key = (p: Policy): string => `${p.namespace}/${p.name}`;
@@ -198,13 +216,14 @@ function peerRanges(ctx: Ctx, policy: Policy, peer: PolicyPeer): Range[] {
     return subtract([block], except);
   }
   if (!peer.podSelector && !peer.namespaceSelector) return [];
-  return ctx.pods.filter((p) => inPeer(ctx, policy, peer, p)).map((p) => single(p.ip));
-}
-
-function inPeer(ctx: Ctx, policy: Policy, peer: PolicyPeer, pod: PodInfo): boolean {
-  const nsSel: LabelSelector | undefined = peer.namespaceSelector;
-  const inNs = nsSel
-    ? selects(nsSel, ctx.nsLabels.get(pod.namespace) ?? {}) && ctx.nsLabels.has(pod.namespace)
-    : pod.namespace === policy.namespace;
-  return inNs && (peer.podSelector ? selects(peer.podSelector, pod.labels) : true);
+  const nsSel = peer.namespaceSelector;
+  // Without a namespaceSelector, the policy's own namespace; with one, every namespace it selects.
+  const namespaces = nsSel
+    ? [...ctx.nsLabels].filter(([, labels]) => selects(nsSel, labels)).map(([name]) => name)
+    : [policy.namespace];
+  const podSel = peer.podSelector;
+  return namespaces
+    .flatMap((ns) => ctx.byNamespace.get(ns) ?? [])
+    .filter((p) => !podSel || selects(podSel, p.labels))
+    .map((p) => single(p.ip));
 }

@@ -1,12 +1,15 @@
-// The enforcer: the one place that runs nft. It replaces the node's eniway
-// table in one transaction, keeps the pods' drop counts across replacements
-// (a replacement makes the counters anew), and removes the table when
-// policy is switched off.
+// The enforcer: the one place that runs nft. Each rule set goes to the kernel
+// in one transaction over a long-lived nft session: only the set elements
+// and counters that changed when the chains stay the same, the whole table
+// anew otherwise (and always first, after a start). It keeps the pods' drop
+// counts across replacements (a replacement makes the counters anew), and
+// removes the table when policy is switched off.
 
 import { CommandError } from "../../lib/exec.js";
 import { run } from "../../lib/ip.js";
 import type { Direction, RuleSet } from "./compile.js";
-import { render, TABLE } from "./nft.js";
+import { counterName, render, renderDelta, TABLE } from "./nft.js";
+import { createNftSession } from "./nft-session.js";
 
 export interface Drops {
   direction: Direction;
@@ -21,6 +24,8 @@ export interface Enforcer {
   drops(): Promise<Drops[]>;
   /** No eniway table any more (policy switched off). */
   remove(): Promise<void>;
+  /** Ends the nft session; the rules stay in the kernel. */
+  close(): void;
 }
 
 const COUNTER = /^(in|out)_(\d+)_(\d+)_(\d+)_(\d+)$/;
@@ -55,12 +60,34 @@ export function createNftEnforcer(netns: string): Enforcer {
       throw e;
     }
   };
+  const session = createNftSession(netns);
+  let applied: RuleSet | null = null; // what the kernel holds, as far as this enforcer knows
+  /** Counts read before their counters go are kept (packets dropped in between are not). */
+  const keep = (counted: Drops[], only?: Set<string>): void => {
+    for (const d of counted)
+      if (!only || only.has(counterName(d.direction, d.ip)))
+        before.set(keyOf(d), (before.get(keyOf(d)) ?? 0) + d.packets);
+  };
+  const replace = async (rs: RuleSet): Promise<void> => {
+    const counted = await read();
+    await session.run(render(rs));
+    keep(counted);
+  };
   return {
     async apply(rs) {
-      const counted = await read();
-      await run(netns, ["nft", "-f", "-"], render(rs));
-      // The counts just read are kept; packets dropped between the read and the replacement are not.
-      for (const d of counted) before.set(keyOf(d), (before.get(keyOf(d)) ?? 0) + d.packets);
+      const delta = applied ? renderDelta(applied, rs) : null;
+      applied = null;
+      if (!delta) await replace(rs);
+      else {
+        try {
+          const counted = delta.deleted.length ? await read() : [];
+          await session.run(delta.script);
+          keep(counted, new Set(delta.deleted));
+        } catch {
+          await replace(rs); // the table is not what this enforcer made: make it anew
+        }
+      }
+      applied = rs;
     },
     async drops() {
       const now = new Map(before);
@@ -71,7 +98,9 @@ export function createNftEnforcer(netns: string): Enforcer {
       });
     },
     async remove() {
+      applied = null;
       await run(netns, ["nft", "-f", "-"], `table inet ${TABLE} {}\ndelete table inet ${TABLE}\n`);
     },
+    close: () => session.close(),
   };
 }

@@ -1,6 +1,9 @@
-// The compiled rules as one nftables script for the node's namespace: the
-// table `inet eniway` is deleted and made again in one transaction (`nft -f`),
-// so packets see the old rules or the new ones, never none.
+// The compiled rules as nftables commands for the node's namespace, in one
+// table `inet eniway`. `render` makes the whole table anew (deleted and made
+// again in one transaction); `renderDelta` changes only the set elements and
+// counters that differ, when the chains stay the same (a pod came or went, a
+// label changed). Either way packets see the old rules or the new ones,
+// never none.
 //
 // Every pod packet crosses the node's forward hook (pod ↔ pod, pod ↔ ENI)
 // after kube-proxy's DNAT, and a pod's packets to the node itself its input
@@ -14,10 +17,17 @@ import { formatRange } from "./ranges.js";
 export const TABLE = "eniway";
 const PROTO: Record<string, string> = { TCP: "tcp", UDP: "udp", SCTP: "sctp" };
 
-const elements = (xs: string[]): string => (xs.length ? ` elements = { ${xs.join(", ")} };` : "");
+interface NftSet {
+  kind: "set" | "map";
+  type: string;
+  interval: boolean;
+  elements: string[];
+}
 
-function set(name: string, type: string, xs: string[], interval = false): string {
-  return `  set ${name} { type ${type};${interval ? " flags interval;" : ""}${elements(xs)} }`;
+/** What a rule set puts in the table besides its chains: sets and maps by name, and counters. */
+interface Contents {
+  sets: Map<string, NftSet>;
+  counters: string[];
 }
 
 /** The name of a pod's drop counter: `in_10_0_1_5` (dropped on its way in) or `out_…`. */
@@ -27,50 +37,71 @@ export const counterName = (direction: Direction, ip: string): string =>
 const portElement = (p: PortRange): string =>
   `${PROTO[p.protocol]} . ${p.first === p.last ? p.first : `${p.first}-${p.last}`}`;
 
-function ruleLines(r: CompiledRule, n: number, decls: string[]): string[] {
-  const [self, other] = r.direction === "ingress" ? ["daddr", "saddr"] : ["saddr", "daddr"];
-  decls.push(set(`r${n}_pods`, "ipv4_addr", r.pods));
-  let match = `ip ${self} @r${n}_pods`;
-  if (r.peers) {
-    decls.push(set(`r${n}_peers`, "ipv4_addr", r.peers.map(formatRange), true));
-    match += ` ip ${other} @r${n}_peers`;
+const tagOf = (d: Direction): string => (d === "ingress" ? "in" : "out");
+const set = (type: string, elements: string[], interval = false): NftSet => ({
+  kind: "set",
+  type,
+  interval,
+  elements,
+});
+
+function ruleSets(r: CompiledRule, n: number, into: Map<string, NftSet>): void {
+  into.set(`r${n}_pods`, set("ipv4_addr", r.pods));
+  if (r.peers) into.set(`r${n}_peers`, set("ipv4_addr", r.peers.map(formatRange), true));
+  if (r.ports?.length)
+    into.set(`r${n}_ports`, set("inet_proto . inet_service", r.ports.map(portElement), true));
+  if (r.named.length) {
+    const xs = [...new Set(r.named.map((p) => `${p.ip} . ${PROTO[p.protocol]} . ${p.port}`))];
+    into.set(`r${n}_named`, set("ipv4_addr . inet_proto . inet_service", xs));
   }
+}
+
+function contents(rs: RuleSet): Contents {
+  const sets = new Map<string, NftSet>();
+  rs.rules.forEach((r, n) => ruleSets(r, n, sets));
+  const counters: string[] = [];
+  for (const [d, isolated] of [
+    ["ingress", rs.ingressIsolated],
+    ["egress", rs.egressIsolated],
+  ] as const) {
+    sets.set(`${tagOf(d)}_isolated`, set("ipv4_addr", isolated));
+    const names = isolated.map((ip) => counterName(d, ip));
+    counters.push(...names);
+    sets.set(`${tagOf(d)}_drops`, {
+      kind: "map",
+      type: "ipv4_addr : counter",
+      interval: false,
+      elements: isolated.map((ip, i) => `${ip} : "${names[i]}"`),
+    });
+  }
+  return { sets, counters };
+}
+
+function ruleLines(r: CompiledRule, n: number): string[] {
+  const [self, other] = r.direction === "ingress" ? ["daddr", "saddr"] : ["saddr", "daddr"];
+  let match = `ip ${self} @r${n}_pods`;
+  if (r.peers) match += ` ip ${other} @r${n}_peers`;
   const comment = ` comment ${JSON.stringify(r.id.slice(0, 120))}`;
   if (r.ports === null) return [`    ${match} return${comment}`];
   const out: string[] = [];
-  if (r.ports.length) {
-    decls.push(set(`r${n}_ports`, "inet_proto . inet_service", r.ports.map(portElement), true));
-    out.push(`    ${match} meta l4proto . th dport @r${n}_ports return${comment}`);
-  }
-  if (r.named.length) {
-    const xs = [...new Set(r.named.map((p) => `${p.ip} . ${PROTO[p.protocol]} . ${p.port}`))];
-    decls.push(set(`r${n}_named`, "ipv4_addr . inet_proto . inet_service", xs));
+  if (r.ports.length) out.push(`    ${match} meta l4proto . th dport @r${n}_ports return${comment}`);
+  if (r.named.length)
     out.push(`    ${match} ip daddr . meta l4proto . th dport @r${n}_named return${comment}`);
-  }
   return out;
 }
 
-function chain(direction: Direction, isolated: string[], rules: string[][], decls: string[]): string[] {
-  const [self, tag] = direction === "ingress" ? ["daddr", "in"] : ["saddr", "out"];
-  decls.push(set(`${tag}_isolated`, "ipv4_addr", isolated));
-  for (const ip of isolated) decls.push(`  counter ${counterName(direction, ip)} {}`);
-  const map = isolated.map((ip) => `${ip} : "${counterName(direction, ip)}"`);
-  decls.push(`  map ${tag}_drops { type ipv4_addr : counter;${elements(map)} }`);
-  return [
-    `  chain ${direction} {`,
-    `    ip ${self} != @${tag}_isolated return`,
-    ...rules.flat(),
-    `    counter name ip ${self} map @${tag}_drops drop`,
-    "  }",
-  ];
-}
-
-export function render(rs: RuleSet): string {
-  const decls: string[] = [];
-  const lines = (d: Direction): string[][] =>
-    rs.rules.map((r, n) => (r.direction === d ? ruleLines(r, n, decls) : []));
-  const ingress = chain("ingress", rs.ingressIsolated, lines("ingress"), decls);
-  const egress = chain("egress", rs.egressIsolated, lines("egress"), decls);
+/** The chains: they change with the policies' rules, never with the pods. */
+function chains(rs: RuleSet): string[] {
+  const chain = (d: Direction): string[] => {
+    const [self, tag] = d === "ingress" ? ["daddr", "in"] : ["saddr", "out"];
+    return [
+      `  chain ${d} {`,
+      `    ip ${self} != @${tag}_isolated return`,
+      ...rs.rules.flatMap((r, n) => (r.direction === d ? ruleLines(r, n) : [])),
+      `    counter name ip ${self} map @${tag}_drops drop`,
+      "  }",
+    ];
+  };
   const base = (hook: string, jumps: string[]): string[] => [
     `  chain ${hook} {`,
     `    type filter hook ${hook} priority filter + 10; policy accept;`,
@@ -79,15 +110,53 @@ export function render(rs: RuleSet): string {
     "  }",
   ];
   return [
+    ...chain("ingress"),
+    ...chain("egress"),
+    ...base("forward", ["egress", "ingress"]),
+    ...base("input", ["egress"]),
+  ];
+}
+
+const elements = (xs: string[]): string => (xs.length ? ` elements = { ${xs.join(", ")} };` : "");
+
+/** The whole table, replaced in one transaction. */
+export function render(rs: RuleSet): string {
+  const c = contents(rs);
+  const decl = ([name, s]: [string, NftSet]): string =>
+    `  ${s.kind} ${name} { type ${s.type};${s.interval ? " flags interval;" : ""}${elements(s.elements)} }`;
+  return [
     `table inet ${TABLE} {}`,
     `delete table inet ${TABLE}`,
     `table inet ${TABLE} {`,
-    ...decls,
-    ...ingress,
-    ...egress,
-    ...base("forward", ["egress", "ingress"]),
-    ...base("input", ["egress"]),
+    ...c.counters.map((name) => `  counter ${name} {}`),
+    ...[...c.sets].map(decl),
+    ...chains(rs),
     "}",
     "",
   ].join("\n");
+}
+
+/**
+ * From the table `prev` made to the one `next` makes, touching only the sets
+ * and counters that differ; "" when nothing does, null when the chains differ
+ * (then the table is rendered anew). A changed set is flushed and filled in
+ * the same transaction. Counters that go are deleted last: read them first.
+ */
+export function renderDelta(prev: RuleSet, next: RuleSet): { script: string; deleted: string[] } | null {
+  if (chains(prev).join("\n") !== chains(next).join("\n")) return null;
+  const a = contents(prev);
+  const b = contents(next);
+  const had = new Set(a.counters);
+  const has = new Set(b.counters);
+  const lines = b.counters.filter((c) => !had.has(c)).map((c) => `add counter inet ${TABLE} ${c}`);
+  for (const [name, s] of b.sets) {
+    const old = a.sets.get(name);
+    if (!old) return null;
+    if (old.elements.join(",") === s.elements.join(",")) continue;
+    lines.push(`flush ${s.kind} inet ${TABLE} ${name}`);
+    if (s.elements.length) lines.push(`add element inet ${TABLE} ${name} { ${s.elements.join(", ")} }`);
+  }
+  const deleted = a.counters.filter((c) => !has.has(c));
+  lines.push(...deleted.map((c) => `delete counter inet ${TABLE} ${c}`));
+  return { script: lines.length ? `${lines.join("\n")}\n` : "", deleted };
 }

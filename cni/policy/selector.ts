@@ -6,7 +6,8 @@
 import type { LabelSelector } from "./model.js";
 
 export function selects(sel: LabelSelector, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
+  const want = sel.matchLabels;
+  if (want) for (const k in want) if (labels[k] !== want[k]) return false;
   for (const e of sel.matchExpressions ?? []) {
     const has = Object.hasOwn(labels, e.key);
     const values = e.values ?? [];

@@ -61,10 +61,12 @@ export interface CniObserver {
   /** DEL holds the IP of this pod for its return under the same name (a StatefulSet pod). */
   holdsIp?(pod: PodRef): boolean;
   /**
-   * The pod is wired: ADD returns once this resolves (its NetworkPolicy rules
-   * are in the kernel). If it rejects, the ADD fails and its IP is released.
+   * The pod has its IP and is being wired: this runs alongside the kernel
+   * work, and ADD returns only once both are done, so the pod's
+   * NetworkPolicy rules are in the kernel before the runtime starts it. If
+   * it rejects, the ADD fails and its IP is released.
    */
-  wired?(pod: PodRef, ip: string): Promise<void>;
+  wiring?(pod: PodRef, ip: string): Promise<void>;
   /** DEL released the pod's IP: its rules may go. */
   unwired?(ip: string): void;
 }
@@ -122,6 +124,8 @@ export function createCniHandlers(deps: {
       throw e;
     }
     const t1 = performance.now();
+    const policy = observer.wiring?.(req.pod, a.ip);
+    policy?.catch(() => {}); // awaited below, or moot if the wiring fails first
     try {
       const w = await datapath.add({
         containerId: req.containerId,
@@ -130,7 +134,7 @@ export function createCniHandlers(deps: {
         ip: a.ip,
         eni: eniOf(a),
       });
-      await observer.wired?.(req.pod, a.ip);
+      await policy;
       const t2 = performance.now();
       observer.allocated?.(req.pod, { ip: a.ip, eniId: a.eniId, ms: t2 - t0 });
       return {
@@ -152,6 +156,7 @@ export function createCniHandlers(deps: {
       });
       await datapath.del(req.containerId, req.ifname, a.ip).catch(() => {});
       await pool.release(req.containerId, req.ifname);
+      observer.unwired?.(a.ip);
       observer.allocationFailed?.(req.pod, e instanceof Error ? e : new Error(String(e)));
       throw e;
     }

@@ -215,7 +215,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     cannotEnforce: (ref, message) => kube?.policyNotEnforced(ref, message),
   });
   const policyHooks = policy
-    ? { wired: () => policy.sync(), unwired: () => void policy.sync().catch(() => {}) }
+    ? { wiring: () => policy.sync(), unwired: () => void policy.sync().catch(() => {}) }
     : {};
   try {
     node = await createNode({

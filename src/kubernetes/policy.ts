@@ -204,6 +204,7 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
       stopped = true;
       await Promise.all(all.map((i) => i.stop()));
       await running?.catch(() => {});
+      deps.enforcer.close();
     },
   };
 }

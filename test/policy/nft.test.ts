@@ -8,10 +8,11 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compile } from "../../cni/policy/compile.js";
+import { createNftEnforcer } from "../../cni/policy/enforce.js";
 import type { Cluster, PodInfo, Policy } from "../../cni/policy/model.js";
-import { render } from "../../cni/policy/nft.js";
+import { renderDelta } from "../../cni/policy/nft.js";
 import { admits, type Flow } from "../../cni/policy/verdict.js";
-import { run, writeProcSys } from "../../lib/ip.js";
+import { writeProcSys } from "../../lib/ip.js";
 import { sh } from "../helpers/netns.js";
 import { policy } from "../helpers/policy.js";
 import { type Agent, startAgent } from "./probe.js";
@@ -66,8 +67,10 @@ function wire(m: Member, i: number): void {
   sh("ip", "-n", m.netns, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0");
 }
 
-const apply = (policies: Policy[]): Promise<string> =>
-  run(nsPath(NODE), ["nft", "-f", "-"], render(compile({ ...CLUSTER, policies }, PODS)));
+// The daemon's enforcer: a delta when only pods change, the table anew when the chains do.
+const enforcer = createNftEnforcer(nsPath(NODE));
+const apply = (policies: Policy[], pods: Member[] = PODS): Promise<void> =>
+  enforcer.apply(compile({ ...CLUSTER, pods, policies }, pods));
 
 describe("nft enforcement on real namespaces", () => {
   const agents = new Map<string, Agent>();
@@ -82,6 +85,7 @@ describe("nft enforcement on real namespaces", () => {
   }, 60_000);
 
   afterAll(() => {
+    enforcer.close();
     for (const a of agents.values()) a.child.kill();
     for (const ns of [NODE, ...sources.map((m) => m.netns)]) {
       try {
@@ -91,8 +95,11 @@ describe("nft enforcement on real namespaces", () => {
   });
 
   /** Every source × every pod × (TCP 80, TCP 81, UDP 80, UDP 8080, ICMP): the kernel's answer and the verdict's. */
-  async function matrix(policies: Policy[]): Promise<{ got: string[]; want: string[] }> {
-    const rs = compile({ ...CLUSTER, policies }, PODS);
+  async function matrix(
+    policies: Policy[],
+    pods: Member[] = PODS,
+  ): Promise<{ got: string[]; want: string[] }> {
+    const rs = compile({ ...CLUSTER, pods, policies }, pods);
     const kinds: Omit<Flow, "src" | "dst">[] = [
       { protocol: "TCP", port: 80 },
       { protocol: "TCP", port: 81 },
@@ -101,9 +108,9 @@ describe("nft enforcement on real namespaces", () => {
       { protocol: null, port: 0 },
     ];
     const flows = sources.flatMap((s) =>
-      PODS.filter((d) => d !== s).flatMap((d) =>
-        kinds.map((k) => ({ s, f: { ...k, src: s.ip, dst: d.ip } })),
-      ),
+      pods
+        .filter((d) => d.ip !== s.ip)
+        .flatMap((d) => kinds.map((k) => ({ s, f: { ...k, src: s.ip, dst: d.ip } }))),
     );
     const name = (f: Flow): string => `${f.src}→${f.dst} ${f.protocol ?? "ICMP"}/${f.port}`;
     const results = await Promise.all(flows.map(({ s, f }) => agents.get(s.netns)!.probe(f)));
@@ -168,6 +175,37 @@ describe("nft enforcement on real namespaces", () => {
       if (policies.length) expect(want.some((w) => w.endsWith("drop"))).toBe(true);
     });
 
+  it("pods that change labels, come and go: only the sets change, and the kernel follows", async () => {
+    const policies = [
+      policy("x", "server", {
+        podSelector: { matchLabels: { app: "server" } },
+        ingress: [
+          {
+            peers: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: "client" } } }],
+            ports: [{ port: 80 }],
+          },
+        ],
+      }),
+      policy("y", "deny", {}),
+    ];
+    const relabelled = PODS.map((m, i) => (i === 1 ? { ...m, labels: { app: "other" } } : m));
+    const moved = PODS.map((m, i) => (i === 2 ? { ...m, namespace: "x" } : m));
+    const steps = [PODS, relabelled, moved, PODS.slice(0, 2), PODS];
+    for (const [i, pods] of steps.entries()) {
+      const prev = steps[i - 1];
+      if (prev) {
+        const delta = renderDelta(
+          compile({ ...CLUSTER, pods: prev, policies }, prev),
+          compile({ ...CLUSTER, pods, policies }, pods),
+        );
+        expect(delta?.script, `step ${i} is a delta`).toMatch(/add element|flush/);
+      }
+      await apply(policies, pods);
+      const { got, want } = await matrix(policies, pods);
+      expect(got, `step ${i}`).toEqual(want);
+    }
+  });
+
   it("the node's own connections reach every pod, isolated or not", async () => {
     await apply([policy("x", "deny", {}), policy("y", "deny", {}), policy("z", "deny", {})]);
     const node = agents.get(NODE)!;
@@ -185,7 +223,10 @@ describe("nft enforcement on real namespaces", () => {
     await apply([allowB]);
     let replacing = true;
     const replaces = (async () => {
-      for (let i = 0; i < 100; i++) await apply(i % 2 ? [allowB] : [allowB, policy("z", `noise-${i}`, {})]);
+      // Odd steps and every fourth one change only pods in sets (a delta), the others the chains too.
+      const noise = (i: number): Policy =>
+        policy("z", `noise-${i}`, i % 4 === 0 ? {} : { ingress: [{ ports: [{ port: 1000 + i }] }] });
+      for (let i = 0; i < 100; i++) await apply(i % 2 ? [allowB] : [allowB, noise(i)]);
       replacing = false;
     })();
     // A pair of new connections every 10 ms while the rules are replaced: one allowed, one denied.
