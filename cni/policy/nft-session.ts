@@ -65,7 +65,10 @@ export function createNftSession(
       const error = said.slice(0, m.index).trim();
       said = said.slice(m.index + m[0].length);
       const p = pending.shift();
-      if (!p || p.id !== Number(m[1])) return drop("answers out of order");
+      if (!p || p.id !== Number(m[1])) {
+        drop("answers out of order");
+        return;
+      }
       clearTimeout(p.timer);
       if (error) p.reject(new CommandError(["nft", "-f", "-"], 1, error));
       else p.resolve();

@@ -58,7 +58,7 @@ function ruleSets(r: CompiledRule, n: number, into: Map<string, NftSet>): void {
 
 function contents(rs: RuleSet): Contents {
   const sets = new Map<string, NftSet>();
-  rs.rules.forEach((r, n) => ruleSets(r, n, sets));
+  for (const [n, r] of rs.rules.entries()) ruleSets(r, n, sets);
   const counters: string[] = [];
   for (const [d, isolated] of [
     ["ingress", rs.ingressIsolated],
