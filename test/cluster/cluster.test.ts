@@ -236,6 +236,60 @@ describe("eniway installed with helm on kubelet + containerd nodes of the simula
     await k.waitGone("app=hp");
   }, 300_000);
 
+  it("NetworkPolicy across nodes: node B's pod admits only a pod of node A that the policy names, on its port; a label change is followed; node B still reaches its pod; the policy deleted restores the baseline", async () => {
+    const pods = await k.pods("app=web");
+    const a = pods.find((p) => p.spec!.nodeName === nodeName(0))!.metadata!.name!;
+    const b = pods.find((p) => p.spec!.nodeName === nodeName(1))!;
+    const bIp = b.status!.podIP!;
+    const reaches = (port: number): Promise<boolean> =>
+      k.httpFromPod(a, bIp, port).then(
+        (who) => who === b.metadata!.name,
+        () => false,
+      );
+    const eventually = async (what: string, holds: () => Promise<boolean>): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      while (!(await holds())) if (Date.now() > deadline) throw new Error(`not within 20 s: ${what}`);
+    };
+    const fromNodeB = (): string =>
+      execFileSync("nsenter", [
+        `--net=/run/netns/${sb.nodes[1]!.netns}`,
+        "--",
+        "busybox",
+        "sh",
+        "-c",
+        'printf "GET / HTTP/1.0\\r\\n\\r\\n" | busybox nc -w 3 "$0" 8080',
+        bIp,
+      ])
+        .toString()
+        .trim()
+        .split("\n")
+        .pop()!;
+    expect(await reaches(8080)).toBe(true);
+    await k.apply(
+      "np-web",
+      JSON.stringify({
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name: "web-friends", namespace: "default" },
+        spec: {
+          podSelector: { matchLabels: { app: "web" } },
+          ingress: [
+            { from: [{ podSelector: { matchLabels: { role: "friend" } } }], ports: [{ port: 8080 }] },
+          ],
+        },
+      }),
+    );
+    await eventually("the unlabelled pod of node A is denied", async () => !(await reaches(8080)));
+    expect(fromNodeB()).toBe(b.metadata!.name); // the node's own traffic (kubelet probes) passes
+    await k.kubectl(["label", "pod", a, "role=friend"]);
+    await eventually("the labelled pod of node A is admitted", () => reaches(8080));
+    await k.kubectl(["label", "pod", a, "role-"]);
+    await eventually("the pod of node A is denied again", async () => !(await reaches(8080)));
+    await k.kubectl(["delete", "networkpolicy", "web-friends"]);
+    await eventually("the policy deleted: every pod reaches B's pod again", () => reaches(8080));
+    expect(await k.warnings(["NetworkPolicyNotEnforced"])).toEqual([]);
+  }, 180_000);
+
   it("scaled past the warm pool, pods wait for the refill instead of failing; scaled to zero, the cloud keeps at most maxIdle IPs per node", async () => {
     await k.kubectl(["scale", "deployment", "web", "--replicas=20"]);
     const pods = await k.waitRunning("app=web", 20, 180_000);
