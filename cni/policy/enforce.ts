@@ -52,15 +52,15 @@ const missing = (e: unknown): boolean =>
 export function createNftEnforcer(netns: string): Enforcer {
   const before = new Map<string, number>(); // what earlier tables counted, by "direction ip"
   const keyOf = (d: Drops): string => `${d.direction} ${d.ip}`;
+  const session = createNftSession(netns);
   const read = async (): Promise<Drops[]> => {
     try {
-      return parseCounters(await run(netns, ["nft", "-j", "list", "counters", "table", "inet", TABLE]));
+      return parseCounters(await session.list(["list", "counters", "table", "inet", TABLE]));
     } catch (e) {
       if (missing(e)) return [];
       throw e;
     }
   };
-  const session = createNftSession(netns);
   let applied: RuleSet | null = null; // what the kernel holds, as far as this enforcer knows
   /** Counts read before their counters go are kept (packets dropped in between are not). */
   const keep = (counted: Drops[], only?: Set<string>): void => {

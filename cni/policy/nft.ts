@@ -10,6 +10,12 @@
 // hook. The node's own packets to its pods (kubelet probes) leave by output,
 // which is not filtered. Replies of admitted connections pass by conntrack.
 // The rule count follows the policies' rules; the pods are set elements.
+// Ports are a set per protocol (`inet_service`, an interval set), never a
+// concatenation with intervals (`inet_proto . inet_service`, which the
+// kernel keeps in a pipapo set): with one, an allowed connection was now and
+// then dropped while the table was replaced (half of the runs of
+// test/policy/nft.test.ts's replacement test on kernel 6.18), without one
+// never; the rules seem to go live a moment before such a set's elements.
 
 import type { CompiledRule, Direction, PortRange, RuleSet } from "./compile.js";
 import { formatRange } from "./ranges.js";
@@ -34,8 +40,17 @@ interface Contents {
 export const counterName = (direction: Direction, ip: string): string =>
   `${direction === "ingress" ? "in" : "out"}_${ip.replaceAll(".", "_")}`;
 
-const portElement = (p: PortRange): string =>
-  `${PROTO[p.protocol]} . ${p.first === p.last ? p.first : `${p.first}-${p.last}`}`;
+const portElement = (p: PortRange): string => (p.first === p.last ? `${p.first}` : `${p.first}-${p.last}`);
+
+/** A rule's numeric ports by protocol, in the order TCP, UDP, SCTP. */
+function byProtocol(ports: PortRange[]): [string, string[]][] {
+  return Object.entries(PROTO)
+    .map(([name, proto]): [string, string[]] => [
+      proto,
+      ports.filter((p) => p.protocol === name).map(portElement),
+    ])
+    .filter(([, xs]) => xs.length > 0);
+}
 
 const tagOf = (d: Direction): string => (d === "ingress" ? "in" : "out");
 const set = (type: string, elements: string[], interval = false): NftSet => ({
@@ -48,8 +63,8 @@ const set = (type: string, elements: string[], interval = false): NftSet => ({
 function ruleSets(r: CompiledRule, n: number, into: Map<string, NftSet>): void {
   into.set(`r${n}_pods`, set("ipv4_addr", r.pods));
   if (r.peers) into.set(`r${n}_peers`, set("ipv4_addr", r.peers.map(formatRange), true));
-  if (r.ports?.length)
-    into.set(`r${n}_ports`, set("inet_proto . inet_service", r.ports.map(portElement), true));
+  for (const [proto, xs] of byProtocol(r.ports ?? []))
+    into.set(`r${n}_${proto}`, set("inet_service", xs, true));
   if (r.named.length) {
     const xs = [...new Set(r.named.map((p) => `${p.ip} . ${PROTO[p.protocol]} . ${p.port}`))];
     into.set(`r${n}_named`, set("ipv4_addr . inet_proto . inet_service", xs));
@@ -84,7 +99,8 @@ function ruleLines(r: CompiledRule, n: number): string[] {
   const comment = ` comment ${JSON.stringify(r.id.slice(0, 120))}`;
   if (r.ports === null) return [`    ${match} return${comment}`];
   const out: string[] = [];
-  if (r.ports.length) out.push(`    ${match} meta l4proto . th dport @r${n}_ports return${comment}`);
+  for (const [proto] of byProtocol(r.ports))
+    out.push(`    ${match} meta l4proto ${proto} th dport @r${n}_${proto} return${comment}`);
   if (r.named.length)
     out.push(`    ${match} ip daddr . meta l4proto . th dport @r${n}_named return${comment}`);
   return out;

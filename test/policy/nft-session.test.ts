@@ -35,6 +35,22 @@ describe("the nft session", () => {
     expect(nftPids()).toHaveLength(1);
   });
 
+  it("a list answers nft's JSON, in order with the changes around it; a list of nothing rejects", async () => {
+    const [, listed] = await Promise.all([
+      session.run("add element inet t s { 10.0.0.6 }\n"),
+      session.list(["list", "set", "inet", "t", "s"]),
+      session.run("add element inet t s { 10.0.0.7 }\n"),
+    ]);
+    const doc = JSON.parse(listed) as { nftables: { set?: { elem?: string[] } }[] };
+    const elem = doc.nftables.find((o) => o.set)?.set?.elem ?? [];
+    expect(elem).toContain("10.0.0.6");
+    expect(elem).not.toContain("10.0.0.7");
+    await expect(session.list(["list", "set", "inet", "t", "nosuch"])).rejects.toThrow(/No such file/);
+    await expect(session.list(["list", "set", "inet", "t", "s;", "flush"])).rejects.toThrow(
+      /not an nft list/,
+    );
+  });
+
   it("a bad transaction rejects with nft's error and changes nothing; the next one works", async () => {
     await expect(
       session.run("add element inet t s { 10.0.1.1 }\nadd element inet t nosuch { 10.0.1.2 }\n"),
@@ -50,6 +66,7 @@ describe("the nft session", () => {
     process.kill(pid!, "SIGKILL");
     await new Promise((r) => setTimeout(r, 100));
     await session.run("add element inet t s { 10.0.2.1 }\n");
+    expect(await session.list(["list", "set", "inet", "t", "s"])).toContain("10.0.2.1");
     await expect(session.run("add element inet t nosuch { 10.0.2.2 }\n")).rejects.toThrow(/nosuch/);
     expect(elements()).toContain("10.0.2.1");
     expect(nftPids()).toHaveLength(0); // resting: no new session yet
