@@ -40,15 +40,21 @@ interface Contents {
 export const counterName = (direction: Direction, ip: string): string =>
   `${direction === "ingress" ? "in" : "out"}_${ip.replaceAll(".", "_")}`;
 
-const portElement = (p: PortRange): string => (p.first === p.last ? `${p.first}` : `${p.first}-${p.last}`);
+/** Port ranges sorted and merged: an interval set refuses elements that overlap. */
+function mergePorts(ports: PortRange[]): string[] {
+  const out: [number, number][] = [];
+  for (const p of [...ports].sort((a, b) => a.first - b.first)) {
+    const last = out.at(-1);
+    if (last && p.first <= last[1] + 1) last[1] = Math.max(last[1], p.last);
+    else out.push([p.first, p.last]);
+  }
+  return out.map(([first, last]) => (first === last ? `${first}` : `${first}-${last}`));
+}
 
 /** A rule's numeric ports by protocol, in the order TCP, UDP, SCTP. */
 function byProtocol(ports: PortRange[]): [string, string[]][] {
   return Object.entries(PROTO)
-    .map(([name, proto]): [string, string[]] => [
-      proto,
-      ports.filter((p) => p.protocol === name).map(portElement),
-    ])
+    .map(([name, proto]): [string, string[]] => [proto, mergePorts(ports.filter((p) => p.protocol === name))])
     .filter(([, xs]) => xs.length > 0);
 }
 

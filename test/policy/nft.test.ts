@@ -164,6 +164,25 @@ describe("nft enforcement on real namespaces", () => {
         }),
       ],
     ],
+    [
+      "ports that overlap: the server admits TCP 80 and 80-81, UDP 8080 and every UDP port",
+      [
+        policy("x", "overlap", {
+          podSelector: { matchLabels: { app: "server" } },
+          ingress: [
+            {
+              ports: [
+                { port: 80 },
+                { port: 80, endPort: 81 },
+                { protocol: "UDP", port: 8080 },
+                { protocol: "UDP" },
+              ],
+            },
+          ],
+        }),
+        policy("y", "deny", {}),
+      ],
+    ],
   ];
 
   for (const [title, policies] of SCENARIOS)
