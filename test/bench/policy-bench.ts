@@ -3,8 +3,8 @@
 // a policy changed in the API server → the daemon's rules carry the change
 // (read back from the daemon, right after the kernel took it). The ADD's
 // extra cost: ADD through the plugin of a pod the policies isolate, with the
-// 200 policies vs none, end to end and inside the daemon. Throughput: TCP between two pods of the node
-// (iperf3) with the 200 policies vs none.
+// 200 policies vs none, end to end and inside the daemon. Throughput: TCP
+// between two pods of the node (iperf3) with the 200 policies vs none.
 
 import { execFile, spawn } from "node:child_process";
 import {
@@ -128,17 +128,13 @@ async function addCost(k: KubeSandbox, tag: string, n: number): Promise<{ p50: n
   let served = 0;
   let seconds = 0;
   for (let i = 0; i < n; i++) {
-    const name = `add-${tag}-${i}`;
-    const uid = await k.createPod(name, null, { namespace: "ns-0", labels: { app: "app-0" } }); // selected by p-0, p-50, …
     const before = await daemonAdds(k);
-    const t0 = performance.now();
-    const r = await k.add({ name, uid, namespace: "ns-0", containerId: `ctr-${name}` });
-    ms.push(performance.now() - t0);
-    if (r.code !== 0) throw new Error(`ADD of ns-0/${name} failed: ${r.out}`);
+    const p = await localPod(k, "ns-0", `add-${tag}-${i}`, "app-0"); // selected by p-0, p-50, …
     const after = await daemonAdds(k);
+    ms.push(p.ms);
     served += after.count - before.count;
     seconds += after.sum - before.sum;
-    await k.del(`ctr-${name}`);
+    await k.del(`ctr-${p.name}`);
   }
   if (served !== n) throw new Error(`the daemon counted ${served} ADDs of ${n}`);
   return { p50: pct(ms, 50), daemonMean: +((seconds / n) * 1000).toFixed(2) };

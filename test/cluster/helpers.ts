@@ -2,7 +2,7 @@
 // --cluster`: kubectl with the admin kubeconfig, a Deployment of the local
 // busybox image serving its hostname over HTTP, and waits on the API.
 
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -109,6 +109,27 @@ export function kube(sb: ClusterSandbox, dir: string): Kube {
       return out.trim().split("\n").pop() ?? "";
     },
   };
+}
+
+/** An HTTP GET through busybox's `nc` from a network namespace of the sandbox (a node, a VPC host): the body's last line. */
+export function httpFromNetns(netns: string, host: string, port: number): string {
+  return execFileSync(
+    "nsenter",
+    [
+      `--net=/run/netns/${netns}`,
+      "--",
+      "busybox",
+      "sh",
+      "-c",
+      'printf "GET / HTTP/1.0\\r\\n\\r\\n" | busybox nc -w 3 "$0" "$1"',
+      host,
+      String(port),
+    ],
+    { encoding: "utf8", timeout: 15_000 },
+  )
+    .trim()
+    .split("\n")
+    .pop()!;
 }
 
 /** A Deployment of the local busybox image answering HTTP on 8080 with its pod name. */
