@@ -139,11 +139,21 @@ function chains(rs: RuleSet): string[] {
   ];
 }
 
+/** A rule set's chains and contents, rendered once (the enforcer's last rule set is the next delta's `prev`). */
+const rendered = new WeakMap<RuleSet, { chains: string; contents: Contents }>();
+function parts(rs: RuleSet): { chains: string; contents: Contents } {
+  const had = rendered.get(rs);
+  if (had) return had;
+  const p = { chains: chains(rs).join("\n"), contents: contents(rs) };
+  rendered.set(rs, p);
+  return p;
+}
+
 const elements = (xs: string[]): string => (xs.length ? ` elements = { ${xs.join(", ")} };` : "");
 
 /** The whole table, replaced in one transaction. */
 export function render(rs: RuleSet): string {
-  const c = contents(rs);
+  const c = parts(rs).contents;
   const decl = ([name, s]: [string, NftSet]): string =>
     `  ${s.kind} ${name} { type ${s.type};${s.interval ? " flags interval;" : ""}${elements(s.elements)} }`;
   return [
@@ -152,7 +162,7 @@ export function render(rs: RuleSet): string {
     `table inet ${TABLE} {`,
     ...c.counters.map((name) => `  counter ${name} {}`),
     ...[...c.sets].map(decl),
-    ...chains(rs),
+    parts(rs).chains,
     "}",
     "",
   ].join("\n");
@@ -165,9 +175,9 @@ export function render(rs: RuleSet): string {
  * the same transaction. Counters that go are deleted last: read them first.
  */
 export function renderDelta(prev: RuleSet, next: RuleSet): { script: string; deleted: string[] } | null {
-  if (chains(prev).join("\n") !== chains(next).join("\n")) return null;
-  const a = contents(prev);
-  const b = contents(next);
+  if (parts(prev).chains !== parts(next).chains) return null;
+  const a = parts(prev).contents;
+  const b = parts(next).contents;
   const had = new Set(a.counters);
   const has = new Set(b.counters);
   const lines = b.counters.filter((c) => !had.has(c)).map((c) => `add counter inet ${TABLE} ${c}`);

@@ -11,7 +11,7 @@ import type { Drops, Enforcer } from "../../cni/policy/enforce.js";
 import { type Explanation, explain } from "../../cni/policy/explain.js";
 import type { PodInfo as PolicyPod } from "../../cni/policy/model.js";
 import type { Logger } from "../../lib/log.js";
-import type { KubeApi, PodInfo } from "./api.js";
+import type { KubeApi, PodInfo, PolicyObject } from "./api.js";
 import { createInformer, type InformerStats } from "./informer.js";
 
 export interface LocalPod {
@@ -39,6 +39,7 @@ export interface PolicyStats {
   rules: number;
   ingressIsolated: number;
   egressIsolated: number;
+  compiles: number;
   applies: number;
   failures: number;
   lastError: string;
@@ -76,20 +77,55 @@ const toPolicyPod = (p: PodInfo): PolicyPod => ({
   ports: p.ports,
 });
 
+/** What the compiler reads of a pod, as a string: equal means no rule can change. */
+const fingerprint = (p: PolicyPod): string => JSON.stringify([p.ip, p.hostNetwork, p.labels, p.ports]);
+
+const byName = (a: PolicyObject, b: PolicyObject): number => {
+  const x = `${a.namespace}/${a.name}`;
+  const y = `${b.namespace}/${b.name}`;
+  return x < y ? -1 : x > y ? 1 : 0;
+};
+
 export function createPolicyController(deps: PolicyDeps): PolicyController {
   const { api, log } = deps;
   const now = deps.now ?? Date.now;
   const onChange = (): void => void schedule().catch(() => {});
   const hooks = { onChange, onSynced: onChange };
-  const pods = createInformer(api.pods(""), "pod (cluster)", log, hooks);
+  /** The pods as the compiler reads them, converted once per change. */
+  const view = new Map<string, { pod: PolicyPod; print: string; uid: string }>();
+  const isLocal = (namespace: string, name: string): boolean =>
+    deps.localPods().some((l) => l.namespace === namespace && l.name === name);
+  // A pod event recompiles only if it changes what the compiler reads, and
+  // the pod has an address (or is this node's: the pool gave it one). Most
+  // pod events (status conditions, a new pod not yet started) change nothing,
+  // and an ADD's own compile would otherwise wait behind theirs.
+  const onPod = (p: PodInfo, deleted: boolean): void => {
+    const key = `${p.namespace}/${p.name}`;
+    const had = view.get(key);
+    const pod = toPolicyPod(p);
+    const print = fingerprint(pod);
+    if (deleted && had?.uid !== p.uid) return; // a later incarnation under the same name stays
+    if (deleted) view.delete(key);
+    else view.set(key, { pod, print, uid: p.uid });
+    const addressed = (had?.pod.ip ?? "") !== "" || pod.ip !== "" || isLocal(p.namespace, p.name);
+    if ((deleted ? had !== undefined : had?.print !== print) && addressed) onChange();
+  };
+  const pods = createInformer(api.pods(""), "pod (cluster)", log, { onChange: onPod, onSynced: onChange });
+  let sortedPolicies: PolicyObject[] | null = null;
+  const policies = createInformer(api.networkPolicies, "networkpolicy", log, {
+    onChange: () => {
+      sortedPolicies = null;
+      onChange();
+    },
+    onSynced: onChange,
+  });
   const namespaces = createInformer(api.namespaces, "namespace", log, hooks);
-  const policies = createInformer(api.networkPolicies, "networkpolicy", log, hooks);
   const all = [pods, namespaces, policies];
   /** Local pods the cache does not hold yet, read from the API server once. */
-  const fetched = new Map<string, PodInfo | null>();
+  const fetched = new Map<string, PolicyPod | null>();
   let rs: RuleSet | null = null;
   let lastScript = "";
-  const counts = { applies: 0, failures: 0, lastError: "" };
+  const counts = { compiles: 0, applies: 0, failures: 0, lastError: "" };
   let dirtySince = 0;
   let running: Promise<void> | null = null;
   let queued: Promise<void> | null = null;
@@ -99,11 +135,13 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
     const out: PolicyPod[] = [];
     for (const l of deps.localPods()) {
       const key = `${l.namespace}/${l.name}`;
-      let p = pods.get(l.namespace, l.name);
-      if (!p && l.name && !fetched.has(key))
-        fetched.set(key, await api.getPod(l.namespace, l.name).catch(() => null));
+      let p = view.get(key)?.pod;
+      if (!p && l.name && !fetched.has(key)) {
+        const got = await api.getPod(l.namespace, l.name).catch(() => null);
+        fetched.set(key, got && toPolicyPod(got));
+      }
       p ??= fetched.get(key) ?? undefined;
-      if (p) out.push({ ...toPolicyPod(p), ip: l.ip });
+      if (p) out.push({ ...p, ip: l.ip });
     }
     return out;
   };
@@ -112,12 +150,21 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
     if (stopped || !all.every((i) => i.synced())) return;
     const since = dirtySince || now();
     dirtySince = 0;
+    const t0 = performance.now();
     const local = await localPods();
+    const t1 = performance.now();
+    sortedPolicies ??= policies.items().sort(byName);
     const next = compile(
-      { policies: policies.items(), pods: pods.items().map(toPolicyPod), namespaces: namespaces.items() },
+      {
+        policies: sortedPolicies,
+        pods: [...view.values()].map((v) => v.pod),
+        namespaces: namespaces.items(),
+      },
       local,
     );
+    counts.compiles++;
     const script = JSON.stringify(next);
+    const t2 = performance.now();
     if (script !== lastScript) {
       try {
         await deps.enforcer.apply(next);
@@ -141,6 +188,13 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
       }
       rs = next;
       deps.programmed?.((now() - since) / 1000, next);
+      const ms = (a: number, b: number): number => +(b - a).toFixed(2);
+      log.debug("NetworkPolicy rules applied", {
+        waitedMs: now() - since,
+        localMs: ms(t0, t1),
+        compileMs: ms(t1, t2),
+        applyMs: ms(t2, performance.now()),
+      });
     }
     for (const k of fetched.keys())
       if (!deps.localPods().some((l) => `${l.namespace}/${l.name}` === k)) fetched.delete(k);

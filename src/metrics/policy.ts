@@ -63,15 +63,27 @@ export function policyMetrics(
     [],
     (s, g) => g.set(s.synced ? 1 : 0),
   );
-  new Counter({
-    name: "eniway_policy_apply_failures_total",
-    help: "Rule sets nft refused (the previous rules stayed).",
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(read()?.stats().failures ?? 0);
-    },
-  });
+  const counter = (name: string, help: string, value: (s: PolicyStats) => number): void =>
+    void new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = read();
+        this.reset();
+        this.inc(v ? value(v.stats()) : 0);
+      },
+    });
+  counter(
+    "eniway_policy_apply_failures_total",
+    "Rule sets nft refused (the previous rules stayed).",
+    (s) => s.failures,
+  );
+  counter(
+    "eniway_policy_compiles_total",
+    "Rule sets compiled: one per change that can alter them (an ADD or DEL, a policy, a namespace, a pod's labels, address or ports).",
+    (s) => s.compiles,
+  );
   new Counter({
     name: "eniway_policy_dropped_packets_total",
     help: "Packets a NetworkPolicy dropped on this node, by direction.",

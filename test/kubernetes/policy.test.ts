@@ -9,7 +9,12 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import { NetworkingV1Api, type V1NetworkPolicy } from "@kubernetes/client-node";
+import {
+  NetworkingV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1NetworkPolicy,
+} from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { socketRequest } from "../../lib/http.js";
 import { BUILT } from "../../lib/process.js";
@@ -20,6 +25,7 @@ import { type KubeSandbox, kubeSandbox, until } from "./helpers.js";
 
 const P = `ewkp${process.pid % 10000}`;
 const PORTS = [80, 81];
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
 interface Pod {
   ip: string;
@@ -101,6 +107,39 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     });
     expect(await reach("client-a", "server")).toBe(true);
     expect(await reach("client-b", "server", 81)).toBe(true);
+  });
+
+  it("a pod event that changes nothing the rules read compiles nothing; a label change does", async () => {
+    const compiles = async (): Promise<number> =>
+      Number(
+        /^eniway_policy_compiles_total (\d+)$/m.exec(
+          await (await fetch(`${k.node.http}/metrics`)).text(),
+        )?.[1],
+      );
+    // A pod object with an address but no ADD here: to the rules, a peer like another node's pod.
+    await k.createPod("elsewhere", null, { namespace: "default", labels: { app: "peer" } });
+    const patch = (body: object) =>
+      k.core.patchNamespacedPod({ name: "elsewhere", namespace: "default", body }, mergePatch);
+    await k.core.patchNamespacedPodStatus(
+      {
+        name: "elsewhere",
+        namespace: "default",
+        body: { status: { podIP: "10.99.0.7", podIPs: [{ ip: "10.99.0.7" }] } },
+      },
+      mergePatch,
+    );
+    await until("the pod's address compiled", async () => (await compiles()) > 0);
+    await new Promise((r) => setTimeout(r, 500));
+    const before = await compiles();
+    for (let i = 0; i < 5; i++) {
+      await patch({ metadata: { annotations: { note: String(i) } } }); // neither labels, address nor ports
+      await new Promise((r) => setTimeout(r, 200)); // apart, so that no two would share one compile
+    }
+    await patch({ metadata: { labels: { app: "peer", tier: "web" } } });
+    await until("the label change compiled", async () => (await compiles()) > before);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await compiles()) - before).toBe(1);
+    await k.deletePod("elsewhere");
   });
 
   it("deny-all isolates the namespace's pods; the node still reaches them (kubelet probes)", async () => {
