@@ -196,6 +196,7 @@ export async function policyBench(
     // Two pods for iperf3: the server is app-3 in ns-3 (policy p-3 admits team 4's app-6 pods), the client such a pod.
     const server = await localPod(k, "ns-3", "iperf-server", "app-3");
     const client = await localPod(k, "ns-4", "iperf-client", "app-6");
+    await addCost(k, "warm", opts.adds); // the first ADDs of a daemon are slower (JIT, the pool settling): not counted
     const without = {
       add: await addCost(k, "none", opts.adds),
       tput: await iperf(server.netns, client.netns, server.ip),
