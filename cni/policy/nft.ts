@@ -169,10 +169,26 @@ export function render(rs: RuleSet): string {
 }
 
 /**
+ * A set's change: the elements that went and came, or, for an interval set
+ * (whose ranges merge, so an element is no address of its own), flushed
+ * and filled anew. A map's element is deleted by its key.
+ */
+function elementDelta(name: string, old: NftSet, s: NftSet): string[] {
+  const add = (xs: string[]): string[] =>
+    xs.length ? [`add element inet ${TABLE} ${name} { ${xs.join(", ")} }`] : [];
+  if (s.interval) return [`flush ${s.kind} inet ${TABLE} ${name}`, ...add(s.elements)];
+  const had = new Set(old.elements);
+  const has = new Set(s.elements);
+  const gone = old.elements.filter((e) => !has.has(e)).map((e) => e.split(" : ")[0]!);
+  const lines = gone.length ? [`delete element inet ${TABLE} ${name} { ${gone.join(", ")} }`] : [];
+  return lines.concat(add(s.elements.filter((e) => !had.has(e))));
+}
+
+/**
  * From the table `prev` made to the one `next` makes, touching only the sets
  * and counters that differ; "" when nothing does, null when the chains differ
- * (then the table is rendered anew). A changed set is flushed and filled in
- * the same transaction. Counters that go are deleted last: read them first.
+ * (then the table is rendered anew). Counters that go are deleted last: read
+ * them first.
  */
 export function renderDelta(prev: RuleSet, next: RuleSet): { script: string; deleted: string[] } | null {
   if (parts(prev).chains !== parts(next).chains) return null;
@@ -185,8 +201,7 @@ export function renderDelta(prev: RuleSet, next: RuleSet): { script: string; del
     const old = a.sets.get(name);
     if (!old) return null;
     if (old.elements.join(",") === s.elements.join(",")) continue;
-    lines.push(`flush ${s.kind} inet ${TABLE} ${name}`);
-    if (s.elements.length) lines.push(`add element inet ${TABLE} ${name} { ${s.elements.join(", ")} }`);
+    lines.push(...elementDelta(name, old, s));
   }
   const deleted = a.counters.filter((c) => !has.has(c));
   lines.push(...deleted.map((c) => `delete counter inet ${TABLE} ${c}`));

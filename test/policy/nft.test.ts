@@ -217,7 +217,7 @@ describe("nft enforcement on real namespaces", () => {
           compile({ ...CLUSTER, pods: prev, policies }, prev),
           compile({ ...CLUSTER, pods, policies }, pods),
         );
-        expect(delta?.script, `step ${i} is a delta`).toMatch(/add element|flush/);
+        expect(delta?.script, `step ${i} is a delta`).toMatch(/add element|delete element|flush/);
       }
       await apply(policies, pods);
       const { got, want } = await matrix(policies, pods);

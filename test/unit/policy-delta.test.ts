@@ -1,0 +1,63 @@
+// renderDelta as text: what one pod's arrival or departure sends to nft.
+// (test/policy/nft.test.ts runs deltas against the kernel.)
+
+import { describe, expect, it } from "vitest";
+import type { RuleSet } from "../../cni/policy/compile.js";
+import { render, renderDelta } from "../../cni/policy/nft.js";
+
+const rules = (pods: string[]): RuleSet => ({
+  ingressIsolated: pods,
+  egressIsolated: [],
+  rules: [
+    {
+      id: "default/web ingress 0",
+      direction: "ingress",
+      pods,
+      peers: pods.map((ip) => {
+        const n = Number(ip.split(".")[3]);
+        return [0x0a000000 + n, 0x0a000000 + n] as const;
+      }),
+      ports: [{ protocol: "TCP", first: 80, last: 80 }],
+      named: pods.map((ip) => ({ ip, protocol: "TCP" as const, port: 8080 })),
+    },
+  ],
+  problems: [],
+});
+
+describe("renderDelta", () => {
+  it("a pod that comes adds its elements and its counter, and nothing else", () => {
+    const d = renderDelta(rules(["10.0.0.1", "10.0.0.2"]), rules(["10.0.0.1", "10.0.0.2", "10.0.0.3"]));
+    expect(d?.deleted).toEqual([]);
+    expect(d?.script.split("\n").filter(Boolean)).toEqual([
+      "add counter inet eniway in_10_0_0_3",
+      "add element inet eniway r0_pods { 10.0.0.3 }",
+      // An interval set's ranges merge (the compiler's would be 10.0.0.1-10.0.0.3 now): it is filled anew.
+      "flush set inet eniway r0_peers",
+      "add element inet eniway r0_peers { 10.0.0.1, 10.0.0.2, 10.0.0.3 }",
+      "add element inet eniway r0_named { 10.0.0.3 . tcp . 8080 }",
+      "add element inet eniway in_isolated { 10.0.0.3 }",
+      'add element inet eniway in_drops { 10.0.0.3 : "in_10_0_0_3" }',
+    ]);
+  });
+
+  it("a pod that goes deletes its elements (a map's by key), its counter last", () => {
+    const d = renderDelta(rules(["10.0.0.1", "10.0.0.5"]), rules(["10.0.0.1"]));
+    expect(d?.deleted).toEqual(["in_10_0_0_5"]);
+    const lines = d?.script.split("\n").filter(Boolean) ?? [];
+    expect(lines).toContain("delete element inet eniway r0_pods { 10.0.0.5 }");
+    expect(lines).toContain("delete element inet eniway in_drops { 10.0.0.5 }");
+    expect(lines.at(-1)).toBe("delete counter inet eniway in_10_0_0_5");
+    expect(lines.filter((l) => l.startsWith("add ") && !l.includes("r0_peers"))).toEqual([]);
+  });
+
+  it("nothing changed: an empty script; other chains: no delta (the table is made anew)", () => {
+    expect(renderDelta(rules(["10.0.0.1"]), rules(["10.0.0.1"]))?.script).toBe("");
+    const more = rules(["10.0.0.1"]);
+    const other: RuleSet = {
+      ...more,
+      rules: [...more.rules, { ...more.rules[0]!, id: "default/db ingress 0" }],
+    };
+    expect(renderDelta(rules(["10.0.0.1"]), other)).toBeNull();
+    expect(render(other)).toContain("delete table inet eniway");
+  });
+});
