@@ -1,10 +1,12 @@
 // NetworkPolicy on this node: the whole cluster's NetworkPolicies, Namespaces
 // and Pods in informer caches, compiled with this node's pods (the addresses
 // the pool gave them) into the rule set, and handed to the enforcer. Any
-// change recompiles; one compile and apply runs at a time, and changes that
-// arrive meanwhile are taken by the next. Until all three caches have synced
-// nothing is applied, so after a restart the kernel keeps the rules it had;
-// while the API server is away the caches go stale and the last rules stay.
+// change that can alter the rules recompiles (a pod event that changes none
+// of what they read does not); one compile and apply runs at a time, and
+// changes that arrive meanwhile are taken by the next. Until all three
+// caches have synced nothing is applied, so after a restart the kernel keeps
+// the rules it had; while the API server is away the caches go stale and
+// the last rules stay.
 
 import { compile, type Problem, type RuleSet } from "../../cni/policy/compile.js";
 import type { Drops, Enforcer } from "../../cni/policy/enforce.js";
@@ -190,7 +192,7 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
       deps.programmed?.((now() - since) / 1000, next);
       const ms = (a: number, b: number): number => +(b - a).toFixed(2);
       log.debug("NetworkPolicy rules applied", {
-        waitedMs: now() - since,
+        sinceChangeMs: now() - since,
         localMs: ms(t0, t1),
         compileMs: ms(t1, t2),
         applyMs: ms(t2, performance.now()),
