@@ -12,6 +12,7 @@
 //   destination pod's for egress.
 // Replies and the node's own traffic to its pods are the enforcer's business.
 
+import { isIpv4 } from "../../lib/net.js";
 import type {
   Cluster,
   NamedPort,
@@ -93,18 +94,17 @@ export function compile(cluster: Cluster, local: PodInfo[]): RuleSet {
       return l ?? p;
     })
     .concat(local.filter((p) => !seen.has(p)))
-    .filter((p) => p.ip !== "" && !p.hostNetwork);
+    .filter(addressed);
   const ctx: Ctx = {
     pods,
     nsLabels: new Map(cluster.namespaces.map((n) => [n.name, n.labels])),
     byNamespace: byNamespace(pods),
     problems: [],
   };
-  const localPods = local.filter((p) => p.ip !== "" && !p.hostNetwork);
+  const localPods = local.filter(addressed);
   const isolated = { ingress: new Set<string>(), egress: new Set<string>() };
   const rules: CompiledRule[] = [];
-  const sorted = [...cluster.policies].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-  for (const policy of sorted) {
+  for (const policy of byKey(cluster.policies)) {
     const targets = localPods.filter(
       (p) => p.namespace === policy.namespace && selects(policy.podSelector, p.labels),
     );
@@ -126,6 +126,9 @@ export function compile(cluster: Cluster, local: PodInfo[]): RuleSet {
   };
 }
 
+/** A pod the rules can name: an IPv4 address of its own (what reaches nft is checked here). */
+const addressed = (p: PodInfo): boolean => !p.hostNetwork && isIpv4(p.ip);
+
 function byNamespace(pods: PodInfo[]): Map<string, PodInfo[]> {
   const out = new Map<string, PodInfo[]>();
   for (const p of pods) {
@@ -137,6 +140,14 @@ function byNamespace(pods: PodInfo[]): Map<string, PodInfo[]> {
 }
 
 const key = (p: Policy): string => `${p.namespace}/${p.name}`;
+
+/** Policies in the order of their keys (rule ids and sets follow it), each key made once. */
+function byKey(policies: Policy[]): Policy[] {
+  return policies
+    .map((p) => ({ p, k: key(p) }))
+    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .map((x) => x.p);
+}
 const problem = (p: Policy, message: string): Problem => ({ namespace: p.namespace, name: p.name, message });
 
 function compileRule(
@@ -169,7 +180,9 @@ function compileRule(
 }
 
 function resolve(ports: NamedPort[], want: { protocol: Protocol; name: string }): number[] {
-  return ports.filter((p) => p.name === want.name && p.protocol === want.protocol).map((p) => p.port);
+  return ports
+    .filter((p) => p.name === want.name && p.protocol === want.protocol && isPort(p.port))
+    .map((p) => p.port);
 }
 
 function portOf(

@@ -1,14 +1,16 @@
 // The enforcer: the one place that runs nft. Each rule set goes to the kernel
 // in one transaction over a long-lived nft session: only the set elements
 // and counters that changed when the chains stay the same, the whole table
-// anew otherwise (and always first, after a start). It keeps the pods' drop
-// counts across replacements (a replacement makes the counters anew), and
-// removes the table when policy is switched off.
+// anew otherwise (and always first, after a start). Before the daemon serves
+// pods, `prepare` makes sure the kernel has the fail-closed gate (a table
+// left by an earlier run is kept as it is). It keeps the pods' drop counts
+// across replacements (a replacement makes the counters anew), and removes
+// the table when policy is switched off.
 
 import { CommandError } from "../../lib/exec.js";
 import { run } from "../../lib/ip.js";
-import type { Direction, RuleSet } from "./compile.js";
-import { counterName, render, renderDelta, TABLE } from "./nft.js";
+import type { Direction } from "./compile.js";
+import { type Admitted, counterName, type NodeRules, render, renderDelta, TABLE } from "./nft.js";
 import { createNftSession } from "./nft-session.js";
 
 export interface Drops {
@@ -18,8 +20,14 @@ export interface Drops {
 }
 
 export interface Enforcer {
-  /** Makes the node enforce exactly this rule set; resolves once the kernel has it. */
-  apply(rs: RuleSet): Promise<void>;
+  /**
+   * The gate is in the kernel once this resolves: a table an earlier run
+   * left is kept (its rules and admitted pods stay until the first apply),
+   * else `baseline` is applied. Either way: the pods the kernel admits.
+   */
+  prepare(baseline: NodeRules): Promise<{ kept: boolean; admitted: Admitted[] }>;
+  /** Makes the node enforce exactly these rules; resolves once the kernel has them. */
+  apply(nr: NodeRules): Promise<void>;
   /** Packets dropped per pod and direction since the enforcer started. */
   drops(): Promise<Drops[]>;
   /** No eniway table any more (policy switched off). */
@@ -45,6 +53,16 @@ function parseCounters(json: string): Drops[] {
   });
 }
 
+function parseAdmitted(json: string): Admitted[] {
+  const doc = JSON.parse(json) as { nftables?: { set?: { elem?: { concat?: unknown[] }[] } }[] };
+  return (doc.nftables ?? []).flatMap((o) =>
+    (o.set?.elem ?? []).flatMap((e) => {
+      const [hostIf, ip] = e.concat ?? [];
+      return typeof hostIf === "string" && typeof ip === "string" ? [{ hostIf, ip }] : [];
+    }),
+  );
+}
+
 const missing = (e: unknown): boolean =>
   e instanceof CommandError && /No such file or directory/.test(e.message);
 
@@ -61,33 +79,44 @@ export function createNftEnforcer(netns: string): Enforcer {
       throw e;
     }
   };
-  let applied: RuleSet | null = null; // what the kernel holds, as far as this enforcer knows
+  let applied: NodeRules | null = null; // what the kernel holds, as far as this enforcer knows
   /** Counts read before their counters go are kept (packets dropped in between are not). */
   const keep = (counted: Drops[], only?: Set<string>): void => {
     for (const d of counted)
       if (!only || only.has(counterName(d.direction, d.ip)))
         before.set(keyOf(d), (before.get(keyOf(d)) ?? 0) + d.packets);
   };
-  const replace = async (rs: RuleSet): Promise<void> => {
+  const replace = async (nr: NodeRules): Promise<void> => {
     const counted = await read();
-    await session.run(render(rs));
+    await session.run(render(nr));
     keep(counted);
   };
   return {
-    async apply(rs) {
-      const delta = applied ? renderDelta(applied, rs) : null;
+    async prepare(baseline) {
+      try {
+        const json = await session.list(["list", "set", "inet", TABLE, "admitted"]);
+        return { kept: true, admitted: parseAdmitted(json) };
+      } catch (e) {
+        if (!missing(e)) throw e;
+      }
+      await replace(baseline);
+      applied = baseline;
+      return { kept: false, admitted: baseline.admitted };
+    },
+    async apply(nr) {
+      const delta = applied ? renderDelta(applied, nr) : null;
       applied = null;
-      if (!delta) await replace(rs);
+      if (!delta) await replace(nr);
       else {
         try {
           const counted = delta.deleted.length ? await read() : [];
           await session.run(delta.script);
           keep(counted, new Set(delta.deleted));
         } catch {
-          await replace(rs); // the table is not what this enforcer made: make it anew
+          await replace(nr); // the table is not what this enforcer made: make it anew
         }
       }
-      applied = rs;
+      applied = nr;
     },
     async drops() {
       const now = new Map(before);

@@ -10,6 +10,12 @@
 // hook. The node's own packets to its pods (kubelet probes) leave by output,
 // which is not filtered. Replies of admitted connections pass by conntrack.
 // The rule count follows the policies' rules; the pods are set elements.
+// Fail closed: a packet from or to a pod's host veth passes only if that
+// veth and the pod's address are in the `admitted` set, which holds the
+// pods whose rules this table has. A new pod is therefore dropped until the
+// daemon has its rules in (a few ms after ADD, so ADD need not wait), or for
+// as long as they cannot be computed (the API server unknown after a
+// restart). The pair also stops a pod sending with another pod's address.
 // Ports are a set per protocol (`inet_service`, an interval set), never a
 // concatenation with intervals (`inet_proto . inet_service`, which the
 // kernel keeps in a pipapo set): with one, an allowed connection was now and
@@ -17,8 +23,22 @@
 // test/policy/nft.test.ts's replacement test on kernel 6.18), without one
 // never; the rules seem to go live a moment before such a set's elements.
 
+import { isIpv4 } from "../../lib/net.js";
+import { HOST_VETH, HOST_VETH_PREFIX } from "../facts.js";
 import type { CompiledRule, Direction, PortRange, RuleSet } from "./compile.js";
 import { formatRange } from "./ranges.js";
+
+/** A pod of this node whose rules a rule set holds: its host-side veth and its address. */
+export interface Admitted {
+  hostIf: string;
+  ip: string;
+}
+
+/** What the node enforces: the rules, and the pods whose traffic may pass under them. */
+export interface NodeRules {
+  rules: RuleSet;
+  admitted: Admitted[];
+}
 
 export const TABLE = "eniway";
 const PROTO: Record<string, string> = { TCP: "tcp", UDP: "udp", SCTP: "sctp" };
@@ -77,8 +97,14 @@ function ruleSets(r: CompiledRule, n: number, into: Map<string, NftSet>): void {
   }
 }
 
-function contents(rs: RuleSet): Contents {
+function contents({ rules: rs, admitted }: NodeRules): Contents {
   const sets = new Map<string, NftSet>();
+  const pairs = admitted.map((a) => {
+    if (!HOST_VETH.test(a.hostIf) || !isIpv4(a.ip))
+      throw new Error(`not a pod's host veth and IPv4 address: ${JSON.stringify(a)}`);
+    return `"${a.hostIf}" . ${a.ip}`;
+  });
+  sets.set("admitted", set("ifname . ipv4_addr", [...new Set(pairs)].sort()));
   for (const [n, r] of rs.rules.entries()) ruleSets(r, n, sets);
   const counters: string[] = [];
   for (const [d, isolated] of [
@@ -124,36 +150,40 @@ function chains(rs: RuleSet): string[] {
       "  }",
     ];
   };
-  const base = (hook: string, jumps: string[]): string[] => [
+  const veth = `"${HOST_VETH_PREFIX}*"`;
+  const gate = (side: "iifname" | "oifname"): string =>
+    `    ${side} ${veth} ${side} . ip ${side === "iifname" ? "saddr" : "daddr"} != @admitted drop`;
+  const base = (hook: string, gates: string[], jumps: string[]): string[] => [
     `  chain ${hook} {`,
     `    type filter hook ${hook} priority filter + 10; policy accept;`,
     "    ct state established,related accept",
+    ...gates,
     ...jumps.map((j) => `    jump ${j}`),
     "  }",
   ];
   return [
     ...chain("ingress"),
     ...chain("egress"),
-    ...base("forward", ["egress", "ingress"]),
-    ...base("input", ["egress"]),
+    ...base("forward", [gate("iifname"), gate("oifname")], ["egress", "ingress"]),
+    ...base("input", [gate("iifname")], ["egress"]),
   ];
 }
 
-/** A rule set's chains and contents, rendered once (the enforcer's last rule set is the next delta's `prev`). */
-const rendered = new WeakMap<RuleSet, { chains: string; contents: Contents }>();
-function parts(rs: RuleSet): { chains: string; contents: Contents } {
-  const had = rendered.get(rs);
+/** Chains and contents, rendered once (the enforcer's last rules are the next delta's `prev`). */
+const rendered = new WeakMap<NodeRules, { chains: string; contents: Contents }>();
+function parts(nr: NodeRules): { chains: string; contents: Contents } {
+  const had = rendered.get(nr);
   if (had) return had;
-  const p = { chains: chains(rs).join("\n"), contents: contents(rs) };
-  rendered.set(rs, p);
+  const p = { chains: chains(nr.rules).join("\n"), contents: contents(nr) };
+  rendered.set(nr, p);
   return p;
 }
 
 const elements = (xs: string[]): string => (xs.length ? ` elements = { ${xs.join(", ")} };` : "");
 
 /** The whole table, replaced in one transaction. */
-export function render(rs: RuleSet): string {
-  const c = parts(rs).contents;
+export function render(nr: NodeRules): string {
+  const c = parts(nr).contents;
   const decl = ([name, s]: [string, NftSet]): string =>
     `  ${s.kind} ${name} { type ${s.type};${s.interval ? " flags interval;" : ""}${elements(s.elements)} }`;
   return [
@@ -162,7 +192,7 @@ export function render(rs: RuleSet): string {
     `table inet ${TABLE} {`,
     ...c.counters.map((name) => `  counter ${name} {}`),
     ...[...c.sets].map(decl),
-    parts(rs).chains,
+    parts(nr).chains,
     "}",
     "",
   ].join("\n");
@@ -190,7 +220,7 @@ function elementDelta(name: string, old: NftSet, s: NftSet): string[] {
  * (then the table is rendered anew). Counters that go are deleted last: read
  * them first.
  */
-export function renderDelta(prev: RuleSet, next: RuleSet): { script: string; deleted: string[] } | null {
+export function renderDelta(prev: NodeRules, next: NodeRules): { script: string; deleted: string[] } | null {
   if (parts(prev).chains !== parts(next).chains) return null;
   const a = parts(prev).contents;
   const b = parts(next).contents;

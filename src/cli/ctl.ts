@@ -147,6 +147,7 @@ async function policy(args: string[], out: (s: string) => void): Promise<number>
   )) as Explanation & {
     pod: string;
     synced: boolean;
+    held: string | null;
   };
   const side = (title: string, d: DirectionText, who: string): string[] => {
     if (!d.isolated)
@@ -166,6 +167,9 @@ async function policy(args: string[], out: (s: string) => void): Promise<number>
         ? JSON.stringify(e, null, 2)
         : [
             `pod ${e.pod} (${e.ip})${e.synced ? "" : " — the daemon's caches have not synced yet"}`,
+            ...(e.held
+              ? [`Held: every packet from and to it is dropped until its rules are in: ${e.held}`]
+              : []),
             ...side("Ingress", e.ingress, "from"),
             ...side("Egress", e.egress, "to"),
           ].join("\n")

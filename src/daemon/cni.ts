@@ -62,11 +62,13 @@ export interface CniObserver {
   holdsIp?(pod: PodRef): boolean;
   /**
    * The pod has its IP and is being wired: this runs alongside the kernel
-   * work, and ADD returns only once both are done, so the pod's
-   * NetworkPolicy rules are in the kernel before the runtime starts it. If
-   * it rejects, the ADD fails and its IP is released.
+   * work and ADD waits for both (NetworkPolicy: the gate that drops the
+   * pod's traffic until its rules are in is in the kernel). If it rejects,
+   * the ADD fails and its IP is released.
    */
-  wiring?(pod: PodRef, ip: string): Promise<void>;
+  admitting?(pod: PodRef, ip: string): Promise<void>;
+  /** ADD is about to answer: the pod's rules may follow. */
+  wired?(pod: PodRef, ip: string): void;
   /** DEL released the pod's IP: its rules may go. */
   unwired?(ip: string): void;
 }
@@ -124,7 +126,7 @@ export function createCniHandlers(deps: {
       throw e;
     }
     const t1 = performance.now();
-    const policy = observer.wiring?.(req.pod, a.ip);
+    const policy = observer.admitting?.(req.pod, a.ip);
     policy?.catch(() => {}); // awaited below, or moot if the wiring fails first
     try {
       const w = await datapath.add({
@@ -137,6 +139,7 @@ export function createCniHandlers(deps: {
       await policy;
       const t2 = performance.now();
       observer.allocated?.(req.pod, { ip: a.ip, eniId: a.eniId, ms: t2 - t0 });
+      observer.wired?.(req.pod, a.ip);
       return {
         ip: a.ip,
         prefix: 32,

@@ -14,6 +14,7 @@ import {
   staticCredentialsProvider,
 } from "../../cloud/credentials.js";
 import { createMetadataClient, type MetadataClient } from "../../cloud/metadata.js";
+import { hostVethName } from "../../cni/datapath/names.js";
 import { closeServer, listen, parseListen } from "../../lib/http.js";
 import type { Logger } from "../../lib/log.js";
 import { packageRoot } from "../../lib/process.js";
@@ -208,14 +209,22 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     kube: client,
     log: log.child({ instanceId: found.instanceId, component: "policy" }),
     localPods: () =>
-      (node?.pool.allocations() ?? [])
-        .filter((a) => a.pod.name)
-        .map((a) => ({ namespace: a.pod.namespace, name: a.pod.name, ip: a.ip })),
-    programmed: (seconds) => metrics.policyProgrammed(seconds),
-    cannotEnforce: (ref, message) => kube?.policyNotEnforced(ref, message),
+      (node?.pool.allocations() ?? []).map((a) => ({
+        ...a.pod,
+        ip: a.ip,
+        hostIf: hostVethName(a.containerId, a.ifname),
+        since: a.assignedAt,
+      })),
+    observer: {
+      ...metrics.policy,
+      cannotEnforce: (ref, message) => kube?.policyNotEnforced(ref, message),
+      held: (pod, message) => kube?.policyPending(pod, message),
+    },
   });
+  // The rules follow the pod's ADD or DEL once its answer is on its way.
+  const recompile = (): void => void setImmediate(() => void policy?.sync().catch(() => {}));
   const policyHooks = policy
-    ? { wiring: () => policy.sync(), unwired: () => void policy.sync().catch(() => {}) }
+    ? { admitting: () => policy.admitting(), wired: recompile, unwired: recompile }
     : {};
   try {
     node = await createNode({
@@ -276,6 +285,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     if (http) await closeServer(http);
   };
   try {
+    // The gate before any pod is served: a pod is held until its rules are in.
+    await policy?.prepare().catch(() => {}); // logged; each ADD tries again until it works
     api = await startApi(config.socket, {
       pool: node.pool,
       ...(node.cni ? { cni: node.cni } : {}),

@@ -6,7 +6,12 @@
 import { createNftEnforcer } from "../../cni/policy/enforce.js";
 import type { Logger } from "../../lib/log.js";
 import type { KubeApi } from "../kubernetes/api.js";
-import { createPolicyController, type LocalPod, type PolicyController } from "../kubernetes/policy.js";
+import {
+  createPolicyController,
+  type LocalPod,
+  type PolicyController,
+  type PolicyObserver,
+} from "../kubernetes/policy.js";
 import type { Config } from "./config.js";
 
 export async function nodePolicy(deps: {
@@ -14,8 +19,7 @@ export async function nodePolicy(deps: {
   kube: { api: KubeApi } | null;
   log: Logger;
   localPods(): LocalPod[];
-  programmed?(seconds: number): void;
-  cannotEnforce?(policy: { namespace: string; name: string; uid: string }, message: string): void;
+  observer: PolicyObserver;
 }): Promise<PolicyController | null> {
   const { config, log } = deps;
   if (!config.datapath.enabled) return null;
@@ -32,7 +36,6 @@ export async function nodePolicy(deps: {
     log,
     enforcer,
     localPods: deps.localPods,
-    ...(deps.programmed ? { programmed: (s: number) => deps.programmed?.(s) } : {}),
-    ...(deps.cannotEnforce ? { cannotEnforce: deps.cannotEnforce } : {}),
+    observer: deps.observer,
   });
 }

@@ -43,6 +43,8 @@ export interface DashboardData {
     rules: number;
     isolated: { ingress: number; egress: number };
     dropped: { ingress: number; egress: number };
+    /** Pods whose traffic is dropped until their rules are in the kernel. */
+    pending: number;
   } | null;
 }
 
@@ -163,6 +165,7 @@ async function policyData(view: NodeView): Promise<DashboardData["policy"]> {
     rules: st.rules,
     isolated: { ingress: st.ingressIsolated, egress: st.egressIsolated },
     dropped,
+    pending: st.held,
   };
 }
 

@@ -29,6 +29,7 @@ export const REASONS = {
   released: "IPReleasedPodGone",
   maxPods: "MaxPodsExceedsENICapacity",
   policyNotEnforced: "NetworkPolicyNotEnforced",
+  policyPending: "NetworkPolicyPending",
 } as const;
 
 interface PodRef {
@@ -73,6 +74,8 @@ export interface Kubernetes {
   holdsIp(pod: PodRef): boolean;
   /** A Warning Event on a NetworkPolicy that cannot be enforced as written. */
   policyNotEnforced(policy: PodRef, message: string): void;
+  /** A Warning Event on a pod whose traffic is held until its NetworkPolicy rules are in. */
+  policyPending(pod: PodRef, message: string): void;
   /** Starts the watch and the loops; the node is served from now on. */
   start(node: NodePort): void;
   /** One pass of the loops now (tests and `resync`). */
@@ -247,6 +250,9 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
     policyNotEnforced(policy, message) {
       const target: EventTarget = { kind: "NetworkPolicy", ...policy };
       events.record(target, "Warning", REASONS.policyNotEnforced, `on ${nodeName}: ${message}`);
+    },
+    policyPending(pod, message) {
+      events.record({ kind: "Pod", ...pod }, "Warning", REASONS.policyPending, message);
     },
     holdsIp(pod) {
       if (!pod.name) return false;

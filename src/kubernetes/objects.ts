@@ -19,6 +19,7 @@ import type {
   PolicyPort,
   Protocol,
 } from "../../cni/policy/model.js";
+import { isIpv4 } from "../../lib/net.js";
 
 /** What every cached object has. */
 export interface KubeObject {
@@ -51,6 +52,12 @@ export const STATEFULSET_KIND = "StatefulSet";
 
 const protocol = (p: string | undefined): Protocol => (p ?? "TCP") as Protocol;
 
+/** The pod's IPv4 address among those its status gives, or "" (the rules are IPv4: an address reaches nft). */
+function ipv4Of(status: V1Pod["status"]): string {
+  const ips = [...(status?.podIPs ?? []).map((x) => x.ip), status?.podIP ?? ""];
+  return ips.find((ip) => isIpv4(ip)) ?? "";
+}
+
 export function podInfo(p: V1Pod): PodInfo {
   const m = p.metadata ?? {};
   return {
@@ -59,7 +66,7 @@ export function podInfo(p: V1Pod): PodInfo {
     uid: m.uid ?? "",
     statefulSet: (m.ownerReferences ?? []).some((o) => o.kind === STATEFULSET_KIND && o.controller !== false),
     hostNetwork: p.spec?.hostNetwork === true,
-    podIp: p.status?.podIP ?? "",
+    podIp: ipv4Of(p.status),
     createdAt: m.creationTimestamp ? new Date(m.creationTimestamp).getTime() : 0,
     annotations: m.annotations ?? {},
     labels: m.labels ?? {},

@@ -7,20 +7,24 @@
 // caches have synced nothing is applied, so after a restart the kernel keeps
 // the rules it had; while the API server is away the caches go stale and
 // the last rules stay.
+//
+// A pod's traffic passes only once the kernel has its rules (the gate, see
+// cni/policy/nft.ts): ADD needs only the gate in place and returns; the
+// pod's rules follow a few ms later. A pod held for long (caches not
+// synced, the pod unknown, nft failing) is logged and gets a Warning Event,
+// and the rules are retried while any pod is held.
 
 import { compile, type Problem, type RuleSet } from "../../cni/policy/compile.js";
 import type { Drops, Enforcer } from "../../cni/policy/enforce.js";
 import { type Explanation, explain } from "../../cni/policy/explain.js";
 import type { PodInfo as PolicyPod } from "../../cni/policy/model.js";
+import type { Admitted, NodeRules } from "../../cni/policy/nft.js";
 import type { Logger } from "../../lib/log.js";
-import type { KubeApi, PodInfo, PolicyObject } from "./api.js";
-import { createInformer, type InformerStats } from "./informer.js";
+import type { KubeApi, KubeObject, PodInfo } from "./api.js";
+import { createInformer, type Informer, type InformerStats } from "./informer.js";
+import { admittedKey, type Held, heldPods, type LocalPod, type PodRef, tellHeld } from "./policy-held.js";
 
-export interface LocalPod {
-  namespace: string;
-  name: string;
-  ip: string;
-}
+export type { Held, LocalPod };
 
 export interface PolicyDeps {
   api: KubeApi;
@@ -28,11 +32,20 @@ export interface PolicyDeps {
   enforcer: Enforcer;
   /** This node's pods with the addresses the pool gave them. */
   localPods(): LocalPod[];
-  /** A new rule set is in the kernel: seconds since the change it answers. */
-  programmed?(seconds: number, rs: RuleSet): void;
-  /** A policy asks what cannot be enforced (told once per problem; an Event on the policy). */
-  cannotEnforce?(policy: { namespace: string; name: string; uid: string }, message: string): void;
+  observer?: PolicyObserver;
   now?(): number;
+}
+
+/** What the rest of the daemon hears (metrics, Events); each hook returns at once. */
+export interface PolicyObserver {
+  /** A new rule set is in the kernel: seconds since the change it answers. */
+  programmed?(seconds: number): void;
+  /** A pod's traffic passes its rules now: seconds since the pool gave it its address. */
+  admitted?(seconds: number): void;
+  /** A policy asks what cannot be enforced (told once per problem; an Event on the policy). */
+  cannotEnforce?(policy: PodRef, message: string): void;
+  /** A pod's traffic has been held for long: why (told now and then while it lasts; an Event on the pod). */
+  held?(pod: PodRef, message: string): void;
 }
 
 export interface PolicyStats {
@@ -45,6 +58,8 @@ export interface PolicyStats {
   applies: number;
   failures: number;
   lastError: string;
+  /** This node's pods whose traffic the gate holds until their rules are in. */
+  held: number;
   problems: Problem[];
   informers: Record<
     "pods" | "namespaces" | "networkpolicies",
@@ -53,19 +68,31 @@ export interface PolicyStats {
 }
 
 export interface PolicyController {
+  /** Puts the gate in the kernel (a table left by an earlier run stays); before pods are served. */
+  prepare(): Promise<void>;
   start(): void;
   /**
+   * ADD: resolves once the gate is in the kernel (at once, unless `prepare`
+   * failed: then it tries again, and rejects if it fails). Until the pod's
+   * rules are in, its traffic is dropped.
+   */
+  admitting(): Promise<void>;
+  /**
    * The rules include every pod the pool holds now: resolves after a compile
-   * and apply that began after this call (ADD awaits it, so a pod a policy
-   * isolates is isolated before ADD returns). Rejects if that apply failed.
+   * and apply that began after this call. Rejects if that apply failed.
    */
   sync(): Promise<void>;
   /** The last rule set applied, if any. */
   current(): RuleSet | null;
   /** Packets dropped per pod address and direction (the kernel's counters). */
   drops(): Promise<Drops[]>;
+  /** This node's pods whose traffic is held, and why. */
+  held(): Held[];
   /** What may reach this node's pod and what it may reach; null if the pod is not on this node. */
-  explain(namespace: string, name: string): Promise<(Explanation & { synced: boolean }) | null>;
+  explain(
+    namespace: string,
+    name: string,
+  ): Promise<(Explanation & { synced: boolean; held: string | null }) | null>;
   stats(): PolicyStats;
   stop(): Promise<void>;
 }
@@ -82,14 +109,15 @@ const toPolicyPod = (p: PodInfo): PolicyPod => ({
 /** What the compiler reads of a pod, as a string: equal means no rule can change. */
 const fingerprint = (p: PolicyPod): string => JSON.stringify([p.ip, p.hostNetwork, p.labels, p.ports]);
 
-const byName = (a: PolicyObject, b: PolicyObject): number => {
-  const x = `${a.namespace}/${a.name}`;
-  const y = `${b.namespace}/${b.name}`;
-  return x < y ? -1 : x > y ? 1 : 0;
-};
+/** A pod held longer than this is logged and gets a Warning Event, again every minute it stays held. */
+const HELD_TELL = { afterMs: 10_000, againMs: 60_000 };
+/** While a pod is held, the rules are computed and applied again this often. */
+const HELD_RETRY_MS = 5_000;
+const EMPTY: RuleSet = { ingressIsolated: [], egressIsolated: [], rules: [], problems: [] };
 
 export function createPolicyController(deps: PolicyDeps): PolicyController {
   const { api, log } = deps;
+  const obs = deps.observer ?? {};
   const now = deps.now ?? Date.now;
   const onChange = (): void => void schedule().catch(() => {});
   const hooks = { onChange, onSynced: onChange };
@@ -113,83 +141,106 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
     if ((deleted ? had !== undefined : had?.print !== print) && addressed) onChange();
   };
   const pods = createInformer(api.pods(""), "pod (cluster)", log, { onChange: onPod, onSynced: onChange });
-  let sortedPolicies: PolicyObject[] | null = null;
-  const policies = createInformer(api.networkPolicies, "networkpolicy", log, {
-    onChange: () => {
-      sortedPolicies = null;
-      onChange();
-    },
-    onSynced: onChange,
-  });
+  const policies = createInformer(api.networkPolicies, "networkpolicy", log, hooks);
   const namespaces = createInformer(api.namespaces, "namespace", log, hooks);
   const all = [pods, namespaces, policies];
+  const synced = (): boolean => all.every((i) => i.synced());
   /** Local pods the cache does not hold yet, read from the API server once. */
   const fetched = new Map<string, PolicyPod | null>();
   let rs: RuleSet | null = null;
   let lastScript = "";
   const counts = { compiles: 0, applies: 0, failures: 0, lastError: "" };
+  let failing = false;
+  /** The pods the kernel admits (keys of admittedKey); null until the gate is known to be in. */
+  let admitted: Set<string> | null = null;
+  let preparing: Promise<void> | null = null;
   let dirtySince = 0;
   let running: Promise<void> | null = null;
   let queued: Promise<void> | null = null;
   let stopped = false;
+  let retry: NodeJS.Timeout | null = null;
+  const told = new Map<string, number>();
 
-  const localPods = async (): Promise<PolicyPod[]> => {
+  const known = (l: LocalPod): PolicyPod | undefined => {
+    const key = `${l.namespace}/${l.name}`;
+    return view.get(key)?.pod ?? fetched.get(key) ?? undefined;
+  };
+
+  /** This node's pods as the compiler reads them, and those whose traffic the rules then admit. */
+  const localView = async (): Promise<{ pods: PolicyPod[]; admit: Admitted[] }> => {
     const out: PolicyPod[] = [];
+    const admit: Admitted[] = [];
     for (const l of deps.localPods()) {
       const key = `${l.namespace}/${l.name}`;
-      let p = view.get(key)?.pod;
-      if (!p && l.name && !fetched.has(key)) {
+      if (l.name && !known(l) && !fetched.has(key)) {
         const got = await api.getPod(l.namespace, l.name).catch(() => null);
         fetched.set(key, got && toPolicyPod(got));
       }
-      p ??= fetched.get(key) ?? undefined;
+      const p = known(l);
+      // No Kubernetes pod: no policy can select it. An unknown pod's labels are not known: it stays held.
       if (p) out.push({ ...p, ip: l.ip });
+      if (p || !l.name) admit.push({ hostIf: l.hostIf, ip: l.ip });
     }
-    return out;
+    return { pods: out, admit };
+  };
+
+  const tellProblems = (next: RuleSet): void => {
+    const seen = new Set((rs?.problems ?? []).map((p) => JSON.stringify(p)));
+    for (const p of next.problems) {
+      if (seen.has(JSON.stringify(p))) continue;
+      log.warn("a NetworkPolicy cannot be enforced as written", {
+        policy: `${p.namespace}/${p.name}`,
+        problem: p.message,
+      });
+      const uid = policies.get(p.namespace, p.name)?.uid ?? "";
+      obs.cannotEnforce?.({ namespace: p.namespace, name: p.name, uid }, p.message);
+    }
+  };
+
+  const apply = async (next: NodeRules): Promise<void> => {
+    try {
+      await deps.enforcer.apply(next);
+    } catch (e) {
+      counts.failures++;
+      counts.lastError = String(e);
+      failing = true;
+      log.error("cannot apply the NetworkPolicy rules; the previous ones stay", { error: String(e) });
+      throw e;
+    }
+    counts.applies++;
+    failing = false;
+    const before = admitted ?? new Set();
+    admitted = new Set(next.admitted.map(admittedKey));
+    for (const l of deps.localPods())
+      if (admitted.has(admittedKey(l)) && !before.has(admittedKey(l)))
+        obs.admitted?.((now() - l.since) / 1000);
   };
 
   const once = async (): Promise<void> => {
-    if (stopped || !all.every((i) => i.synced())) return;
+    if (stopped || !synced()) return;
     const since = dirtySince || now();
     dirtySince = 0;
     const t0 = performance.now();
-    const local = await localPods();
+    const local = await localView();
     const t1 = performance.now();
-    sortedPolicies ??= policies.items().sort(byName);
-    const next = compile(
+    const rules = compile(
       {
-        policies: sortedPolicies,
+        policies: policies.items(),
         pods: [...view.values()].map((v) => v.pod),
         namespaces: namespaces.items(),
       },
-      local,
+      local.pods,
     );
     counts.compiles++;
+    const next: NodeRules = { rules, admitted: local.admit };
     const script = JSON.stringify(next);
     const t2 = performance.now();
     if (script !== lastScript) {
-      try {
-        await deps.enforcer.apply(next);
-      } catch (e) {
-        counts.failures++;
-        counts.lastError = String(e);
-        log.error("cannot apply the NetworkPolicy rules; the previous ones stay", { error: String(e) });
-        throw e;
-      }
-      counts.applies++;
+      await apply(next);
       lastScript = script;
-      const told = new Set((rs?.problems ?? []).map((p) => JSON.stringify(p)));
-      for (const p of next.problems) {
-        if (told.has(JSON.stringify(p))) continue;
-        log.warn("a NetworkPolicy cannot be enforced as written", {
-          policy: `${p.namespace}/${p.name}`,
-          problem: p.message,
-        });
-        const uid = policies.get(p.namespace, p.name)?.uid ?? "";
-        deps.cannotEnforce?.({ namespace: p.namespace, name: p.name, uid }, p.message);
-      }
-      rs = next;
-      deps.programmed?.((now() - since) / 1000, next);
+      tellProblems(rules);
+      rs = rules;
+      obs.programmed?.((now() - since) / 1000);
       const ms = (a: number, b: number): number => +(b - a).toFixed(2);
       log.debug("NetworkPolicy rules applied", {
         sinceChangeMs: now() - since,
@@ -220,35 +271,87 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
     return p;
   };
 
-  const informerStats = (i: (typeof all)[number]) => ({
-    ...i.stats(),
-    synced: i.synced(),
-    count: i.items().length,
-  });
+  const prepare = (): Promise<void> => {
+    preparing ??= (async () => {
+      try {
+        const all = deps.localPods().map((l) => ({ hostIf: l.hostIf, ip: l.ip }));
+        const got = await deps.enforcer.prepare({ rules: EMPTY, admitted: all });
+        admitted ??= new Set(got.admitted.map(admittedKey));
+        log.info(
+          got.kept
+            ? "NetworkPolicy: the rules of the last run stay until recomputed"
+            : "NetworkPolicy: gate in place",
+          {
+            admitted: got.admitted.length,
+          },
+        );
+      } catch (e) {
+        log.error("cannot put the NetworkPolicy gate in the kernel; ADD fails until it can", {
+          error: String(e),
+        });
+        throw e;
+      } finally {
+        preparing = null;
+      }
+    })();
+    return preparing;
+  };
+
+  const reasonOf = (l: LocalPod): string => {
+    if (!synced())
+      return "the daemon has not read the cluster's NetworkPolicies, Namespaces and Pods yet (is the API server reachable?)";
+    if (!known(l)) return "the API server does not know the pod yet";
+    if (failing) return `applying the rules failed: ${counts.lastError}`;
+    return "its rules are being applied";
+  };
+  const held = (): Held[] => heldPods(deps.localPods(), admitted ?? new Set(), now(), reasonOf);
+
+  /** While pods are held: try again, and tell of those held for long. */
+  const watchHeld = (): void => {
+    const h = held();
+    if (h.length && synced()) onChange();
+    tellHeld(told, h, { ...HELD_TELL, now: now() }, (p) => {
+      const message = `its traffic is dropped until its NetworkPolicy rules are in the kernel: ${p.reason}`;
+      log.warn("a pod is held by NetworkPolicy", {
+        pod: `${p.namespace}/${p.name}`,
+        ip: p.ip,
+        reason: p.reason,
+      });
+      if (p.name) obs.held?.({ namespace: p.namespace, name: p.name, uid: p.uid }, message);
+    });
+  };
 
   return {
+    prepare,
     start() {
       for (const i of all) i.start();
+      retry = setInterval(watchHeld, HELD_RETRY_MS);
+      retry.unref();
+    },
+    async admitting() {
+      if (!admitted) await prepare();
     },
     sync: schedule,
     current: () => rs,
     drops: () => deps.enforcer.drops(),
+    held,
     async explain(namespace, name) {
       const pod = deps.localPods().find((p) => p.namespace === namespace && p.name === name);
       if (!pod) return null;
       const drops = await deps.enforcer.drops().catch(() => []);
       const dropped = (d: Drops["direction"]): number =>
         drops.find((x) => x.direction === d && x.ip === pod.ip)?.packets ?? 0;
-      const empty: RuleSet = { ingressIsolated: [], egressIsolated: [], rules: [], problems: [] };
-      return { ...explain(rs ?? empty, pod.ip, dropped), synced: all.every((i) => i.synced()) };
+      const h = held().find((x) => x.hostIf === pod.hostIf);
+      return { ...explain(rs ?? EMPTY, pod.ip, dropped), synced: synced(), held: h?.reason ?? null };
     },
     stats: () => ({
-      synced: all.every((i) => i.synced()),
+      synced: synced(),
       policies: policies.items().length,
       rules: rs?.rules.length ?? 0,
       ingressIsolated: rs?.ingressIsolated.length ?? 0,
       egressIsolated: rs?.egressIsolated.length ?? 0,
       ...counts,
+      held: held().length,
       problems: rs?.problems ?? [],
       informers: {
         pods: informerStats(pods),
@@ -258,9 +361,16 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
     }),
     async stop() {
       stopped = true;
+      if (retry) clearInterval(retry);
       await Promise.all(all.map((i) => i.stop()));
       await running?.catch(() => {});
       deps.enforcer.close();
     },
   };
 }
+
+const informerStats = (i: Informer<KubeObject>) => ({
+  ...i.stats(),
+  synced: i.synced(),
+  count: i.items().length,
+});

@@ -11,6 +11,7 @@ import type { RepairReport } from "../../cni/datapath/datapath.js";
 import type { PoolSummary } from "../../pool/pool.js";
 import type { ReconcileReport } from "../../pool/reconcile.js";
 import type { KubernetesStats } from "../kubernetes/kubernetes.js";
+import type { PolicyObserver } from "../kubernetes/policy.js";
 import { type PolicyView, policyMetrics } from "./policy.js";
 
 export const IP_STATES = ["idle", "assigned", "cooling", "releasing", "pending"] as const;
@@ -73,8 +74,8 @@ export interface Metrics {
   released(reason: "gc" | "netns_gone", n: number): void;
   reconciled(report: ReconcileReport, startup: boolean): void;
   repaired(report: RepairReport): void;
-  /** A NetworkPolicy change reached the kernel after this long. */
-  policyProgrammed(seconds: number): void;
+  /** NetworkPolicy: a change reached the kernel after this long; a pod's traffic was held this long. */
+  policy: Required<Pick<PolicyObserver, "programmed" | "admitted">>;
   event(e: Omit<RecentEvent, "at">): void;
   /** The node to read at scrape time, and what eniway_build_info says (set once the node exists). */
   bind(view: NodeView, info: { version: string; node: string }): void;
@@ -422,7 +423,7 @@ export function createMetrics(): Metrics {
       repairs.inc({ kind: "restored" }, r.restored.length);
       repairs.inc({ kind: "removed" }, r.removed.length);
     },
-    policyProgrammed: (seconds) => policy.programmed(seconds),
+    policy,
     event,
     bind(v, info) {
       view = v;

@@ -5,7 +5,7 @@
 
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Drops } from "../../cni/policy/enforce.js";
-import type { PolicyStats } from "../kubernetes/policy.js";
+import type { PolicyObserver, PolicyStats } from "../kubernetes/policy.js";
 
 export interface PolicyView {
   stats(): PolicyStats;
@@ -15,7 +15,7 @@ export interface PolicyView {
 export function policyMetrics(
   registry: Registry,
   read: () => PolicyView | null,
-): { programmed(seconds: number): void } {
+): Required<Pick<PolicyObserver, "programmed" | "admitted">> {
   const programming = new Histogram({
     name: "eniway_policy_programming_seconds",
     help: "From a change of a NetworkPolicy, Namespace or Pod (or a pod's ADD/DEL) to its rules in the kernel.",
@@ -58,6 +58,12 @@ export function policyMetrics(
     },
   );
   gauge(
+    "eniway_policy_pending_pods",
+    "This node's pods whose traffic is dropped until their NetworkPolicy rules are in the kernel.",
+    [],
+    (s, g) => g.set(s.held),
+  );
+  gauge(
     "eniway_policy_synced",
     "1 once the NetworkPolicy, Namespace and Pod caches have synced.",
     [],
@@ -97,5 +103,14 @@ export function policyMetrics(
       for (const [direction, n] of Object.entries(sums)) this.inc({ direction }, n);
     },
   });
-  return { programmed: (seconds) => programming.observe(seconds) };
+  const admitted = new Histogram({
+    name: "eniway_policy_pod_held_seconds",
+    help: "From a pod's address to its NetworkPolicy rules in the kernel: how long its traffic was held.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 120],
+    registers: [registry],
+  });
+  return {
+    programmed: (seconds) => programming.observe(seconds),
+    admitted: (seconds) => admitted.observe(seconds),
+  };
 }

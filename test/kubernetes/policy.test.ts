@@ -1,10 +1,11 @@
 // NetworkPolicy enforced by the daemon against a real API server: policies,
 // namespaces and pods are API objects, pods get their addresses by CNI ADD
 // through the built plugin, and probes run inside the pods' namespaces.
-// Deny-all, a namespaceSelector on a named port, a new pod isolated before
-// its ADD returns, the node's own traffic, a policy deleted, the daemon
-// killed and restarted (the rules stay, a denied flow never passes) and the
-// API server stopped (the rules stay).
+// Deny-all, a namespaceSelector on a named port, a new pod held by the gate
+// or isolated as its ADD returns, the node's own traffic, a policy deleted,
+// the daemon killed and restarted (the rules stay, a denied flow never
+// passes), the API server stopped (the rules stay) and a pod added by a
+// daemon that cannot read the cluster (held until it can).
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { open } from "node:fs/promises";
@@ -64,6 +65,32 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     });
   const isolatedIn = (): string =>
     sh("ip", "netns", "exec", k.node.netns, "nft", "list", "set", "inet", "eniway", "in_isolated");
+  /** One reading of the table: the addresses admitted through the gate, and those isolated for ingress. */
+  const gateAndIsolated = (): { admitted: string; isolated: string } => {
+    const table = sh("ip", "netns", "exec", k.node.netns, "nft", "list", "table", "inet", "eniway");
+    const set = (name: string): string => new RegExp(`set ${name} \\{[^}]*\\}`).exec(table)?.[0] ?? "";
+    return { admitted: set("admitted"), isolated: set("in_isolated") };
+  };
+  const cli = (...args: string[]): string =>
+    execFileSync(process.execPath, [BUILT.cli, ...args, "--socket", k.node.socket]).toString();
+  /** Stops the daemon the test runs (or the sandbox's) and starts it again; resolves once it is ready. */
+  const restartDaemon = async (signal: NodeJS.Signals): Promise<void> => {
+    if (restarted && restarted.exitCode === null) {
+      const r = restarted;
+      r.kill(signal);
+      await new Promise((done) => r.once("exit", done));
+    } else process.kill(k.sb.file.pids[0]!, signal);
+    const dir = join(k.node.socket, "..");
+    const log = await open(join(dir, "daemon.log"), "a");
+    restarted = spawn(process.execPath, [BUILT.cli, "daemon", "--config", join(dir, "config.json")], {
+      stdio: ["ignore", log.fd, log.fd],
+    });
+    await log.close();
+    await until("the daemon ready again", async () => {
+      const r = await socketRequest(k.node.socket, "GET", "/readyz", undefined, 1000).catch(() => null);
+      return r?.status === 200;
+    });
+  };
   const createPolicy = (namespace: string, body: V1NetworkPolicy) =>
     net.createNamespacedNetworkPolicy({ namespace, body });
 
@@ -165,14 +192,7 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     expect(await reach("client-a", "server", 81)).toBe(false);
     expect(await reach("client-b", "server")).toBe(false);
     // What the operator reads: the rule, its peers (team-a's pod), the named port resolved, the drops.
-    const said = execFileSync(process.execPath, [
-      BUILT.cli,
-      "policy",
-      "default/server",
-      "--socket",
-      k.node.socket,
-    ]);
-    const text = said.toString();
+    const text = cli("policy", "default/server");
     expect(text).toContain(`pod default/server (${pods.get("server")!.ip})`);
     expect(text).toMatch(/Ingress: isolated; [1-9]\d* packet\(s\) dropped/);
     expect(text).toContain(`default/team-a-http ingress 0: ${pods.get("client-a")!.ip} on TCP/80`);
@@ -188,6 +208,34 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     };
     expect(d.policy).toMatchObject({ synced: true, policies: 2, isolated: { ingress: 1 } });
     expect(d.policy.dropped.ingress).toBeGreaterThan(0);
+  });
+
+  it("a pod the API server does not know is held, told in a Warning Event, and let in once it appears", async () => {
+    const r = await k.add({ name: "ghost", uid: "00000000-0000-4000-8000-00000000abcd" });
+    expect(r.code, r.out).toBe(0);
+    const agent = await startAgent(r.netns, PORTS);
+    pods.set("ghost", { ip: r.ip, agent });
+    expect(await reach(node, "ghost"), "the node's probes").toBe(true);
+    expect(await reach("client-a", "ghost")).toBe(false);
+    expect(cli("policy", "default/ghost")).toMatch(/Held: .*the API server does not know the pod/);
+    const events = await until(
+      "the Event on the held pod",
+      async () => {
+        const e = await k.events("Pod", "ghost");
+        return e.has("NetworkPolicyPending") ? e : null;
+      },
+      30_000,
+    );
+    expect(events.get("NetworkPolicyPending")?.message).toMatch(
+      /traffic is dropped until .* does not know the pod/,
+    );
+    // The pod object appears (its labels known): admitted under the namespace's deny-all.
+    await k.createPod("ghost", null, { labels: { app: "ghost" } });
+    await until("admitted", async () => gateAndIsolated().admitted.includes(` . ${r.ip}`));
+    expect(gateAndIsolated().isolated).toContain(r.ip);
+    expect(await reach("client-a", "ghost")).toBe(false);
+    expect(await reach(node, "ghost")).toBe(true);
+    expect(cli("policy", "default/ghost")).not.toContain("Held:");
   });
 
   it("a policy that cannot be enforced as written gets a Warning Event and opens nothing", async () => {
@@ -209,11 +257,16 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     await net.deleteNamespacedNetworkPolicy({ namespace: "default", name: "v6" });
   });
 
-  it("a new pod in the isolated namespace is isolated when its ADD returns", async () => {
+  it("a new pod in the isolated namespace is held or isolated as its ADD returns, then isolated", async () => {
     const uid = await k.createPod("late", null, { labels: { app: "late" } });
     const r = await k.add({ name: "late", uid });
     expect(r.code, r.out).toBe(0);
-    expect(isolatedIn(), "in the set as ADD returns").toContain(r.ip);
+    const atAdd = gateAndIsolated();
+    // Held by the gate (its traffic dropped) until its rules are in, and they come in one transaction.
+    if (atAdd.admitted.includes(` . ${r.ip}`))
+      expect(atAdd.isolated, "admitted, so isolated").toContain(r.ip);
+    await until("admitted under its rules", async () => gateAndIsolated().admitted.includes(` . ${r.ip}`));
+    expect(gateAndIsolated().isolated).toContain(r.ip);
     const agent = await startAgent(r.netns, PORTS);
     pods.set("late", { ip: r.ip, agent });
     expect(await reach("client-a", "late")).toBe(false);
@@ -221,7 +274,6 @@ describe("NetworkPolicy on a node, against a real API server", () => {
   });
 
   it("the daemon killed and restarted: the rules stay, a denied flow never passes, an allowed one keeps working", async () => {
-    const pid = k.sb.file.pids[0]!;
     let watching = true;
     const denied: Promise<boolean>[] = [];
     const allowed: Promise<boolean>[] = [];
@@ -232,19 +284,10 @@ describe("NetworkPolicy on a node, against a real API server", () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    process.kill(pid, "SIGKILL");
+    const restarting = restartDaemon("SIGKILL");
     await new Promise((r) => setTimeout(r, 1500));
     expect(isolatedIn()).toContain(pods.get("server")!.ip);
-    const dir = join(k.node.socket, "..");
-    const log = await open(join(dir, "daemon.log"), "a");
-    restarted = spawn(process.execPath, [BUILT.cli, "daemon", "--config", join(dir, "config.json")], {
-      stdio: ["ignore", log.fd, log.fd],
-    });
-    await log.close();
-    await until("the daemon ready again", async () => {
-      const r = await socketRequest(k.node.socket, "GET", "/readyz", undefined, 1000).catch(() => null);
-      return r?.status === 200;
-    });
+    await restarting;
     await new Promise((r) => setTimeout(r, 1500));
     watching = false;
     await probing;
@@ -253,15 +296,35 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     expect(denied.length).toBeGreaterThan(20);
   });
 
-  it("the API server stopped: the rules stay; a policy deleted after it is back restores the baseline", async () => {
+  it("the API server stopped: the rules stay; a pod added by a daemon restarted meanwhile is held until it is back", async () => {
+    const uid = await k.createPod("newcomer", null, {
+      namespace: "team-a",
+      labels: { app: "client" },
+      ports: [{ name: "http", containerPort: 80 }],
+    });
     await k.sb.controlPlane!.stopApiServer();
     try {
       await new Promise((r) => setTimeout(r, 2000));
       expect(await reach("client-b", "server")).toBe(false);
       expect(await reach("client-a", "server")).toBe(true);
+      await restartDaemon("SIGTERM");
+      expect(await reach("client-b", "server"), "the last rules, after the restart").toBe(false);
+      const r = await k.add({ name: "newcomer", uid, namespace: "team-a" });
+      expect(r.code, r.out).toBe(0);
+      pods.set("newcomer", { ip: r.ip, agent: await startAgent(r.netns, PORTS) });
+      expect(await reach("client-a", "newcomer"), "to the held pod").toBe(false);
+      expect(await reach("newcomer", "client-a"), "from the held pod").toBe(false);
+      expect(await reach(node, "newcomer"), "the node's probes").toBe(true);
+      expect(cli("policy", "team-a/newcomer")).toMatch(
+        /Held: every packet from and to it is dropped .*API server/,
+      );
+      const metrics = await (await fetch(`${k.node.http}/metrics`)).text();
+      expect(metrics).toMatch(/^eniway_policy_pending_pods 1$/m);
     } finally {
       await k.sb.controlPlane!.startApiServer();
     }
+    await until("the held pod admitted", () => reach("client-a", "newcomer"), 60_000);
+    expect(await reach("newcomer", "client-a")).toBe(true);
     await net.deleteNamespacedNetworkPolicy({ namespace: "default", name: "deny" });
     await net.deleteNamespacedNetworkPolicy({ namespace: "default", name: "team-a-http" });
     await until("the baseline back", () => reach("client-b", "server"), 60_000);

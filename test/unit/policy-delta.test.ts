@@ -1,11 +1,17 @@
-// renderDelta as text: what one pod's arrival or departure sends to nft.
-// (test/policy/nft.test.ts runs deltas against the kernel.)
+// renderDelta as text: what one pod's arrival or departure sends to nft,
+// and the fail-closed gate in the chains. (test/policy/nft.test.ts runs
+// deltas and the gate against the kernel.)
 
 import { describe, expect, it } from "vitest";
 import type { RuleSet } from "../../cni/policy/compile.js";
-import { render, renderDelta } from "../../cni/policy/nft.js";
+import { type NodeRules, render, renderDelta } from "../../cni/policy/nft.js";
 
-const rules = (pods: string[]): RuleSet => ({
+const veth = (ip: string): string => `eni${ip.split(".")[3]!.padStart(11, "0")}`;
+const rules = (pods: string[]): NodeRules => ({
+  rules: ruleSet(pods),
+  admitted: pods.map((ip) => ({ hostIf: veth(ip), ip })),
+});
+const ruleSet = (pods: string[]): RuleSet => ({
   ingressIsolated: pods,
   egressIsolated: [],
   rules: [
@@ -30,6 +36,7 @@ describe("renderDelta", () => {
     expect(d?.deleted).toEqual([]);
     expect(d?.script.split("\n").filter(Boolean)).toEqual([
       "add counter inet eniway in_10_0_0_3",
+      'add element inet eniway admitted { "eni00000000003" . 10.0.0.3 }',
       "add element inet eniway r0_pods { 10.0.0.3 }",
       // An interval set's ranges merge (the compiler's would be 10.0.0.1-10.0.0.3 now): it is filled anew.
       "flush set inet eniway r0_peers",
@@ -45,6 +52,7 @@ describe("renderDelta", () => {
     expect(d?.deleted).toEqual(["in_10_0_0_5"]);
     const lines = d?.script.split("\n").filter(Boolean) ?? [];
     expect(lines).toContain("delete element inet eniway r0_pods { 10.0.0.5 }");
+    expect(lines).toContain('delete element inet eniway admitted { "eni00000000005" . 10.0.0.5 }');
     expect(lines).toContain("delete element inet eniway in_drops { 10.0.0.5 }");
     expect(lines.at(-1)).toBe("delete counter inet eniway in_10_0_0_5");
     expect(lines.filter((l) => l.startsWith("add ") && !l.includes("r0_peers"))).toEqual([]);
@@ -52,12 +60,43 @@ describe("renderDelta", () => {
 
   it("nothing changed: an empty script; other chains: no delta (the table is made anew)", () => {
     expect(renderDelta(rules(["10.0.0.1"]), rules(["10.0.0.1"]))?.script).toBe("");
-    const more = rules(["10.0.0.1"]);
-    const other: RuleSet = {
-      ...more,
-      rules: [...more.rules, { ...more.rules[0]!, id: "default/db ingress 0" }],
+    const more = ruleSet(["10.0.0.1"]);
+    const other: NodeRules = {
+      rules: { ...more, rules: [...more.rules, { ...more.rules[0]!, id: "default/db ingress 0" }] },
+      admitted: rules(["10.0.0.1"]).admitted,
     };
     expect(renderDelta(rules(["10.0.0.1"]), other)).toBeNull();
     expect(render(other)).toContain("delete table inet eniway");
+  });
+});
+
+describe("the gate", () => {
+  it("drops what comes from or goes to a pod's veth unless the veth and the address are admitted together", () => {
+    const text = render(rules(["10.0.0.1"]));
+    expect(text).toContain(
+      'set admitted { type ifname . ipv4_addr; elements = { "eni00000000001" . 10.0.0.1 }; }',
+    );
+    const forward = /chain forward \{[^}]*\}/.exec(text)?.[0] ?? "";
+    const lines = forward.split("\n").map((l) => l.trim());
+    // Replies first (the node's probes of a held pod are answered), then the gate, then the policies.
+    expect(lines.slice(2, 6)).toEqual([
+      "ct state established,related accept",
+      'iifname "eni*" iifname . ip saddr != @admitted drop',
+      'oifname "eni*" oifname . ip daddr != @admitted drop',
+      "jump egress",
+    ]);
+    expect(/chain input \{[^}]*\}/.exec(text)?.[0]).toContain(
+      'iifname "eni*" iifname . ip saddr != @admitted drop',
+    );
+  });
+
+  it("admits only a pod's own veth and IPv4 address: anything else is refused before it reaches nft", () => {
+    const bad = (hostIf: string, ip: string): NodeRules => ({
+      rules: ruleSet([]),
+      admitted: [{ hostIf, ip }],
+    });
+    expect(() => render(bad('eni0" } ; flush ruleset', "10.0.0.1"))).toThrow(/not a pod's host veth/);
+    expect(() => render(bad("eth0", "10.0.0.1"))).toThrow(/not a pod's host veth/);
+    expect(() => render(bad("eni00000000001", "fd00::1"))).toThrow(/not a pod's host veth/);
   });
 });

@@ -116,6 +116,7 @@ function render(d) {
             ),
             card("pods isolated in / out", `${d.policy.isolated.ingress} / ${d.policy.isolated.egress}`),
             card("packets dropped in / out", `${d.policy.dropped.ingress} / ${d.policy.dropped.egress}`),
+            card("pods waiting for their rules", d.policy.pending),
           ]
         : []),
     );
