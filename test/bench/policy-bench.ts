@@ -3,7 +3,9 @@
 // a policy changed in the API server → the daemon's rules carry the change
 // (read back from the daemon, right after the kernel took it). The ADD's
 // extra cost: ADD through the plugin of a pod the policies isolate, with the
-// 200 policies vs none, end to end and inside the daemon. Throughput: TCP
+// 200 policies vs none, end to end and inside the daemon; and how long such a
+// pod is held by the gate after its ADD until its rules are in (the
+// daemon's eniway_policy_pod_held_seconds). Throughput: TCP
 // between two pods of the node (iperf3) with the 200 policies vs none.
 
 import { execFile, spawn } from "node:child_process";
@@ -27,6 +29,8 @@ export interface PolicyFigures {
   addP50Ms: { withPolicies: number; without: number; extra: number; n: number };
   /** The same ADDs as the daemon served them (its request histogram): mean ms. */
   daemonAddMeanMs: { withPolicies: number; without: number; extra: number };
+  /** From the pod's address to its rules in the kernel (its traffic held): the daemon's mean over the same ADDs. */
+  heldMeanMs: { withPolicies: number; without: number };
   throughputGbps: { withPolicies: number; without: number; ratio: number };
   /** What one pod change costs the API server per node: the pod as JSON, sent on every node's watch. */
   podObjectBytes: number;
@@ -109,35 +113,45 @@ async function localPod(k: KubeSandbox, namespace: string, name: string, app: st
   return { ...r, ms, name, namespace };
 }
 
-/** The daemon's own account of its ADDs so far: seconds in all, and how many. */
-async function daemonAdds(k: KubeSandbox): Promise<{ sum: number; count: number }> {
+/** A histogram of the daemon's so far (`series`: its name and labels): seconds in all, and how many. */
+async function histogram(k: KubeSandbox, series: string): Promise<{ sum: number; count: number }> {
   const text = await (await fetch(`${k.node.http}/metrics`)).text();
+  const [name, labels = ""] = series.split(/(?=\{)/);
+  const escaped = labels.replace(/[{}]/g, "\\$&");
   const get = (what: string): number =>
-    Number(
-      new RegExp(
-        `^eniway_cni_request_duration_seconds_${what}\\{command="ADD",result="ok"\\} (\\S+)$`,
-        "m",
-      ).exec(text)?.[1] ?? 0,
-    );
+    Number(new RegExp(`^${name}_${what}${escaped} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
   return { sum: get("sum"), count: get("count") };
 }
+const ADDS = 'eniway_cni_request_duration_seconds{command="ADD",result="ok"}';
+const HELD = "eniway_policy_pod_held_seconds";
 
-/** ADD p50 through the plugin, and the mean of the same ADDs inside the daemon (ms). */
-async function addCost(k: KubeSandbox, tag: string, n: number): Promise<{ p50: number; daemonMean: number }> {
+/** ADD p50 through the plugin; the mean of the same ADDs inside the daemon, and of their pods' held time (ms). */
+async function addCost(
+  k: KubeSandbox,
+  tag: string,
+  n: number,
+): Promise<{ p50: number; daemonMean: number; heldMean: number }> {
   const ms: number[] = [];
-  let served = 0;
-  let seconds = 0;
+  const served = { count: 0, sum: 0 };
+  const heldBefore = await histogram(k, HELD);
   for (let i = 0; i < n; i++) {
-    const before = await daemonAdds(k);
+    const before = await histogram(k, ADDS);
     const p = await localPod(k, "ns-0", `add-${tag}-${i}`, "app-0"); // selected by p-0, p-50, …
-    const after = await daemonAdds(k);
+    const after = await histogram(k, ADDS);
     ms.push(p.ms);
-    served += after.count - before.count;
-    seconds += after.sum - before.sum;
+    served.count += after.count - before.count;
+    served.sum += after.sum - before.sum;
+    // Admitted before its DEL (reading the metrics took longer than that), so its held time counts.
+    await until("the pod admitted", async () => (await histogram(k, HELD)).count >= heldBefore.count + i + 1);
     await k.del(`ctr-${p.name}`);
   }
-  if (served !== n) throw new Error(`the daemon counted ${served} ADDs of ${n}`);
-  return { p50: pct(ms, 50), daemonMean: +((seconds / n) * 1000).toFixed(2) };
+  if (served.count !== n) throw new Error(`the daemon counted ${served.count} ADDs of ${n}`);
+  const held = await histogram(k, HELD);
+  return {
+    p50: pct(ms, 50),
+    daemonMean: +((served.sum / n) * 1000).toFixed(2),
+    heldMean: +(((held.sum - heldBefore.sum) / (held.count - heldBefore.count)) * 1000).toFixed(2),
+  };
 }
 
 const explained = async (k: KubeSandbox, pod: string): Promise<string> =>
@@ -188,7 +202,7 @@ export async function policyBench(
   const k = await kubeSandbox({
     prefix,
     world: benchWorld(prefix),
-    sets: ["pool.minIdle=30", "pool.maxIdle=60", "pool.cooldownSeconds=0"],
+    sets: ["pool.minIdle=30", "pool.maxIdle=60", "pool.cooldownSeconds=0", ...(process.env.BENCH_DEBUG ? ["log.level=debug"] : [])],
   });
   try {
     const net = k.admin.makeApiClient(NetworkingV1Api);
@@ -243,6 +257,7 @@ export async function policyBench(
         without: without.add.daemonMean,
         extra: +(withAdd.daemonMean - without.add.daemonMean).toFixed(2),
       },
+      heldMeanMs: { withPolicies: withAdd.heldMean, without: without.add.heldMean },
       throughputGbps: {
         withPolicies: withTput,
         without: without.tput,

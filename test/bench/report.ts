@@ -336,6 +336,7 @@ const SECTIONS: { [K in BenchName]: (v: BenchFigures[K]) => string[] } = {
       "the ADD's extra cost through the plugin (ms, target <= 1)": p.addP50Ms.extra,
       "the same ADDs inside the daemon, mean with / without (ms)": `${p.daemonAddMeanMs.withPolicies} / ${p.daemonAddMeanMs.without}`,
       "the ADD's extra cost inside the daemon (ms, target <= 1)": p.daemonAddMeanMs.extra,
+      "the pod held by the gate after its address until its rules are in, mean with / without (ms)": `${p.heldMeanMs.withPolicies} / ${p.heldMeanMs.without}`,
       [`TCP between two pods, with ${p.policies} policies / none (Gbit/s)`]: `${p.throughputGbps.withPolicies} / ${p.throughputGbps.without}`,
       "throughput ratio (target >= 0.95)": `${p.throughputGbps.ratio}x`,
       "a pod object as its watch sends it (bytes; every node's daemon gets each pod change)":

@@ -200,6 +200,7 @@ const figures = (): { [K in keyof BenchFigures]: BenchFigures[K] } => ({
     programmingMs: { p50: u(), p99: u(), n: u() },
     addP50Ms: { withPolicies: u(), without: u(), extra: u(), n: u() },
     daemonAddMeanMs: { withPolicies: u(), without: u(), extra: u() },
+    heldMeanMs: { withPolicies: u(), without: u() },
     throughputGbps: { withPolicies: u(), without: u(), ratio: u() },
     podObjectBytes: u(),
   },
