@@ -202,7 +202,7 @@ export async function policyBench(
   const k = await kubeSandbox({
     prefix,
     world: benchWorld(prefix),
-    sets: ["pool.minIdle=30", "pool.maxIdle=60", "pool.cooldownSeconds=0", ...(process.env.BENCH_DEBUG ? ["log.level=debug"] : [])],
+    sets: ["pool.minIdle=30", "pool.maxIdle=60", "pool.cooldownSeconds=0"],
   });
   try {
     const net = k.admin.makeApiClient(NetworkingV1Api);
