@@ -4,6 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { minVersion, satisfies } from "semver";
 import { describe, expect, it } from "vitest";
 import { packageRoot } from "../lib/process.js";
 
@@ -23,5 +24,22 @@ describe("package.json", () => {
       allowScripts?: Record<string, boolean>;
     };
     expect(pkg.allowScripts?.bun).toBe(true);
+  });
+});
+
+describe("the Node.js floor", () => {
+  it("is one every installed package accepts (no EBADENGINE on the oldest Node the README promises)", () => {
+    const root = packageRoot();
+    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { engines: { node: string } };
+    const floor = minVersion(pkg.engines.node)?.version ?? "";
+    expect(floor).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(readFileSync(join(root, "README.md"), "utf8")).toContain(`Node.js ≥ ${floor.replace(/\.0$/, "")}`);
+    const lock = JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8")) as {
+      packages: Record<string, { version?: string; engines?: { node?: string } }>;
+    };
+    const refusing = Object.entries(lock.packages)
+      .filter(([, p]) => p.engines?.node && !satisfies(floor, p.engines.node))
+      .map(([path, p]) => `${path}@${p.version}: node ${p.engines?.node}`);
+    expect(refusing).toEqual([]);
   });
 });
