@@ -1,14 +1,18 @@
 // The operator CLI against a daemon socket: `eniway status|pods|enis|mapping|gc|policy`.
 // Human tables by default, `--json` for scripts.
 
-import { DEFAULT_SOCKET } from "../../cni/facts.js";
 import type { DirectionText, Explanation } from "../../cni/policy/explain.js";
 import { socketRequest } from "../../lib/http.js";
 import type { Allocation, PoolSummary } from "../../pool/pool.js";
 import type { Mapping } from "../daemon/mapping.js";
-import { flags, flagsAndArgs } from "./args.js";
 
-const OPTIONS = { socket: { type: "string" }, json: { type: "boolean" } } as const;
+/** The flags every operator command takes (their table is in src/cli/commands.ts). */
+export interface CtlFlags {
+  socket: string;
+  json: boolean;
+}
+
+export type CtlCommand = "status" | "pods" | "enis" | "mapping" | "gc";
 
 async function api(socket: string, method: string, path: string): Promise<unknown> {
   const r = await socketRequest(socket, method, path, undefined, 60_000).catch((e: NodeJS.ErrnoException) => {
@@ -37,15 +41,9 @@ export function table(header: string[], rows: string[][]): string {
 
 const podName = (a: Allocation): string => (a.pod.name ? `${a.pod.namespace}/${a.pod.name}` : "-");
 
-export async function ctl(
-  cmd: "status" | "pods" | "enis" | "mapping" | "gc" | "policy",
-  args: string[],
-  out: (s: string) => void,
-): Promise<number> {
-  if (cmd === "policy") return policy(args, out);
-  const f = flags(cmd, args, OPTIONS);
-  const socket = f.socket ?? DEFAULT_SOCKET;
-  const json = f.json ?? false;
+/** Asks the daemon and prints its answer; the exit code. */
+export async function ctl(cmd: CtlCommand, f: CtlFlags, out: (s: string) => void): Promise<number> {
+  const { socket, json } = f;
   const show = (data: unknown, human: () => string): number => {
     out(`${json ? JSON.stringify(data, null, 2) : human()}\n`);
     return 0;
@@ -135,16 +133,10 @@ export async function ctl(
 }
 
 /** `eniway policy NAMESPACE/NAME`: what may reach the pod, and what it may reach. */
-async function policy(args: string[], out: (s: string) => void): Promise<number> {
-  const { values: f, positionals } = flagsAndArgs("policy", args, OPTIONS, 1);
-  const pod = positionals[0]!;
+export async function policy(pod: string, f: CtlFlags, out: (s: string) => void): Promise<number> {
   if (!/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(pod))
     throw new Error(`policy: ${JSON.stringify(pod)} is not NAMESPACE/NAME`);
-  const e = (await api(
-    f.socket ?? DEFAULT_SOCKET,
-    "GET",
-    `/v1/policy?pod=${encodeURIComponent(pod)}`,
-  )) as Explanation & {
+  const e = (await api(f.socket, "GET", `/v1/policy?pod=${encodeURIComponent(pod)}`)) as Explanation & {
     pod: string;
     synced: boolean;
     held: string | null;

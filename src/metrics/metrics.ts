@@ -91,14 +91,15 @@ const RECENT_EVENTS = 50;
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "eniway_" });
+  // The process and runtime metrics keep the names every exporter gives them, so generic dashboards work.
+  collectDefaultMetrics({ register: registry });
   // prom-client names these gauges *_total, which promtool rightly refuses; the un-suffixed ones stay.
   for (const name of [
     "nodejs_active_handles_total",
     "nodejs_active_requests_total",
     "nodejs_active_resources_total",
   ])
-    registry.removeSingleMetric(`eniway_${name}`);
+    registry.removeSingleMetric(name);
   let view: NodeView | null = null;
   const samples = { allocation: [] as number[], add: [] as number[] };
   const events: RecentEvent[] = [];

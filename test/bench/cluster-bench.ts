@@ -114,7 +114,7 @@ export async function clusterBench(opts = { pods: 20, rssPods: 60 }): Promise<Cl
     const nodeA = sb.file.nodes[0]!;
     await timeDeployment(k, "bench-rss", opts.rssPods, image, { "kubernetes.io/hostname": nodeA.nodeName! });
     const text = await (await fetch(`${nodeA.http}/metrics`)).text();
-    const rss = samples(text, "eniway_process_resident_memory_bytes")[0]?.value ?? Number.NaN;
+    const rss = samples(text, "process_resident_memory_bytes")[0]?.value ?? Number.NaN;
     const stopping = sb;
     sb = null;
     const t1 = Date.now();

@@ -92,7 +92,7 @@ export async function soakBench(cycles = 5000, window = 250): Promise<SoakFigure
           addP50Ms: Number(quantile(adds, 0.5).toFixed(2)),
           addP99Ms: Number(quantile(adds, 0.99).toFixed(2)),
           rssMiB: Number(
-            ((samples(metrics, "eniway_process_resident_memory_bytes")[0]?.value ?? 0) / 2 ** 20).toFixed(1),
+            ((samples(metrics, "process_resident_memory_bytes")[0]?.value ?? 0) / 2 ** 20).toFixed(1),
           ),
           fds: readdirSync(`/proc/${daemonPid}/fd`).length,
           storeBytes: folderBytes(stateDir),

@@ -146,7 +146,10 @@ describe("metrics of a running node, checked by promtool and by a real Prometheu
       version: "0.1.0",
       node: k.node.nodeName,
     });
-    expect(value(scrape, "eniway_process_resident_memory_bytes")).toBeGreaterThan(0);
+    // The process and runtime metrics under the names every exporter uses.
+    expect(value(scrape, "process_resident_memory_bytes")).toBeGreaterThan(0);
+    expect(value(scrape, "nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+    expect(scrape).not.toMatch(/^eniway_(process|nodejs)_/m);
     // No pod or IP ever becomes a label.
     expect(scrape).not.toMatch(/pod="|ip="|10\.0\.\d+\.\d+/);
 
