@@ -20,7 +20,13 @@ import type { Logger } from "../../lib/log.js";
 import { packageRoot } from "../../lib/process.js";
 import { withTimeout } from "../../lib/time.js";
 import { type DashboardData, dashboardData, serveDashboard } from "../dashboard/dashboard.js";
-import { createKubeApi, type KubeApi, loadKubeConfig } from "../kubernetes/api.js";
+import { createKubeApi, type KubeApi } from "../kubernetes/api.js";
+import {
+  fromKubeconfig,
+  inCluster,
+  type KubeConnection,
+  SERVICE_ACCOUNT_DIR,
+} from "../kubernetes/connection.js";
 import { createKubernetes, type Kubernetes, type NodePort } from "../kubernetes/kubernetes.js";
 import { createMetrics, type Metrics, type NodeView } from "../metrics/metrics.js";
 import { type ApiServer, startApi } from "./api.js";
@@ -36,7 +42,6 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 const VERSION = (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string })
   .version;
 
@@ -46,26 +51,26 @@ export function kubeClientOf(
   env: NodeJS.ProcessEnv = process.env,
 ): { api: KubeApi; nodeName: string } | null {
   const k = config.kubernetes;
-  const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync(SERVICE_ACCOUNT_TOKEN);
-  const on = k.enabled === "auto" ? Boolean(k.kubeconfig) || inCluster : k.enabled;
+  const inPod = Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync(join(SERVICE_ACCOUNT_DIR, "token"));
+  const on = k.enabled === "auto" ? Boolean(k.kubeconfig) || inPod : k.enabled;
   if (!on) return null;
-  if (!k.kubeconfig && !inCluster)
+  if (!k.kubeconfig && !inPod)
     throw new ConfigError(
       "kubernetes.kubeconfig: is required when kubernetes.enabled is true outside a cluster (no ServiceAccount token)",
     );
   const nodeName = k.nodeName || env.NODE_NAME || "";
   if (!nodeName)
     throw new ConfigError("kubernetes.nodeName: is required (or set the environment variable NODE_NAME)");
-  let kc: ReturnType<typeof loadKubeConfig>;
+  let conn: KubeConnection;
   try {
-    kc = loadKubeConfig(k.kubeconfig);
+    conn = k.kubeconfig ? fromKubeconfig(k.kubeconfig) : inCluster(env);
   } catch (e) {
     throw new ConfigError(
       // The first line only: a parser's excerpt of the file could hold its token.
       `kubernetes.kubeconfig: cannot load ${k.kubeconfig ?? "the in-cluster config"}: ${(e as Error).message.split("\n")[0]}`,
     );
   }
-  return { api: createKubeApi(kc), nodeName };
+  return { api: createKubeApi(conn), nodeName };
 }
 
 /** What the Kubernetes side needs of the node. */

@@ -1,19 +1,14 @@
-// The daemon's narrow port to the API server, over @kubernetes/client-node:
-// the pods of one node (list and watch), one pod, the Node, and Events.
-// Everything above it sees plain values and typed failures, never the
-// generated client; every request is counted, so the steady-state load on
-// the API server can be measured.
+// The daemon's narrow port to the API server: the pods of one node or of
+// the cluster, namespaces and NetworkPolicies (list and watch), one pod, the
+// Node, and Events. Everything above it sees plain values and typed
+// failures; every request is counted, so the steady-state load on the API
+// server can be measured. It speaks HTTP itself (http.ts), with
+// @kubernetes/client-node's types only: the generated client of every API
+// kind cost the daemon about 75 MB of memory for the ten calls it makes.
 
-import {
-  ApiException,
-  CoreV1Api,
-  type CoreV1Event,
-  KubeConfig,
-  NetworkingV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  Watch,
-} from "@kubernetes/client-node";
+import type { CoreV1Event, V1Namespace, V1NetworkPolicy, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { KubeConnection } from "./connection.js";
+import { createKubeHttp, KubeError } from "./http.js";
 import {
   type NamespaceObject,
   namespaceObject,
@@ -88,120 +83,77 @@ export interface KubeApi {
   requests(): Record<string, number>;
 }
 
-/** A failed request with the API server's HTTP status (0: no answer at all). */
-export class KubeError extends Error {
-  override name = "KubeError";
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { KubeError };
 
 const REQUEST_TIMEOUT_MS = 15_000;
 
-function kubeError(e: unknown, what: string): KubeError {
-  if (e instanceof KubeError) return e;
-  if (e instanceof ApiException) {
-    const body = typeof e.body === "string" ? e.body : JSON.stringify(e.body ?? "");
-    let reason = body;
-    try {
-      const status = JSON.parse(body) as { message?: string };
-      reason = status.message ?? body;
-    } catch {}
-    return new KubeError(e.code, `${what}: HTTP ${e.code}: ${reason.slice(0, 300)}`);
-  }
-  const code = (e as { statusCode?: number }).statusCode;
-  return new KubeError(
-    typeof code === "number" ? code : 0,
-    `${what}: ${e instanceof Error ? e.message : String(e)}`,
-  );
+const MERGE_PATCH = "application/merge-patch+json";
+const STRATEGIC_PATCH = "application/strategic-merge-patch+json";
+
+/** A list of some kind: its items and the resourceVersion to watch from. */
+interface List<R> {
+  items: R[];
+  metadata?: { resourceVersion?: string };
 }
 
-/** A KubeConfig from a file, or in-cluster from the ServiceAccount's files when file is null. */
-export function loadKubeConfig(file: string | null): KubeConfig {
-  const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromCluster();
-  return kc;
-}
+const query = (params: Record<string, string | number | boolean | undefined>): string => {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, String(v));
+  const text = q.toString();
+  return text ? `?${text}` : "";
+};
+const seg = encodeURIComponent;
 
-const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-const strategicPatch = setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
-
-export function createKubeApi(kc: KubeConfig): KubeApi {
-  const core = kc.makeApiClient(CoreV1Api);
-  const networking = kc.makeApiClient(NetworkingV1Api);
-  const watcher = new Watch(kc);
+export function createKubeApi(conn: KubeConnection): KubeApi {
+  const http = createKubeHttp(conn, REQUEST_TIMEOUT_MS);
   const counts: Record<string, number> = {};
-  const call = async <T>(kind: string, what: string, fn: () => Promise<T>): Promise<T> => {
+  const count = (kind: string): void => {
     counts[kind] = (counts[kind] ?? 0) + 1;
-    let timer: NodeJS.Timeout | undefined;
-    // A server that accepts and never answers must not stall the loops (a watch: until its headers).
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new KubeError(0, `${what}: no answer within ${REQUEST_TIMEOUT_MS} ms`)),
-        REQUEST_TIMEOUT_MS,
-      );
-    });
-    try {
-      return await Promise.race([fn(), late]);
-    } catch (e) {
-      throw kubeError(e, what);
-    } finally {
-      clearTimeout(timer);
-    }
+  };
+  const get = async <T>(path: string): Promise<T> => {
+    count("get");
+    return (await http.request("GET", path)) as T;
   };
   /** A ListWatch of one kind: `convert` keeps the fields the daemon uses, from a listed or a watched object. */
   const listWatch = <R extends { metadata?: { resourceVersion?: string } }, T>(
-    what: string,
     path: string,
     fieldSelector: string | undefined,
     convert: (raw: R) => T,
-    list: () => Promise<{ items: R[]; resourceVersion: string }>,
   ): ListWatch<T> => ({
-    list: () =>
-      call("list", `list ${what}`, async () => {
-        const l = await list();
-        return { items: l.items.map(convert), resourceVersion: l.resourceVersion };
-      }),
-    watch: (resourceVersion, on) =>
-      call("watch", `watch ${what}`, async () => {
-        let finish!: (e: Error | null) => void;
-        const done = new Promise<Error | null>((r) => {
-          finish = r;
-        });
-        const controller = await watcher.watch(
-          path,
-          {
-            ...(fieldSelector ? { fieldSelector } : {}),
-            resourceVersion,
-            allowWatchBookmarks: true,
-            // The server ends a watch after this; the informer watches again from where it was.
-            timeoutSeconds: 240 + Math.floor(Math.random() * 120),
-          },
-          (type: string, obj: unknown) => {
-            if (type === "ERROR") {
-              const st = obj as { code?: number; message?: string };
-              on({ type, code: st.code ?? 0, message: st.message ?? "" });
-            } else if (type === "BOOKMARK") {
-              on({ type, resourceVersion: (obj as R).metadata?.resourceVersion ?? resourceVersion });
-            } else if (type === "ADDED" || type === "MODIFIED" || type === "DELETED") {
-              const raw = obj as R;
-              on({
-                type,
-                obj: convert(raw),
-                resourceVersion: raw.metadata?.resourceVersion ?? resourceVersion,
-              });
-            }
-          },
-          (err: unknown) => finish(err ? kubeError(err, `watch ${what}`) : null),
-        );
-        return { done, stop: () => controller.abort() };
-      }),
+    async list() {
+      count("list");
+      const l = (await http.request("GET", `${path}${query({ fieldSelector })}`)) as List<R>;
+      return { items: l.items.map(convert), resourceVersion: l.metadata?.resourceVersion ?? "" };
+    },
+    async watch(resourceVersion, on) {
+      count("watch");
+      // The server ends a watch after this; the informer watches again from where it was.
+      const timeoutSeconds = 240 + Math.floor(Math.random() * 120);
+      const params = {
+        watch: true,
+        fieldSelector,
+        resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds,
+      };
+      return http.watch(`${path}${query(params)}`, (timeoutSeconds + 60) * 1000, (line) => {
+        const { type, object } = line as { type?: string; object?: unknown };
+        if (type === "ERROR") {
+          const st = object as { code?: number; message?: string };
+          on({ type, code: st.code ?? 0, message: st.message ?? "" });
+        } else if (type === "BOOKMARK") {
+          on({ type, resourceVersion: (object as R).metadata?.resourceVersion ?? resourceVersion });
+        } else if (type === "ADDED" || type === "MODIFIED" || type === "DELETED") {
+          const raw = object as R;
+          on({ type, obj: convert(raw), resourceVersion: raw.metadata?.resourceVersion ?? resourceVersion });
+        }
+      });
+    },
   });
-  const server = kc.getCurrentCluster()?.server ?? "";
+  const patch = async (path: string, body: unknown, contentType: string): Promise<void> => {
+    count("patch");
+    await http.request("PATCH", path, { json: body, contentType });
+  };
   const eventBody = (e: EventObject): CoreV1Event => ({
     metadata: { name: e.name, namespace: e.namespace },
     involvedObject: {
@@ -223,70 +175,49 @@ export function createKubeApi(kc: KubeConfig): KubeApi {
   });
 
   return {
-    server,
-    pods: (nodeName) => {
-      const fieldSelector = nodeName ? `spec.nodeName=${nodeName}` : undefined;
-      return listWatch("pods", "/api/v1/pods", fieldSelector, podInfo, async () => {
-        const l = await core.listPodForAllNamespaces(fieldSelector ? { fieldSelector } : {});
-        return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
-      });
-    },
-    namespaces: listWatch("namespaces", "/api/v1/namespaces", undefined, namespaceObject, async () => {
-      const l = await core.listNamespace();
-      return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
-    }),
-    networkPolicies: listWatch(
-      "networkpolicies",
+    server: conn.server,
+    pods: (nodeName) =>
+      listWatch<V1Pod, PodInfo>("/api/v1/pods", nodeName ? `spec.nodeName=${nodeName}` : undefined, podInfo),
+    namespaces: listWatch<V1Namespace, NamespaceObject>("/api/v1/namespaces", undefined, namespaceObject),
+    networkPolicies: listWatch<V1NetworkPolicy, PolicyObject>(
       "/apis/networking.k8s.io/v1/networkpolicies",
       undefined,
       policyObject,
-      async () => {
-        const l = await networking.listNetworkPolicyForAllNamespaces();
-        return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
-      },
     ),
-    getPod: (namespace, name) =>
-      call("get", `get pod ${namespace}/${name}`, async () => {
-        try {
-          return podInfo(await core.readNamespacedPod({ namespace, name }));
-        } catch (e) {
-          if (e instanceof ApiException && e.code === 404) return null;
-          throw e;
-        }
-      }),
-    getNode: (name) =>
-      call("get", `get node ${name}`, async () => {
-        const n = await core.readNode({ name });
-        const pods = n.status?.capacity?.pods;
-        return {
-          name,
-          annotations: n.metadata?.annotations ?? {},
-          podCapacity: pods !== undefined && /^\d+$/.test(pods) ? Number(pods) : null,
-        };
-      }),
+    getPod: async (namespace, name) => {
+      try {
+        return podInfo(await get<V1Pod>(`/api/v1/namespaces/${seg(namespace)}/pods/${seg(name)}`));
+      } catch (e) {
+        if (e instanceof KubeError && e.status === 404) return null;
+        throw e;
+      }
+    },
+    getNode: async (name) => {
+      const n = await get<V1Node>(`/api/v1/nodes/${seg(name)}`);
+      const pods = n.status?.capacity?.pods;
+      return {
+        name,
+        annotations: n.metadata?.annotations ?? {},
+        podCapacity: pods !== undefined && /^\d+$/.test(pods) ? Number(pods) : null,
+      };
+    },
     annotateNode: (name, annotations) =>
-      call("patch", `annotate node ${name}`, async () => {
-        await core.patchNode({ name, body: { metadata: { annotations } } }, mergePatch);
-      }),
-    setNodeCondition: (name, c, transition) =>
-      call("patch", `set condition ${c.type} of node ${name}`, async () => {
-        const now = new Date().toISOString();
-        const body = {
-          status: {
-            conditions: [{ ...c, lastHeartbeatTime: now, lastTransitionTime: transition.toISOString() }],
-          },
-        };
-        await core.patchNodeStatus({ name, body }, strategicPatch);
-      }),
-    createEvent: (e) =>
-      call("create", `create event ${e.reason}`, async () => {
-        await core.createNamespacedEvent({ namespace: e.namespace, body: eventBody(e) });
-      }),
+      patch(`/api/v1/nodes/${seg(name)}`, { metadata: { annotations } }, MERGE_PATCH),
+    setNodeCondition: (name, c, transition) => {
+      const now = new Date().toISOString();
+      const conditions = [{ ...c, lastHeartbeatTime: now, lastTransitionTime: transition.toISOString() }];
+      return patch(`/api/v1/nodes/${seg(name)}/status`, { status: { conditions } }, STRATEGIC_PATCH);
+    },
+    createEvent: async (e) => {
+      count("create");
+      await http.request("POST", `/api/v1/namespaces/${seg(e.namespace)}/events`, { json: eventBody(e) });
+    },
     updateEventCount: (e) =>
-      call("patch", `update event ${e.reason}`, async () => {
-        const body = { count: e.count, lastTimestamp: e.last.toISOString(), message: e.message };
-        await core.patchNamespacedEvent({ name: e.name, namespace: e.namespace, body }, mergePatch);
-      }),
+      patch(
+        `/api/v1/namespaces/${seg(e.namespace)}/events/${seg(e.name)}`,
+        { count: e.count, lastTimestamp: e.last.toISOString(), message: e.message },
+        MERGE_PATCH,
+      ),
     requests: () => ({ ...counts }),
   };
 }
