@@ -1,6 +1,22 @@
 // Checks on every value that reaches the cloud or the metadata service, so a
 // malformed identifier fails here, clearly, before anything is sent.
 
+import {
+  CLIENT_TOKEN,
+  ENI_ID,
+  INSTANCE_ID,
+  INSTANCE_TYPE,
+  matches,
+  REGION_ID,
+  ROLE_NAME,
+  type Rule,
+  SECURITY_GROUP_ID,
+  TAG_KEY,
+  TAG_VALUE,
+  VPC_ID,
+  VSWITCH_ID,
+  ZONE_ID,
+} from "../lib/ids.js";
 import { isIpv4, isMac } from "../lib/net.js";
 
 export class InvalidArgumentError extends Error {
@@ -19,47 +35,38 @@ function check(ok: boolean, what: string, value: unknown): void {
   if (!ok) throw new InvalidArgumentError(`invalid ${what}: ${show(value)}`);
 }
 
-function resourceId(prefix: string): RegExp {
-  return new RegExp(`^${prefix}-[a-zA-Z0-9][a-zA-Z0-9-]{0,63}$`);
+/** A string that follows the rule (lib/ids.ts). */
+function follows(rule: Rule, v: unknown): v is string {
+  return isStr(v) && matches(rule, v);
 }
-
-const ENI_ID = resourceId("eni");
-const INSTANCE_ID = resourceId("i");
-const VSWITCH_ID = resourceId("vsw");
-const VPC_ID = resourceId("vpc");
-const SECURITY_GROUP_ID = resourceId("sg");
-const REGION_ID = /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/;
-const ZONE_ID = /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/;
-const INSTANCE_TYPE = /^[a-z0-9]+(\.[a-z0-9-]+){1,3}$/;
-const ROLE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$/;
 
 export function isStr(v: unknown): v is string {
   return typeof v === "string";
 }
 
 export function assertEniId(v: unknown): asserts v is string {
-  check(isStr(v) && ENI_ID.test(v), "ENI id", v);
+  check(follows(ENI_ID, v), "ENI id", v);
 }
 export function assertInstanceId(v: unknown): asserts v is string {
-  check(isStr(v) && INSTANCE_ID.test(v), "instance id", v);
+  check(follows(INSTANCE_ID, v), "instance id", v);
 }
 export function assertVSwitchId(v: unknown): asserts v is string {
-  check(isStr(v) && VSWITCH_ID.test(v), "vSwitch id", v);
+  check(follows(VSWITCH_ID, v), "vSwitch id", v);
 }
 export function assertVpcId(v: unknown): asserts v is string {
-  check(isStr(v) && VPC_ID.test(v), "VPC id", v);
+  check(follows(VPC_ID, v), "VPC id", v);
 }
 export function assertSecurityGroupId(v: unknown): asserts v is string {
-  check(isStr(v) && SECURITY_GROUP_ID.test(v), "security group id", v);
+  check(follows(SECURITY_GROUP_ID, v), "security group id", v);
 }
 export function assertRegionId(v: unknown): asserts v is string {
-  check(isStr(v) && REGION_ID.test(v), "region id", v);
+  check(follows(REGION_ID, v), "region id", v);
 }
 export function assertZoneId(v: unknown): asserts v is string {
-  check(isStr(v) && ZONE_ID.test(v), "zone id", v);
+  check(follows(ZONE_ID, v), "zone id", v);
 }
 export function assertInstanceType(v: unknown): asserts v is string {
-  check(isStr(v) && INSTANCE_TYPE.test(v), "instance type", v);
+  check(follows(INSTANCE_TYPE, v), "instance type", v);
 }
 export function assertIpv4(v: unknown): asserts v is string {
   check(isStr(v) && isIpv4(v), "IPv4 address", v);
@@ -69,12 +76,12 @@ export function assertMac(v: unknown): asserts v is string {
   check(isStr(v) && isMac(v), "MAC address", v);
 }
 export function assertRamRoleName(v: unknown): asserts v is string {
-  check(isStr(v) && ROLE_NAME.test(v), "RAM role name", v);
+  check(follows(ROLE_NAME, v), "RAM role name", v);
 }
 
 /** ECS: at most 64 printable ASCII characters. */
 export function assertClientToken(v: unknown): asserts v is string {
-  check(isStr(v) && /^[\x21-\x7e]{1,64}$/.test(v), "ClientToken", v);
+  check(follows(CLIENT_TOKEN, v), "ClientToken", v);
 }
 
 export function assertIntInRange(v: unknown, min: number, max: number, what: string): asserts v is number {
@@ -86,16 +93,8 @@ export function assertTags(tags: Record<string, string>): void {
   const entries = Object.entries(tags);
   if (entries.length > 20) throw new InvalidArgumentError(`too many tags: ${entries.length} (at most 20)`);
   for (const [k, v] of entries) {
-    check(
-      k.length >= 1 && k.length <= 128 && !/^(aliyun|acs:)/i.test(k) && !/https?:\/\//i.test(k),
-      "tag key",
-      k,
-    );
-    check(
-      isStr(v) && v.length <= 128 && !/^acs:/i.test(v) && !/https?:\/\//i.test(v),
-      `value of tag ${show(k)}`,
-      v,
-    );
+    check(matches(TAG_KEY, k), "tag key", k);
+    check(follows(TAG_VALUE, v), `value of tag ${show(k)}`, v);
   }
 }
 

@@ -1,18 +1,30 @@
 // The daemon's configuration file (YAML; JSON is YAML too). Every key has a
-// default; an unknown or ill-typed key stops the daemon with its path.
+// default; an unknown or ill-typed key stops the daemon with its path. The
+// schema's JSON Schema is the Helm chart's for `config` (chart-schema.ts).
 
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { ALL_ACTIONS } from "../../cloud/types.js";
 import { DEFAULT_SOCKET } from "../../cni/facts.js";
+import {
+  ABS_PATH,
+  API_ENDPOINT,
+  CLUSTER_ID,
+  HOST_PORT,
+  HTTP_URL,
+  INSTANCE_ID,
+  NODE_NAME,
+  REGION_ID,
+  ROLE_NAME,
+  SECURITY_GROUP_ID,
+  TAG_KEY,
+  TAG_VALUE,
+  VSWITCH_ID,
+} from "../../lib/ids.js";
 import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "../../lib/schema.js";
 
-const URL_RE = /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/;
-const HOSTPORT = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
-const ABS_PATH = /^\/[^\0]*$/;
-/** A Kubernetes object name (RFC 1123 subdomain), as node names are. */
-const NODE_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const seconds = (min: number, max: number): ReturnType<typeof num> => num({ min, max });
+const absPath = str(ABS_PATH);
 
 const rateLimit = obj({
   qps: num({ min: 0.01, max: 10_000 }),
@@ -20,14 +32,14 @@ const rateLimit = obj({
 });
 
 const cloudSchema = obj({
-  regionId: opt(str({ pattern: /^[a-z]{2}(-[a-z0-9]+)+$/ }), ""),
-  endpoint: opt(str({ pattern: URL_RE }), ""),
-  vpcEndpoint: opt(str({ pattern: URL_RE }), ""),
-  metadataEndpoint: opt(str({ pattern: URL_RE }), "http://100.100.100.200"),
+  regionId: opt(str(REGION_ID), ""),
+  endpoint: opt(str(API_ENDPOINT), ""),
+  vpcEndpoint: opt(str(API_ENDPOINT), ""),
+  metadataEndpoint: opt(str(HTTP_URL), "http://100.100.100.200"),
   accessKeyId: opt(str({ minLength: 1 }), ""),
   accessKeySecret: opt(str({ minLength: 1 }), ""),
-  credentialsFile: opt(str({ pattern: ABS_PATH }), ""),
-  ramRole: opt(str({ minLength: 1 }), ""),
+  credentialsFile: opt(absPath, ""),
+  ramRole: opt(str(ROLE_NAME), ""),
   timeoutSeconds: opt(seconds(1, 120), 10),
   rateLimits: opt(record(rateLimit, str({ oneOf: ALL_ACTIONS })), {}),
 });
@@ -48,68 +60,49 @@ const poolSchema = obj({
   statefulHoldSeconds: opt(seconds(0, 86_400), 300),
 });
 
-const configSchema = obj({
-  cloud: opt(cloudSchema, () => cloudSchema({}, "cloud")),
+/** The whole file. A section left out reads as `{}`: each of its keys takes its default. */
+export const configSchema = obj({
+  cloud: opt(cloudSchema),
   eni: opt(
     obj({
-      vSwitchIds: opt(arr(str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/ })), []),
-      securityGroupIds: opt(arr(str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/ })), []),
-      tags: opt(record(str({}), str({ pattern: /^(?!aliyun|acs:)[^\s]{1,128}$/i })), {}),
+      vSwitchIds: opt(arr(str(VSWITCH_ID)), []),
+      securityGroupIds: opt(arr(str(SECURITY_GROUP_ID)), []),
+      tags: opt(record(str(TAG_VALUE), str(TAG_KEY)), {}),
     }),
-    { vSwitchIds: [], securityGroupIds: [], tags: {} },
   ),
-  pool: opt(poolSchema, () => poolSchema({}, "pool")),
-  node: opt(
-    obj({
-      netns: opt(str({ pattern: ABS_PATH }), ""),
-      instanceId: opt(str({ pattern: /^i-[A-Za-z0-9-]{1,64}$/ }), ""),
-    }),
-    { netns: "", instanceId: "" },
-  ),
+  pool: opt(poolSchema),
+  node: opt(obj({ netns: opt(absPath, ""), instanceId: opt(str(INSTANCE_ID), "") })),
   datapath: opt(
     obj({
       enabled: opt(bool, true),
       mtu: opt(num({ min: 576, max: 9000, int: true }), 1500),
-      repairSeconds: opt(num({ min: 1, max: 3600 }), 10),
+      repairSeconds: opt(seconds(1, 3600), 10),
     }),
-    { enabled: true, mtu: 1500, repairSeconds: 10 },
   ),
-  clusterId: opt(str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/ }), "default"),
-  socket: opt(str({ pattern: ABS_PATH }), DEFAULT_SOCKET),
-  stateDir: opt(str({ pattern: ABS_PATH }), "/var/lib/eniway"),
+  clusterId: opt(str(CLUSTER_ID), "default"),
+  socket: opt(absPath, DEFAULT_SOCKET),
+  stateDir: opt(absPath, "/var/lib/eniway"),
   http: opt(
-    obj({
-      listen: opt(
-        oneOf(str({ pattern: HOSTPORT }), str({ oneOf: [""] }), 'HOST:PORT or ""'),
-        "127.0.0.1:9470",
-      ),
-    }),
-    {
-      listen: "127.0.0.1:9470",
-    },
+    obj({ listen: opt(oneOf(str(HOST_PORT), str({ oneOf: [""] }), 'HOST:PORT or ""'), "127.0.0.1:9470") }),
   ),
   kubernetes: opt(
     obj({
       enabled: opt(oneOf(bool, str({ oneOf: ["auto"] }), "true, false or auto"), "auto"),
-      kubeconfig: optNull(str({ pattern: ABS_PATH })),
-      nodeName: opt(str({ pattern: NODE_NAME }), ""),
+      kubeconfig: optNull(absPath),
+      nodeName: opt(str(NODE_NAME), ""),
       releaseGraceSeconds: opt(seconds(0, 86_400), 60),
       checkSeconds: opt(seconds(1, 3600), 20),
     }),
-    { enabled: "auto", kubeconfig: null, nodeName: "", releaseGraceSeconds: 60, checkSeconds: 20 },
   ),
   cni: opt(
     obj({
-      confDir: opt(str({ pattern: ABS_PATH }), ""),
+      confDir: opt(absPath, ""),
       gcMinAgeSeconds: opt(seconds(0, 3600), 10),
       netnsGoneGraceSeconds: opt(seconds(0, 3600), 30),
     }),
-    { confDir: "", gcMinAgeSeconds: 10, netnsGoneGraceSeconds: 30 },
   ),
-  networkPolicy: opt(obj({ enabled: opt(bool, true) }), { enabled: true }),
-  log: opt(obj({ level: opt(str({ oneOf: ["debug", "info", "warn", "error"] }), "info") }), {
-    level: "info",
-  }),
+  networkPolicy: opt(obj({ enabled: opt(bool, true) })),
+  log: opt(obj({ level: opt(str({ oneOf: ["debug", "info", "warn", "error"] }), "info") })),
 });
 
 export type Config = ReturnType<typeof configSchema>;

@@ -3,7 +3,8 @@
 // that the daemon itself accepts (`eniway daemon --check-config`), the
 // ClusterRole is exactly files/clusterrole-rules.yaml, credentials go to a
 // Secret and never to the ConfigMap, the DaemonSet has what a CNI daemon
-// needs; values.schema.json refuses bad values before anything is applied.
+// needs; values.schema.json refuses bad values before anything is applied,
+// the same values the daemon refuses (its `config` part is the daemon's schema).
 
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -12,8 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { isObject } from "../../lib/json.js";
 import { BUILT, packageRoot } from "../../lib/process.js";
-import { parseConfig } from "../../src/daemon/config.js";
+import { isChartOwned } from "../../src/daemon/chart-schema.js";
+import { applyOverrides, parseConfig } from "../../src/daemon/config.js";
 import { helmBin } from "../../src/sandbox/clusterup.js";
 import { kubeBinDir, startControlPlane } from "../../src/sandbox/controlplane.js";
 
@@ -34,7 +37,7 @@ function run(bin: string, args: string[]): Promise<{ code: number; out: string; 
   });
 }
 
-async function render(sets: string[]): Promise<Obj[]> {
+async function render(sets: string[], flags: string[] = []): Promise<Obj[]> {
   const r = await run(HELM, [
     "template",
     "eniway",
@@ -42,11 +45,30 @@ async function render(sets: string[]): Promise<Obj[]> {
     "-n",
     "kube-system",
     ...sets.flatMap((s) => ["--set", s]),
+    ...flags,
   ]);
   if (r.code !== 0) throw new Error(`helm template failed: ${r.err}`);
   return parseAllDocuments(r.out)
     .map((d) => d.toJS() as Obj | null)
     .filter((o): o is Obj => o !== null);
+}
+
+/** The daemon's configuration in the rendered ConfigMap. */
+function renderedConfig(objs: Obj[]): string {
+  return (find(objs, "ConfigMap", "eniway-config") as Obj & { data: Record<string, string> }).data[
+    "config.yaml"
+  ]!;
+}
+
+/** A daemon configuration without the keys the chart sets itself: what `config` may hold. */
+function userPart(config: Record<string, unknown>, prefix = ""): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (isChartOwned(path)) continue;
+    out[key] = isObject(value) ? userPart(value, path) : value;
+  }
+  return out;
 }
 
 const find = (objs: Obj[], kind: string, name: string): Obj => {
@@ -110,8 +132,7 @@ describe("the Helm chart", () => {
   for (const [what, sets] of valueSets)
     it(`renders a configuration the daemon accepts: ${what}`, async () => {
       const objs = await render(sets);
-      const cm = find(objs, "ConfigMap", "eniway-config") as Obj & { data: Record<string, string> };
-      const text = cm.data["config.yaml"]!;
+      const text = renderedConfig(objs);
       const config = parseConfig(parseYaml(text));
       expect(config.kubernetes.enabled).toBe(true);
       expect(config.cni.confDir).toBe("/host/cni/net.d");
@@ -280,11 +301,78 @@ describe("the Helm chart", () => {
     }
   }, 120_000);
 
+  // The same values through the daemon (as --set of its own) and through helm (--set-json): both refuse.
+  it.each([
+    ["cloud.endpoint", "https://host?x=1"],
+    ["cloud.endpoint", "https://ecs.aliyuncs.com/path"],
+    ["cloud.metadataEndpoint", "http://100.100.100.200/#x"],
+    ["cloud.regionId", "Hangzhou"],
+    ["cloud.timeoutSeconds", 0],
+    ["cloud.rateLimits", { Bogus: { qps: 1, burst: 1 } }],
+    ["cloud.rateLimits", { CreateNetworkInterface: { qps: 1 } }],
+    ["eni.securityGroupIds", ["sg bad"]],
+    ["eni.vSwitchIds", ["subnet-1"]],
+    ["eni.tags", { "acs:x": "y" }],
+    ["eni.tags", { "AliYun-x": "y" }],
+    ["eni.tags", { x: "acs:y" }],
+    ["datapath.mtu", 9001],
+    ["datapath.repairSeconds", 0],
+    ["kubernetes.checkSeconds", 0.5],
+    ["clusterId", "-x"],
+    ["log.level", "trace"],
+  ])("refuses %s = %j, as the daemon does", async (key, value) => {
+    const raw = applyOverrides({}, [`${key}=${JSON.stringify(value)}`]);
+    expect(() => parseConfig(raw)).toThrow(
+      expect.objectContaining({ name: "SchemaError", path: expect.stringMatching(`^${key}`) }),
+    );
+    const r = await run(HELM, [
+      "template",
+      "eniway",
+      CHART,
+      "--set-json",
+      `config.${key}=${JSON.stringify(value)}`,
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toContain(`- config.${key}`);
+  });
+
+  it("accepts what the daemon takes: keys the schema once refused, every key of the examples", async () => {
+    const sets = [
+      "config.cloud.timeoutSeconds=5",
+      "config.datapath.mtu=9000",
+      "config.datapath.repairSeconds=30",
+      "config.kubernetes.checkSeconds=10",
+      "config.cloud.endpoint=https://ecs-vpc.cn-hangzhou.aliyuncs.com",
+      "config.eni.securityGroupIds={sg-a,sg-b}",
+    ];
+    const config = parseConfig(parseYaml(renderedConfig(await render(sets))));
+    expect(config.cloud.timeoutSeconds).toBe(5);
+    expect(config.datapath).toEqual({ enabled: true, mtu: 9000, repairSeconds: 30 });
+    expect(config.kubernetes.checkSeconds).toBe(10);
+    expect(config.eni.securityGroupIds).toEqual(["sg-a", "sg-b"]);
+
+    // The example of every key, and values.yaml's commented-out example under `config: {}`.
+    const example = parseYaml(await readFile(join(packageRoot(), "docs/eniway.example.yaml"), "utf8"));
+    const chartValues = await readFile(join(CHART, "values.yaml"), "utf8");
+    const commented = /^config: \{\}\n((?: {2}#.*\n)+)/m.exec(chartValues)?.[1] ?? "";
+    expect(commented).not.toBe("");
+    for (const config of [
+      userPart(example as Record<string, unknown>),
+      parseYaml(commented.replace(/^ {2}# /gm, "")),
+    ]) {
+      const values = join(dir, "config-values.yaml");
+      await writeFile(values, JSON.stringify({ config }));
+      expect(parseConfig(parseYaml(renderedConfig(await render([], ["-f", values]))))).toMatchObject(config);
+    }
+  });
+
   it.each([
     ["config.pool.minIdle=two", /config\.pool\.minIdle: Invalid type/],
     ["config.pool.maxIdle=-1", /config\.pool\.maxIdle: Must be greater than or equal to 0/],
     ["config.pool.bogus=1", /config\.pool: Additional property bogus is not allowed/],
     ["metrics.listen=everywhere", /metrics\.listen: Does not match pattern/],
+    ["config.cloud.endpoint=https://host?x=1", /config\.cloud\.endpoint: Does not match pattern/],
+    ["config.eni.securityGroupIds={sg bad}", /config\.eni\.securityGroupIds\.0: Does not match pattern/],
     ["image.pullPolicy=Sometimes", /image\.pullPolicy/],
   ])("refuses %s before anything is applied", async (set, why) => {
     const r = await run(HELM, ["template", "eniway", CHART, "--set", set]);
