@@ -146,18 +146,24 @@ export interface Optional<T> {
 
 /**
  * An optional value. Without a fallback, an absent value reads as `{}` would:
- * an object made of its fields' defaults.
+ * an object made of its fields' defaults. `description`: what it means (the
+ * JSON Schema's description, the README's configuration table).
  */
-export function opt<T>(schema: Schema<T>, fallback: T | (() => T) = schema({}, "")): Optional<T> {
+export function opt<T>(
+  schema: Schema<T>,
+  fallback: T | (() => T) = schema({}, ""),
+  description?: string,
+): Optional<T> {
   const make = typeof fallback === "function" ? (fallback as () => T) : () => structuredClone(fallback);
-  return { optional: true, schema, fallback: make, json: { ...schema.json, default: make() } };
+  const json = { ...schema.json, ...(description ? { description } : {}), default: make() };
+  return { optional: true, schema, fallback: make, json };
 }
 
 /** A value that may be absent or null; absent reads as null. */
-export function optNull<T>(inner: Schema<T>): Optional<T | null> {
+export function optNull<T>(inner: Schema<T>, description?: string): Optional<T | null> {
   const json: JsonSchema = { anyOf: [inner.json, { type: "null" }] };
   const nullable = schema(json, (v, path) => (v === null ? null : inner(v, path)));
-  return opt<T | null>(nullable, null);
+  return opt<T | null>(nullable, null, description);
 }
 
 type Field = Schema<unknown> | Optional<unknown>;

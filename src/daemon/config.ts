@@ -32,32 +32,80 @@ const rateLimit = obj({
 });
 
 const cloudSchema = obj({
-  regionId: opt(str(REGION_ID), ""),
-  endpoint: opt(str(API_ENDPOINT), ""),
-  vpcEndpoint: opt(str(API_ENDPOINT), ""),
-  metadataEndpoint: opt(str(HTTP_URL), "http://100.100.100.200"),
-  accessKeyId: opt(str({ minLength: 1 }), ""),
-  accessKeySecret: opt(str({ minLength: 1 }), ""),
-  credentialsFile: opt(absPath, ""),
-  ramRole: opt(str(ROLE_NAME), ""),
-  timeoutSeconds: opt(seconds(1, 120), 10),
-  rateLimits: opt(record(rateLimit, str({ oneOf: ALL_ACTIONS })), {}),
+  regionId: opt(str(REGION_ID), "", "the region; none: from metadata"),
+  endpoint: opt(
+    str(API_ENDPOINT),
+    "",
+    "the ECS API, `http(s)://HOST[:PORT]`; none: `https://ecs.REGION.aliyuncs.com` (the simulator's URL in tests)",
+  ),
+  vpcEndpoint: opt(
+    str(API_ENDPOINT),
+    "",
+    "the VPC API, the same form; none: `cloud.endpoint` if set, else `https://vpc.REGION.aliyuncs.com`",
+  ),
+  metadataEndpoint: opt(
+    str(HTTP_URL),
+    "http://100.100.100.200",
+    "the instance metadata service; the simulator: `http://HOST:PORT/meta/INSTANCE`",
+  ),
+  accessKeyId: opt(
+    str({ minLength: 1 }),
+    "",
+    "a static AccessKey, with `cloud.accessKeySecret` (both or neither)",
+  ),
+  accessKeySecret: opt(str({ minLength: 1 }), "", "the static AccessKey's secret"),
+  credentialsFile: opt(
+    absPath,
+    "",
+    "a JSON file `{accessKeyId, accessKeySecret, securityToken?}`, read again when it changes",
+  ),
+  ramRole: opt(
+    str(ROLE_NAME),
+    "",
+    "the RAM role whose STS credentials are used when no key is configured (refreshed before they expire); none: the first role the metadata lists",
+  ),
+  timeoutSeconds: opt(seconds(1, 120), 10, "each API attempt's timeout"),
+  rateLimits: opt(
+    record(rateLimit, str({ oneOf: ALL_ACTIONS })),
+    {},
+    '`{ACTION: {qps, burst}}`: a rate limit per API action, over the defaults in "The cloud client"',
+  ),
 });
 
 const poolSchema = obj({
-  minIdle: opt(num({ min: 0, max: 1000, int: true }), 2),
-  maxIdle: opt(num({ min: 0, max: 1000, int: true }), 8),
-  cooldownSeconds: opt(seconds(0, 3600), 30),
-  maxIpsPerCall: opt(num({ min: 1, max: 10, int: true }), 10),
-  idleReclaimSeconds: opt(seconds(0, 86_400), 300),
-  allocateTimeoutSeconds: opt(seconds(0.1, 600), 30),
-  leakGraceSeconds: opt(seconds(0, 86_400), 600),
-  resyncSeconds: opt(seconds(1, 3600), 60),
-  maxConcurrentAttaches: opt(num({ min: 1, max: 32, int: true }), 5),
-  attachTimeoutSeconds: opt(seconds(1, 600), 60),
-  vSwitchBlockSeconds: opt(seconds(0, 86_400), 600),
-  eniLimitBackoffSeconds: opt(seconds(0, 3600), 60),
-  statefulHoldSeconds: opt(seconds(0, 86_400), 300),
+  minIdle: opt(num({ min: 0, max: 1000, int: true }), 2, "idle IPs kept ready at least"),
+  maxIdle: opt(num({ min: 0, max: 1000, int: true }), 8, "idle IPs kept at most (>= `pool.minIdle`)"),
+  cooldownSeconds: opt(seconds(0, 3600), 30, "a released IP is not reused before this (persisted)"),
+  maxIpsPerCall: opt(num({ min: 1, max: 10, int: true }), 10, "IPs per AssignPrivateIpAddresses"),
+  idleReclaimSeconds: opt(seconds(0, 86_400), 300, "idle IPs above `pool.maxIdle` are given back after this"),
+  allocateTimeoutSeconds: opt(
+    seconds(0.1, 600),
+    30,
+    "an allocation on an empty pool waits this long for the refill, then TryAgainLater",
+  ),
+  leakGraceSeconds: opt(
+    seconds(0, 86_400),
+    600,
+    "a detached ENI with our tags, unknown to the pool, is deleted after this age",
+  ),
+  resyncSeconds: opt(seconds(1, 3600), 60, "how often the pool is reconciled with the cloud"),
+  maxConcurrentAttaches: opt(num({ min: 1, max: 32, int: true }), 5, "ENI attaches in flight at once"),
+  attachTimeoutSeconds: opt(seconds(1, 600), 60, "an ENI not attached by then is deleted"),
+  vSwitchBlockSeconds: opt(
+    seconds(0, 86_400),
+    600,
+    "a vSwitch that answered IpNotEnough is skipped this long, or until a resync sees free addresses in it",
+  ),
+  eniLimitBackoffSeconds: opt(
+    seconds(0, 3600),
+    60,
+    "no new ENI this long after EniPerInstanceLimitExceeded (also the cap of the backoff after failed creates)",
+  ),
+  statefulHoldSeconds: opt(
+    seconds(0, 86_400),
+    300,
+    "a StatefulSet pod's IP is kept this long for the pod that returns under the same name (persisted)",
+  ),
 });
 
 /** The whole file. A section left out reads as `{}`: each of its keys takes its default. */
@@ -65,44 +113,124 @@ export const configSchema = obj({
   cloud: opt(cloudSchema),
   eni: opt(
     obj({
-      vSwitchIds: opt(arr(str(VSWITCH_ID)), []),
-      securityGroupIds: opt(arr(str(SECURITY_GROUP_ID)), []),
-      tags: opt(record(str(TAG_VALUE), str(TAG_KEY)), {}),
+      vSwitchIds: opt(
+        arr(str(VSWITCH_ID)),
+        [],
+        "`vsw-…` ids where new ENIs go, the one with most free IPs first; none: the node's own vSwitch",
+      ),
+      securityGroupIds: opt(
+        arr(str(SECURITY_GROUP_ID)),
+        [],
+        "`sg-…` ids for new ENIs; none: those of the primary ENI",
+      ),
+      tags: opt(
+        record(str(TAG_VALUE), str(TAG_KEY)),
+        {},
+        "added to every ENI eniway creates, besides its own (`creator=eniway`, `eniway.io/cluster`, `eniway.io/node`); ECS's rules: a key of 1–128 characters not starting with `aliyun` or `acs:`, a value of at most 128 not starting with `acs:`, neither with `http://` or `https://`",
+      ),
     }),
   ),
   pool: opt(poolSchema),
-  node: opt(obj({ netns: opt(absPath, ""), instanceId: opt(str(INSTANCE_ID), "") })),
-  datapath: opt(
+  node: opt(
     obj({
-      enabled: opt(bool, true),
-      mtu: opt(num({ min: 576, max: 9000, int: true }), 1500),
-      repairSeconds: opt(seconds(1, 3600), 10),
+      netns: opt(absPath, "", "the node namespace the datapath manages; none: the daemon's own"),
+      instanceId: opt(str(INSTANCE_ID), "", "this node's instance (`i-…`); none: from metadata"),
     }),
   ),
-  clusterId: opt(str(CLUSTER_ID), "default"),
-  socket: opt(absPath, DEFAULT_SOCKET),
-  stateDir: opt(absPath, "/var/lib/eniway"),
+  datapath: opt(
+    obj({
+      enabled: opt(
+        bool,
+        true,
+        "false: the daemon wires no pod (the pool's API only); NetworkPolicy needs it",
+      ),
+      mtu: opt(num({ min: 576, max: 9000, int: true }), 1500, "the MTU of the ENIs and the pods' interfaces"),
+      repairSeconds: opt(
+        seconds(1, 3600),
+        10,
+        "how often the node namespace is made to match the allocations (drift repair)",
+      ),
+    }),
+  ),
+  clusterId: opt(
+    str(CLUSTER_ID),
+    "default",
+    "the `eniway.io/cluster` tag; leaked-ENI cleanup touches only this cluster's ENIs",
+  ),
+  socket: opt(absPath, DEFAULT_SOCKET, "the API socket the CNI plugin and the CLI use (mode 0600)"),
+  stateDir: opt(
+    absPath,
+    "/var/lib/eniway",
+    "the pool's store (`pool.json`, and `pool.lock` so two daemons never share it)",
+  ),
   http: opt(
-    obj({ listen: opt(oneOf(str(HOST_PORT), str({ oneOf: [""] }), 'HOST:PORT or ""'), "127.0.0.1:9470") }),
+    obj({
+      listen: opt(
+        oneOf(str(HOST_PORT), str({ oneOf: [""] }), 'HOST:PORT or ""'),
+        "127.0.0.1:9470",
+        '`/metrics`, `/dashboard`, `/healthz`, `/readyz`; `""` turns it off',
+      ),
+    }),
   ),
   kubernetes: opt(
     obj({
-      enabled: opt(oneOf(bool, str({ oneOf: ["auto"] }), "true, false or auto"), "auto"),
-      kubeconfig: optNull(absPath),
-      nodeName: opt(str(NODE_NAME), ""),
-      releaseGraceSeconds: opt(seconds(0, 86_400), 60),
-      checkSeconds: opt(seconds(1, 3600), 20),
+      enabled: opt(
+        oneOf(bool, str({ oneOf: ["auto"] }), "true, false or auto"),
+        "auto",
+        "`auto`: on in a cluster (a ServiceAccount token) or with a kubeconfig; `true` fails without either",
+      ),
+      kubeconfig: optNull(
+        absPath,
+        "a kubeconfig file: its current context, with a token, a tokenFile or a client certificate (no exec or auth-provider plugins); none: in-cluster",
+      ),
+      nodeName: opt(
+        str(NODE_NAME),
+        "",
+        "this node's Node object, required when Kubernetes is on; none: the environment variable `NODE_NAME`",
+      ),
+      releaseGraceSeconds: opt(
+        seconds(0, 86_400),
+        60,
+        "an IP whose pod is gone (absent from the watch, then NotFound or another UID on a live GET) is released after this",
+      ),
+      checkSeconds: opt(
+        seconds(1, 3600),
+        20,
+        "how often allocations are compared with the pods and the Node's condition is updated",
+      ),
     }),
   ),
   cni: opt(
     obj({
-      confDir: opt(absPath, ""),
-      gcMinAgeSeconds: opt(seconds(0, 3600), 10),
-      netnsGoneGraceSeconds: opt(seconds(0, 3600), 30),
+      confDir: opt(
+        absPath,
+        "",
+        "when set, `10-eniway.conflist` (eniway → portmap → bandwidth) is written there once the daemon is ready",
+      ),
+      gcMinAgeSeconds: opt(
+        seconds(0, 3600),
+        10,
+        "a CNI GC never releases an attachment younger than this (the runtime lists its attachments before it runs GC)",
+      ),
+      netnsGoneGraceSeconds: opt(
+        seconds(0, 3600),
+        30,
+        "an IP whose pod's network namespace has been gone this long is released",
+      ),
     }),
   ),
-  networkPolicy: opt(obj({ enabled: opt(bool, true) })),
-  log: opt(obj({ level: opt(str({ oneOf: ["debug", "info", "warn", "error"] }), "info") })),
+  networkPolicy: opt(
+    obj({
+      enabled: opt(
+        bool,
+        true,
+        "enforce Kubernetes NetworkPolicy (with Kubernetes on and the datapath); false removes eniway's nft table",
+      ),
+    }),
+  ),
+  log: opt(
+    obj({ level: opt(str({ oneOf: ["debug", "info", "warn", "error"] }), "info", "the least level logged") }),
+  ),
 });
 
 export type Config = ReturnType<typeof configSchema>;

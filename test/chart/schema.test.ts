@@ -1,4 +1,5 @@
-// The chart's values.schema.json: its `config` part is the daemon's own
+// The chart's values.schema.json and the README's configuration table: both
+// made from the daemon's own schema. The chart's `config` part is the daemon's own
 // schema (src/daemon/config.ts) less the keys the chart sets, exactly as
 // `npm run schema` writes it. (chart.test.ts runs helm on values both refuse.)
 
@@ -9,6 +10,7 @@ import { packageRoot } from "../../lib/process.js";
 import { type JsonSchema, keyPaths } from "../../lib/schema.js";
 import { CHART_OWNED, isChartOwned, VALUES_SCHEMA, valuesSchema } from "../../src/daemon/chart-schema.js";
 import { configSchema } from "../../src/daemon/config.js";
+import { configRows, tableIn } from "../../src/daemon/config-table.js";
 
 const readValuesSchema = async (): Promise<JsonSchema> =>
   JSON.parse(await readFile(join(packageRoot(), VALUES_SCHEMA), "utf8")) as JsonSchema;
@@ -30,5 +32,22 @@ describe("values.schema.json", () => {
         daemon.some((k) => k === owned || k.startsWith(`${owned}.`)),
         owned,
       ).toBe(true);
+  });
+});
+
+describe("the README's configuration table", () => {
+  it("is what `npm run schema` writes: every key, its default and its meaning, from the schema", async () => {
+    const readme = await readFile(join(packageRoot(), "README.md"), "utf8");
+    const rows = configRows();
+    expect(tableIn(readme).slice(1)).toEqual(rows.map((r) => r.map((c) => c.replaceAll("|", "\\|"))));
+    expect(rows.map((r) => r[0])).toContain("`pool.minIdle`");
+  });
+
+  it("says what every key means", () => {
+    expect(
+      configRows()
+        .filter(([, , meaning]) => meaning === "")
+        .map(([key]) => key),
+    ).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
-// `npm run schema`: writes the `config` part of charts/eniway/values.schema.json
-// from the daemon's schema (chart-schema.ts), formatted as biome formats it.
+// `npm run schema`: writes what is made from the daemon's schema, formatted as
+// biome formats it: the `config` part of charts/eniway/values.schema.json
+// (chart-schema.ts) and the README's configuration table (config-table.ts).
 
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -7,6 +8,7 @@ import { join } from "node:path";
 import { packageRoot } from "../../lib/process.js";
 import type { JsonSchema } from "../../lib/schema.js";
 import { VALUES_SCHEMA, valuesSchema } from "./chart-schema.js";
+import { withConfigTable } from "./config-table.js";
 
 /** JSON with every character outside ASCII escaped, so none is invisible in the file. */
 function asciiJson(value: unknown): string {
@@ -18,5 +20,9 @@ const root = packageRoot();
 const file = join(root, VALUES_SCHEMA);
 const current = JSON.parse(readFileSync(file, "utf8")) as JsonSchema;
 writeFileSync(file, `${asciiJson(valuesSchema(current))}\n`);
-execFileSync(join(root, "node_modules/.bin/biome"), ["format", "--write", file], { stdio: "inherit" });
-console.log(`wrote ${VALUES_SCHEMA}`);
+const readme = join(root, "README.md");
+writeFileSync(readme, withConfigTable(readFileSync(readme, "utf8")));
+execFileSync(join(root, "node_modules/.bin/biome"), ["format", "--write", file, readme], {
+  stdio: "inherit",
+});
+console.log(`wrote ${VALUES_SCHEMA} and README.md's configuration table`);
