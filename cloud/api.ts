@@ -11,6 +11,7 @@ import type { CloudCode } from "./codes.js";
 import type { CredentialsProvider } from "./credentials.js";
 import { CloudError, hasCode, SYNTHETIC_CODES } from "./errors.js";
 import { type ActionLimiter, createActionLimiter, type RateLimitOverrides } from "./limiter.js";
+import { nextPageNumber, type Page, readPages } from "./pages.js";
 import { chunk, repeatList, tagParams } from "./params.js";
 import {
   nestedList,
@@ -65,7 +66,6 @@ const MAX_ENI_IDS_PER_CALL = 100;
 const MAX_SECONDARY_IPS = 49;
 const MAX_INSTANCE_TYPES_PER_CALL = 10;
 const VSWITCH_PAGE_SIZE = 50;
-const MAX_PAGES = 1000;
 
 export interface CreateNetworkInterfaceRequest {
   vSwitchId: string;
@@ -146,352 +146,73 @@ export interface CloudObserver {
 
 const isVpcAction = (a: CloudAction): boolean => (VPC_ACTIONS as readonly string[]).includes(a);
 
-export function createCloudApi(opts: CloudApiOptions): CloudApi {
-  assertRegionId(opts.regionId);
-  const regionId = opts.regionId;
-  const pageSize = opts.pageSize ?? 100;
-  assertIntInRange(pageSize, 1, 500, "pageSize");
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  const log = (opts.logger ?? silentLogger).child({ component: "cloud" });
-  const newClientToken = opts.newClientToken ?? randomUUID;
-  const ecs: RpcTransport = createRpcTransport({
-    endpoint: opts.ecsEndpoint,
-    apiVersion: ECS_API_VERSION,
-    credentials: opts.credentials,
-    timeoutMs,
-  });
-  const vpc: RpcTransport = createRpcTransport({
-    endpoint: opts.vpcEndpoint,
-    apiVersion: VPC_API_VERSION,
-    credentials: opts.credentials,
-    timeoutMs,
-  });
+/** How a logical call goes out: its action's rate limiter, then the transport, retried. */
+interface Caller {
+  /** Tolerated codes resolve to undefined. */
+  invoke(action: CloudAction, params: RpcParams, tolerate?: readonly CloudCode[]): Promise<Json | undefined>;
+  call(action: CloudAction, params: RpcParams): Promise<Json>;
+  close(): Promise<void>;
+}
+
+function createCaller(opts: CloudApiOptions, timeoutMs: number, log: Logger): Caller {
+  const transportTo = (endpoint: string, apiVersion: string): RpcTransport =>
+    createRpcTransport({ endpoint, apiVersion, credentials: opts.credentials, timeoutMs });
+  const ecs = transportTo(opts.ecsEndpoint, ECS_API_VERSION);
+  const vpc = transportTo(opts.vpcEndpoint, VPC_API_VERSION);
   const limiter: ActionLimiter = createActionLimiter(opts.rateLimits);
   const closing = new AbortController();
   let closed: Promise<void> | undefined;
 
-  /** One logical call: limiter → attempt, retried; tolerated codes resolve to undefined. */
-  async function invoke(
-    action: CloudAction,
-    params: RpcParams,
-    tolerate: readonly CloudCode[] = [],
-  ): Promise<Json | undefined> {
+  const retryOptions = (action: CloudAction): RetryOptions => ({
+    ...SCHEDULES.cloudApi,
+    ...opts.retry,
+    signal: closing.signal,
+    isRetryable: (err) => err instanceof CloudError && err.retryable,
+    onRetry: ({ attempt, delayMs, error }) => {
+      const e = error instanceof CloudError ? error : undefined;
+      opts.observer?.retry(action, e?.code ?? "Unexpected");
+      log.warn("cloud call failed, retrying", {
+        action,
+        code: e?.code,
+        requestId: e?.requestId,
+        httpStatus: e?.httpStatus,
+        attempt,
+        delayMs,
+      });
+    },
+  });
+
+  const invoke: Caller["invoke"] = async (action, params, tolerate = []) => {
     if (closing.signal.aborted) throw new Error(`cloud API closed: ${action} not sent`);
     const transport = isVpcAction(action) ? vpc : ecs;
-    const wire: RpcParams = { RegionId: regionId, ...params };
+    const wire: RpcParams = { RegionId: opts.regionId, ...params };
     const started = Date.now();
+    const seconds = (): number => (Date.now() - started) / 1000;
     let attempts = 0;
     try {
-      const body = await retry(
-        () => {
-          attempts++;
-          return limiter.schedule(action, () => transport.call(action, wire));
-        },
-        {
-          ...SCHEDULES.cloudApi,
-          ...opts.retry,
-          signal: closing.signal,
-          isRetryable: (err) => err instanceof CloudError && err.retryable,
-          onRetry: ({ attempt, delayMs, error }) => {
-            const e = error instanceof CloudError ? error : undefined;
-            opts.observer?.retry(action, e?.code ?? "Unexpected");
-            log.warn("cloud call failed, retrying", {
-              action,
-              code: e?.code,
-              requestId: e?.requestId,
-              httpStatus: e?.httpStatus,
-              attempt,
-              delayMs,
-            });
-          },
-        },
-      );
+      const body = await retry(() => {
+        attempts++;
+        return limiter.schedule(action, () => transport.call(action, wire));
+      }, retryOptions(action));
       log.debug("cloud call", { action, attempts, ms: Date.now() - started });
-      opts.observer?.call(action, (Date.now() - started) / 1000, null);
+      opts.observer?.call(action, seconds(), null);
       return body;
     } catch (err) {
       if (hasCode(err, tolerate)) {
         log.info("cloud call: already done", { action, code: err.code, requestId: err.requestId });
-        opts.observer?.call(action, (Date.now() - started) / 1000, null);
+        opts.observer?.call(action, seconds(), null);
         return undefined;
       }
-      opts.observer?.call(
-        action,
-        (Date.now() - started) / 1000,
-        err instanceof CloudError ? err.code : "Unexpected",
-      );
+      opts.observer?.call(action, seconds(), err instanceof CloudError ? err.code : "Unexpected");
       if (!(err instanceof CloudError) && closing.signal.aborted)
         throw new Error(`cloud API closed: ${action} not completed`);
       throw err;
     }
-  }
-
-  async function call(action: CloudAction, params: RpcParams): Promise<Json> {
-    return (await invoke(action, params)) ?? {};
-  }
-
-  function parsed<T>(action: CloudAction, body: Json, parse: () => T): T {
-    try {
-      return parse();
-    } catch (err) {
-      if (!(err instanceof ResponseShapeError)) throw err;
-      throw new CloudError({
-        action,
-        code: SYNTHETIC_CODES.invalidResponse,
-        message: err.message,
-        requestId: str(body, "RequestId"),
-        httpStatus: 200,
-      });
-    }
-  }
-
-  function token(given: string | undefined): string {
-    const t = given ?? newClientToken();
-    assertClientToken(t);
-    return t;
-  }
-
-  async function createNetworkInterface(req: CreateNetworkInterfaceRequest): Promise<Eni> {
-    assertVSwitchId(req.vSwitchId);
-    if (req.securityGroupIds.length === 0)
-      throw new InvalidArgumentError("at least one security group id is required");
-    for (const sg of req.securityGroupIds) assertSecurityGroupId(sg);
-    assertTags(req.tags);
-    assertIntInRange(req.secondaryIpCount, 0, MAX_SECONDARY_IPS, "secondaryIpCount");
-    if (req.description !== undefined) assertDescription(req.description);
-    if (req.name !== undefined) assertEniName(req.name);
-    const params: RpcParams = {
-      VSwitchId: req.vSwitchId,
-      ...repeatList("SecurityGroupIds", req.securityGroupIds),
-      ...tagParams(req.tags),
-      ClientToken: token(req.clientToken),
-    };
-    if (req.secondaryIpCount > 0) params.SecondaryPrivateIpAddressCount = String(req.secondaryIpCount);
-    if (req.description !== undefined) params.Description = req.description;
-    if (req.name !== undefined) params.NetworkInterfaceName = req.name;
-    const body = await call("CreateNetworkInterface", params);
-    const eni = parsed("CreateNetworkInterface", body, () => parseCreatedEni(body, new Date()));
-    if (Object.keys(eni.tags).length === 0) eni.tags = { ...req.tags };
-    if (eni.securityGroupIds.length === 0) eni.securityGroupIds = [...req.securityGroupIds];
-    if (eni.vSwitchId === "") eni.vSwitchId = req.vSwitchId;
-    return eni;
-  }
-
-  async function attachNetworkInterface(eniId: string, instanceId: string): Promise<void> {
-    assertEniId(eniId);
-    assertInstanceId(instanceId);
-    await call("AttachNetworkInterface", { NetworkInterfaceId: eniId, InstanceId: instanceId });
-  }
-
-  async function detachNetworkInterface(eniId: string, instanceId: string): Promise<void> {
-    assertEniId(eniId);
-    assertInstanceId(instanceId);
-    await invoke(
-      "DetachNetworkInterface",
-      { NetworkInterfaceId: eniId, InstanceId: instanceId },
-      ALREADY_DONE_CODES.DetachNetworkInterface,
-    );
-  }
-
-  async function deleteNetworkInterface(eniId: string): Promise<void> {
-    assertEniId(eniId);
-    await invoke(
-      "DeleteNetworkInterface",
-      { NetworkInterfaceId: eniId },
-      ALREADY_DONE_CODES.DeleteNetworkInterface,
-    );
-  }
-
-  async function describeNetworkInterfaces(filter: DescribeNetworkInterfacesFilter): Promise<Eni[]> {
-    const base: RpcParams = {};
-    if (filter.instanceId !== undefined) {
-      assertInstanceId(filter.instanceId);
-      base.InstanceId = filter.instanceId;
-    }
-    if (filter.vSwitchId !== undefined) {
-      assertVSwitchId(filter.vSwitchId);
-      base.VSwitchId = filter.vSwitchId;
-    }
-    if (filter.tags !== undefined) {
-      assertTags(filter.tags);
-      Object.assign(base, tagParams(filter.tags));
-    }
-    if (filter.status !== undefined) base.Status = filter.status;
-    if (filter.type !== undefined) base.Type = filter.type;
-    if (filter.eniIds !== undefined) {
-      if (filter.eniIds.length === 0) return [];
-      for (const id of filter.eniIds) assertEniId(id);
-    }
-    const idChunks = filter.eniIds ? chunk([...new Set(filter.eniIds)], MAX_ENI_IDS_PER_CALL) : [undefined];
-    const found = new Map<string, Eni>();
-    for (const ids of idChunks) {
-      const params: RpcParams = { ...base, ...(ids ? repeatList("NetworkInterfaceId", ids) : {}) };
-      for (const eni of await describeAllPages(params)) found.set(eni.eniId, eni);
-    }
-    return [...found.values()];
-  }
-
-  /** Follows NextToken until it is empty (or a page is empty, or a token repeats). */
-  async function describeAllPages(params: RpcParams): Promise<Eni[]> {
-    const out: Eni[] = [];
-    const seen = new Set<string>();
-    let next = "";
-    for (let page = 0; page < MAX_PAGES; page++) {
-      const wire: RpcParams = { ...params, MaxResults: String(pageSize) };
-      if (next !== "") wire.NextToken = next;
-      const body = await call("DescribeNetworkInterfaces", wire);
-      const items = nestedList(body, "NetworkInterfaceSets", "NetworkInterfaceSet");
-      for (const item of items) {
-        try {
-          out.push(parsed("DescribeNetworkInterfaces", body, () => parseEni(item)));
-        } catch (err) {
-          // An ENI in a state we do not model (e.g. Creating) is skipped, not fatal to the list.
-          if (!(err instanceof CloudError && /unknown status/.test(err.detail))) throw err;
-          log.warn("skipping ENI in an unknown state", {
-            action: "DescribeNetworkInterfaces",
-            error: err.detail,
-          });
-        }
-      }
-      next = str(body, "NextToken");
-      if (next === "" || items.length === 0) return out;
-      if (seen.has(next)) {
-        log.warn("DescribeNetworkInterfaces returned a NextToken twice; stopping", {
-          requestId: str(body, "RequestId"),
-        });
-        return out;
-      }
-      seen.add(next);
-    }
-    throw new CloudError({
-      action: "DescribeNetworkInterfaces",
-      code: SYNTHETIC_CODES.invalidResponse,
-      message: `more than ${MAX_PAGES} pages`,
-      retryable: false,
-    });
-  }
-
-  async function assignPrivateIpAddresses(req: AssignPrivateIpAddressesRequest): Promise<string[]> {
-    assertEniId(req.eniId);
-    assertIntInRange(req.count, 1, MAX_SECONDARY_IPS, "count");
-    const body = await call("AssignPrivateIpAddresses", {
-      NetworkInterfaceId: req.eniId,
-      SecondaryPrivateIpAddressCount: String(req.count),
-      ClientToken: token(req.clientToken),
-    });
-    const ips = parsed("AssignPrivateIpAddresses", body, () => parseAssignedIps(body));
-    if (ips.length !== req.count)
-      log.warn("AssignPrivateIpAddresses returned a different number of IPs", {
-        eniId: req.eniId,
-        asked: req.count,
-        got: ips.length,
-        requestId: str(body, "RequestId"),
-      });
-    return ips;
-  }
-
-  async function unassignPrivateIpAddresses(eniId: string, ips: string[]): Promise<void> {
-    assertEniId(eniId);
-    for (const ip of ips) assertIpv4(ip);
-    const unique = [...new Set(ips)];
-    if (unique.length === 0) return;
-    const codes = ALREADY_DONE_CODES.UnassignPrivateIpAddresses;
-    const send = (list: string[], tolerate: readonly CloudCode[]) =>
-      invoke(
-        "UnassignPrivateIpAddresses",
-        { NetworkInterfaceId: eniId, ...repeatList("PrivateIpAddress", list) },
-        tolerate,
-      );
-    if (unique.length === 1) {
-      await send(unique, codes);
-      return;
-    }
-    try {
-      await send(unique, ["InvalidEniId.NotFound"]);
-    } catch (err) {
-      // One address already free may fail the whole batch: free the rest one by one.
-      if (!hasCode(err, ["InvalidIp.IpUnassigned"])) throw err;
-      log.info("unassign batch hit an address already free; unassigning one by one", {
-        eniId,
-        count: unique.length,
-      });
-      for (const ip of unique) await send([ip], codes);
-    }
-  }
-
-  async function describeInstanceTypes(ids: string[]): Promise<InstanceTypeLimits[]> {
-    for (const id of ids) assertInstanceType(id);
-    const found = new Map<string, InstanceTypeLimits>();
-    for (const group of chunk([...new Set(ids)], MAX_INSTANCE_TYPES_PER_CALL)) {
-      let next = "";
-      for (let page = 0; page < MAX_PAGES; page++) {
-        const params: RpcParams = { ...repeatList("InstanceTypes", group), MaxResults: "100" };
-        if (next !== "") params.NextToken = next;
-        const body = await call("DescribeInstanceTypes", params);
-        const items = nestedList(body, "InstanceTypes", "InstanceType");
-        for (const item of items) {
-          const t = parsed("DescribeInstanceTypes", body, () => parseInstanceType(item));
-          found.set(t.instanceTypeId, t);
-        }
-        const following = str(body, "NextToken");
-        if (following === "" || following === next || items.length === 0) break;
-        next = following;
-      }
-    }
-    return [...found.values()];
-  }
-
-  async function describeVSwitches(req: DescribeVSwitchesRequest): Promise<VSwitch[]> {
-    const base: RpcParams = {};
-    if (req.vpcId !== undefined) {
-      assertVpcId(req.vpcId);
-      base.VpcId = req.vpcId;
-    }
-    if (req.zoneId !== undefined) {
-      assertZoneId(req.zoneId);
-      base.ZoneId = req.zoneId;
-    }
-    const found = new Map<string, VSwitch>();
-    if (req.vSwitchIds !== undefined) {
-      for (const id of req.vSwitchIds) assertVSwitchId(id);
-      // The VPC API filters by a single VSwitchId: one call per id.
-      const lists = await Promise.all(
-        [...new Set(req.vSwitchIds)].map((id) => vSwitchPages({ ...base, VSwitchId: id })),
-      );
-      for (const v of lists.flat()) found.set(v.vSwitchId, v);
-    } else {
-      for (const v of await vSwitchPages(base)) found.set(v.vSwitchId, v);
-    }
-    return [...found.values()];
-  }
-
-  async function vSwitchPages(params: RpcParams): Promise<VSwitch[]> {
-    const out: VSwitch[] = [];
-    for (let page = 1; page <= MAX_PAGES; page++) {
-      const body = await call("DescribeVSwitches", {
-        ...params,
-        PageNumber: String(page),
-        PageSize: String(VSWITCH_PAGE_SIZE),
-      });
-      const items = nestedList(body, "VSwitches", "VSwitch");
-      for (const item of items) out.push(parsed("DescribeVSwitches", body, () => parseVSwitch(item)));
-      const total = Number(String(body.TotalCount ?? Number.NaN));
-      if (items.length < VSWITCH_PAGE_SIZE || (Number.isFinite(total) && page * VSWITCH_PAGE_SIZE >= total))
-        break;
-    }
-    return out;
-  }
+  };
 
   return {
-    createNetworkInterface,
-    attachNetworkInterface,
-    detachNetworkInterface,
-    deleteNetworkInterface,
-    describeNetworkInterfaces,
-    assignPrivateIpAddresses,
-    unassignPrivateIpAddresses,
-    describeInstanceTypes,
-    describeVSwitches,
+    invoke,
+    call: async (action, params) => (await invoke(action, params)) ?? {},
     close(): Promise<void> {
       closed ??= (async () => {
         closing.abort();
@@ -501,5 +222,277 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
       })();
       return closed;
     },
+  };
+}
+
+/** A parse of an answer; a shape we do not read is the cloud's invalid response. */
+function parsed<T>(action: CloudAction, body: Json, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (!(err instanceof ResponseShapeError)) throw err;
+    throw new CloudError({
+      action,
+      code: SYNTHETIC_CODES.invalidResponse,
+      message: err.message,
+      requestId: str(body, "RequestId"),
+      httpStatus: 200,
+    });
+  }
+}
+
+/** What the calls below share. */
+interface Ctx {
+  caller: Caller;
+  log: Logger;
+  /** MaxResults per DescribeNetworkInterfaces page. */
+  pageSize: number;
+  /** The ClientToken given, or a new one; checked either way. */
+  token(given: string | undefined): string;
+}
+
+async function createNetworkInterface(ctx: Ctx, req: CreateNetworkInterfaceRequest): Promise<Eni> {
+  assertVSwitchId(req.vSwitchId);
+  if (req.securityGroupIds.length === 0)
+    throw new InvalidArgumentError("at least one security group id is required");
+  for (const sg of req.securityGroupIds) assertSecurityGroupId(sg);
+  assertTags(req.tags);
+  assertIntInRange(req.secondaryIpCount, 0, MAX_SECONDARY_IPS, "secondaryIpCount");
+  if (req.description !== undefined) assertDescription(req.description);
+  if (req.name !== undefined) assertEniName(req.name);
+  const params: RpcParams = {
+    VSwitchId: req.vSwitchId,
+    ...repeatList("SecurityGroupIds", req.securityGroupIds),
+    ...tagParams(req.tags),
+    ClientToken: ctx.token(req.clientToken),
+  };
+  if (req.secondaryIpCount > 0) params.SecondaryPrivateIpAddressCount = String(req.secondaryIpCount);
+  if (req.description !== undefined) params.Description = req.description;
+  if (req.name !== undefined) params.NetworkInterfaceName = req.name;
+  const body = await ctx.caller.call("CreateNetworkInterface", params);
+  const eni = parsed("CreateNetworkInterface", body, () => parseCreatedEni(body, new Date()));
+  if (Object.keys(eni.tags).length === 0) eni.tags = { ...req.tags };
+  if (eni.securityGroupIds.length === 0) eni.securityGroupIds = [...req.securityGroupIds];
+  if (eni.vSwitchId === "") eni.vSwitchId = req.vSwitchId;
+  return eni;
+}
+
+/** Attach, detach or delete: one ENI (and an instance), "already done" codes tolerated. */
+async function onEni(
+  ctx: Ctx,
+  action: "AttachNetworkInterface" | "DetachNetworkInterface" | "DeleteNetworkInterface",
+  eniId: string,
+  instanceId?: string,
+): Promise<void> {
+  assertEniId(eniId);
+  const params: RpcParams = { NetworkInterfaceId: eniId };
+  if (instanceId !== undefined) {
+    assertInstanceId(instanceId);
+    params.InstanceId = instanceId;
+  }
+  const tolerate: readonly CloudCode[] =
+    action === "AttachNetworkInterface" ? [] : ALREADY_DONE_CODES[action];
+  await ctx.caller.invoke(action, params, tolerate);
+}
+
+/** A filter's parameter, when given: checked, then set. */
+function checkedParam(
+  params: RpcParams,
+  name: string,
+  value: string | undefined,
+  check: (v: string) => void,
+): void {
+  if (value === undefined) return;
+  check(value);
+  params[name] = value;
+}
+
+/** The filter's parameters (every page and chunk carries them), checked. */
+function eniFilterParams(filter: DescribeNetworkInterfacesFilter): RpcParams {
+  const base: RpcParams = {};
+  checkedParam(base, "InstanceId", filter.instanceId, assertInstanceId);
+  checkedParam(base, "VSwitchId", filter.vSwitchId, assertVSwitchId);
+  if (filter.tags !== undefined) {
+    assertTags(filter.tags);
+    Object.assign(base, tagParams(filter.tags));
+  }
+  if (filter.status !== undefined) base.Status = filter.status;
+  if (filter.type !== undefined) base.Type = filter.type;
+  for (const id of filter.eniIds ?? []) assertEniId(id);
+  return base;
+}
+
+async function describeNetworkInterfaces(ctx: Ctx, filter: DescribeNetworkInterfacesFilter): Promise<Eni[]> {
+  const base = eniFilterParams(filter);
+  if (filter.eniIds?.length === 0) return [];
+  const idChunks = filter.eniIds ? chunk([...new Set(filter.eniIds)], MAX_ENI_IDS_PER_CALL) : [undefined];
+  const found = new Map<string, Eni>();
+  for (const ids of idChunks) {
+    const params: RpcParams = { ...base, ...(ids ? repeatList("NetworkInterfaceId", ids) : {}) };
+    for (const eni of await eniPages(ctx, params)) found.set(eni.eniId, eni);
+  }
+  return [...found.values()];
+}
+
+function eniPages(ctx: Ctx, params: RpcParams): Promise<Eni[]> {
+  const action = "DescribeNetworkInterfaces";
+  return readPages(
+    action,
+    "",
+    async (token): Promise<Page<Eni>> => {
+      const wire: RpcParams = { ...params, MaxResults: String(ctx.pageSize) };
+      if (token !== "") wire.NextToken = token;
+      const body = await ctx.caller.call(action, wire);
+      const listed = nestedList(body, "NetworkInterfaceSets", "NetworkInterfaceSet");
+      const items: Eni[] = [];
+      for (const item of listed) {
+        try {
+          items.push(parsed(action, body, () => parseEni(item)));
+        } catch (err) {
+          // An ENI in a state we do not model (e.g. Creating) is skipped, not fatal to the list.
+          if (!(err instanceof CloudError && /unknown status/.test(err.detail))) throw err;
+          ctx.log.warn("skipping ENI in an unknown state", { action, error: err.detail });
+        }
+      }
+      return {
+        items,
+        listed: listed.length,
+        next: str(body, "NextToken"),
+        requestId: str(body, "RequestId"),
+      };
+    },
+    ctx.log,
+  );
+}
+
+async function assignPrivateIpAddresses(ctx: Ctx, req: AssignPrivateIpAddressesRequest): Promise<string[]> {
+  assertEniId(req.eniId);
+  assertIntInRange(req.count, 1, MAX_SECONDARY_IPS, "count");
+  const body = await ctx.caller.call("AssignPrivateIpAddresses", {
+    NetworkInterfaceId: req.eniId,
+    SecondaryPrivateIpAddressCount: String(req.count),
+    ClientToken: ctx.token(req.clientToken),
+  });
+  const ips = parsed("AssignPrivateIpAddresses", body, () => parseAssignedIps(body));
+  if (ips.length !== req.count)
+    ctx.log.warn("AssignPrivateIpAddresses returned a different number of IPs", {
+      eniId: req.eniId,
+      asked: req.count,
+      got: ips.length,
+      requestId: str(body, "RequestId"),
+    });
+  return ips;
+}
+
+async function unassignPrivateIpAddresses(ctx: Ctx, eniId: string, ips: string[]): Promise<void> {
+  assertEniId(eniId);
+  for (const ip of ips) assertIpv4(ip);
+  const unique = [...new Set(ips)];
+  if (unique.length === 0) return;
+  const codes = ALREADY_DONE_CODES.UnassignPrivateIpAddresses;
+  const send = (list: string[], tolerate: readonly CloudCode[]) =>
+    ctx.caller.invoke(
+      "UnassignPrivateIpAddresses",
+      { NetworkInterfaceId: eniId, ...repeatList("PrivateIpAddress", list) },
+      tolerate,
+    );
+  if (unique.length === 1) {
+    await send(unique, codes);
+    return;
+  }
+  try {
+    await send(unique, ["InvalidEniId.NotFound"]);
+  } catch (err) {
+    // One address already free may fail the whole batch: free the rest one by one.
+    if (!hasCode(err, ["InvalidIp.IpUnassigned"])) throw err;
+    ctx.log.info("unassign batch hit an address already free; unassigning one by one", {
+      eniId,
+      count: unique.length,
+    });
+    for (const ip of unique) await send([ip], codes);
+  }
+}
+
+async function describeInstanceTypes(ctx: Ctx, ids: string[]): Promise<InstanceTypeLimits[]> {
+  for (const id of ids) assertInstanceType(id);
+  const action = "DescribeInstanceTypes";
+  const found = new Map<string, InstanceTypeLimits>();
+  for (const group of chunk([...new Set(ids)], MAX_INSTANCE_TYPES_PER_CALL)) {
+    const read = async (token: string): Promise<Page<InstanceTypeLimits>> => {
+      const params: RpcParams = { ...repeatList("InstanceTypes", group), MaxResults: "100" };
+      if (token !== "") params.NextToken = token;
+      const body = await ctx.caller.call(action, params);
+      const listed = nestedList(body, "InstanceTypes", "InstanceType");
+      const items = listed.map((item) => parsed(action, body, () => parseInstanceType(item)));
+      return {
+        items,
+        listed: listed.length,
+        next: str(body, "NextToken"),
+        requestId: str(body, "RequestId"),
+      };
+    };
+    for (const t of await readPages(action, "", read, ctx.log)) found.set(t.instanceTypeId, t);
+  }
+  return [...found.values()];
+}
+
+async function describeVSwitches(ctx: Ctx, req: DescribeVSwitchesRequest): Promise<VSwitch[]> {
+  const base: RpcParams = {};
+  checkedParam(base, "VpcId", req.vpcId, assertVpcId);
+  checkedParam(base, "ZoneId", req.zoneId, assertZoneId);
+  const found = new Map<string, VSwitch>();
+  if (req.vSwitchIds !== undefined) {
+    for (const id of req.vSwitchIds) assertVSwitchId(id);
+    // The VPC API filters by a single VSwitchId: one call per id.
+    const lists = await Promise.all(
+      [...new Set(req.vSwitchIds)].map((id) => vSwitchPages(ctx, { ...base, VSwitchId: id })),
+    );
+    for (const v of lists.flat()) found.set(v.vSwitchId, v);
+  } else {
+    for (const v of await vSwitchPages(ctx, base)) found.set(v.vSwitchId, v);
+  }
+  return [...found.values()];
+}
+
+function vSwitchPages(ctx: Ctx, params: RpcParams): Promise<VSwitch[]> {
+  const action = "DescribeVSwitches";
+  const read = async (cursor: string): Promise<Page<VSwitch>> => {
+    const body = await ctx.caller.call(action, {
+      ...params,
+      PageNumber: cursor,
+      PageSize: String(VSWITCH_PAGE_SIZE),
+    });
+    const listed = nestedList(body, "VSwitches", "VSwitch");
+    const items = listed.map((item) => parsed(action, body, () => parseVSwitch(item)));
+    const next = nextPageNumber(Number(cursor), VSWITCH_PAGE_SIZE, listed.length, body.TotalCount);
+    return { items, listed: listed.length, next, requestId: str(body, "RequestId") };
+  };
+  return readPages(action, "1", read, ctx.log);
+}
+
+export function createCloudApi(opts: CloudApiOptions): CloudApi {
+  assertRegionId(opts.regionId);
+  const pageSize = opts.pageSize ?? 100;
+  assertIntInRange(pageSize, 1, 500, "pageSize");
+  const log = (opts.logger ?? silentLogger).child({ component: "cloud" });
+  const caller = createCaller(opts, opts.timeoutMs ?? 10_000, log);
+  const newClientToken = opts.newClientToken ?? randomUUID;
+  const token = (given: string | undefined): string => {
+    const t = given ?? newClientToken();
+    assertClientToken(t);
+    return t;
+  };
+  const ctx: Ctx = { caller, log, pageSize, token };
+  return {
+    createNetworkInterface: (req) => createNetworkInterface(ctx, req),
+    attachNetworkInterface: (eniId, instanceId) => onEni(ctx, "AttachNetworkInterface", eniId, instanceId),
+    detachNetworkInterface: (eniId, instanceId) => onEni(ctx, "DetachNetworkInterface", eniId, instanceId),
+    deleteNetworkInterface: (eniId) => onEni(ctx, "DeleteNetworkInterface", eniId),
+    describeNetworkInterfaces: (filter) => describeNetworkInterfaces(ctx, filter),
+    assignPrivateIpAddresses: (req) => assignPrivateIpAddresses(ctx, req),
+    unassignPrivateIpAddresses: (eniId, ips) => unassignPrivateIpAddresses(ctx, eniId, ips),
+    describeInstanceTypes: (ids) => describeInstanceTypes(ctx, ids),
+    describeVSwitches: (req) => describeVSwitches(ctx, req),
+    close: caller.close,
   };
 }

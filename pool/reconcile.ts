@@ -7,16 +7,23 @@ import type { CloudApi } from "../cloud/api.js";
 import type { MetadataClient } from "../cloud/metadata.js";
 import type { Eni } from "../cloud/types.js";
 import type { Logger } from "../lib/log.js";
-import { addIdle, describeError, type Executor } from "./executor.js";
+import {
+  type Datastore,
+  type EniNet,
+  type IpRecord,
+  intentEni,
+  type Transitions,
+} from "./datastore/datastore.js";
+import type { Executor } from "./executor.js";
+import { describeError } from "./failures.js";
 import type { Pool } from "./pool.js";
-import type { Intent, Store } from "./store.js";
 
 export interface ReconcileDeps {
   cloud: CloudApi;
   metadata: MetadataClient;
-  store: Store;
+  datastore: Datastore;
   executor: Executor;
-  pool: Pool;
+  pool: Pick<Pool, "busyEnis" | "track" | "kick">;
   log: Logger;
   now(): number;
   instanceId: string;
@@ -37,15 +44,20 @@ export interface ReconcileReport {
   leakedEnisDeleted: string[];
 }
 
+/** What the cloud and the metadata said of this instance's ENIs, and which ENIs the pool left alone meanwhile. */
+interface CloudView {
+  attached: Eni[];
+  /** Gateway and CIDR of the attached ENIs the store does not know. */
+  netOf: Map<string, EniNet>;
+  untouched(eniId: string): boolean;
+}
+
 const isOurs = (eni: Eni, own: Record<string, string>): boolean =>
   eni.type === "Secondary" && Object.entries(own).every(([k, v]) => eni.tags[k] === v);
 
-function intentEni(i: Intent): string | null {
-  return i.kind === "create" ? null : i.eniId;
-}
+const hasIntent = (ds: Datastore, eniId: string): boolean => ds.intents().some((i) => intentEni(i) === eniId);
 
 export async function reconcile(deps: ReconcileDeps, startup: boolean): Promise<ReconcileReport> {
-  const { cloud, store, pool, log } = deps;
   const report: ReconcileReport = {
     resumedIntents: 0,
     adoptedEnis: [],
@@ -55,10 +67,20 @@ export async function reconcile(deps: ReconcileDeps, startup: boolean): Promise<
     brokenAllocations: [],
     leakedEnisDeleted: [],
   };
+  await resumeIntents(deps, startup, report);
+  const view = await readCloud(deps);
+  await deps.datastore.write((tx) => apply(deps.datastore, tx, view, report));
+  logChanges(deps.log, report);
+  await deleteLeaked(deps, report);
+  deps.pool.kick();
+  return report;
+}
 
-  // 1. Intents: at start-up all of them; later only the ones nobody runs and that have gone stale.
+/** 1. Intents: at start-up all of them (awaited); later only the ones nobody runs and that have gone stale. */
+async function resumeIntents(deps: ReconcileDeps, startup: boolean, report: ReconcileReport): Promise<void> {
+  const { pool, log } = deps;
   const live = new Set(pool.busyEnis());
-  const resumable = Object.values(store.data.intents).filter((i) => {
+  const resumable = deps.datastore.intents().filter((i) => {
     if (startup) return true;
     const eni = intentEni(i);
     return deps.now() - i.at > deps.staleIntentMs && (eni === null || !live.has(eni));
@@ -77,81 +99,66 @@ export async function reconcile(deps: ReconcileDeps, startup: boolean): Promise<
       );
   });
   if (startup) await Promise.all(resumes);
+}
 
-  // 2. The cloud's view of this instance, and the generations it was read under.
-  const gens = new Map(Object.keys(store.data.enis).map((id) => [id, pool.generation(id)]));
-  const attached = (await cloud.describeNetworkInterfaces({ instanceId: deps.instanceId })).filter((e) =>
+/** 2. The cloud's view of this instance, and the ENI generations it was read under. */
+async function readCloud(deps: ReconcileDeps): Promise<CloudView> {
+  const { datastore: ds, pool } = deps;
+  const gens = ds.generations();
+  const attached = (await deps.cloud.describeNetworkInterfaces({ instanceId: deps.instanceId })).filter((e) =>
     isOurs(e, deps.ownTags),
   );
   const macs = new Set(await deps.metadata.macs());
   const untouched = (eniId: string): boolean =>
-    !pool.busyEnis().has(eniId) &&
-    (gens.get(eniId) ?? 0) === pool.generation(eniId) &&
-    !Object.values(store.data.intents).some((i) => intentEni(i) === eniId);
-
-  const seen = new Set<string>();
-  const gatewayOf = new Map<string, { gateway: string; cidr: string }>();
+    !pool.busyEnis().has(eniId) && (gens.get(eniId) ?? 0) === ds.generation(eniId) && !hasIntent(ds, eniId);
+  const netOf = new Map<string, EniNet>();
   for (const e of attached) {
-    seen.add(e.eniId);
-    if (e.status !== "InUse" || !macs.has(e.macAddress) || store.data.enis[e.eniId]) continue;
+    if (e.status !== "InUse" || !macs.has(e.macAddress) || ds.eni(e.eniId)) continue;
     if (!untouched(e.eniId)) continue;
     const meta = await deps.metadata.eni(e.macAddress);
-    gatewayOf.set(e.eniId, { gateway: meta.gateway, cidr: meta.vSwitchCidr });
+    netOf.set(e.eniId, { gateway: meta.gateway, cidr: meta.vSwitchCidr });
   }
+  return { attached, netOf, untouched };
+}
 
-  // 3. Apply, skipping any ENI the pool touched meanwhile.
-  await store.update((d) => {
-    const t = deps.now();
-    for (const e of attached) {
-      if (!untouched(e.eniId)) continue;
-      const known = d.enis[e.eniId];
-      if (!known) {
-        const net = gatewayOf.get(e.eniId);
-        if (!net) continue;
-        d.enis[e.eniId] = {
-          eniId: e.eniId,
-          mac: e.macAddress,
-          vSwitchId: e.vSwitchId,
-          phase: "ready",
-          primaryIp: e.primaryIp,
-          gateway: net.gateway,
-          cidr: net.cidr,
-          createdAt: t,
-        };
-        report.adoptedEnis.push(e.eniId);
-      } else if (known.phase !== "ready") {
-        continue;
-      }
-      const cloudIps = new Set(e.privateIps);
-      const before = new Set(Object.keys(d.ips));
-      addIdle(d, e.eniId, e.privateIps, t);
-      for (const ip of e.privateIps) if (!before.has(ip)) report.adoptedIps.push(ip);
-      for (const rec of Object.values(d.ips)) {
-        if (rec.eniId !== e.eniId || cloudIps.has(rec.ip)) continue;
-        dropIp(rec.ip);
-      }
+/** 3. Apply, in one write, skipping any ENI the pool touched meanwhile. */
+function apply(ds: Datastore, tx: Transitions, view: CloudView, report: ReconcileReport): void {
+  const dropped = (rec: IpRecord | undefined): void => {
+    if (!rec) return;
+    if (rec.owner)
+      report.brokenAllocations.push({
+        ip: rec.ip,
+        containerId: rec.owner.containerId,
+        ifname: rec.owner.ifname,
+        pod: `${rec.owner.pod.namespace}/${rec.owner.pod.name}`,
+      });
+    report.droppedIps.push(rec.ip);
+  };
+  const seen = new Set(view.attached.map((e) => e.eniId));
+  for (const e of view.attached) {
+    if (!view.untouched(e.eniId)) continue;
+    const known = ds.eni(e.eniId);
+    if (!known) {
+      const net = view.netOf.get(e.eniId);
+      if (!net) continue;
+      tx.adoptEni({ eniId: e.eniId, mac: e.macAddress, vSwitchId: e.vSwitchId, primaryIp: e.primaryIp }, net);
+      report.adoptedEnis.push(e.eniId);
+    } else if (known.phase !== "ready") {
+      continue;
     }
-    for (const e of Object.values(d.enis)) {
-      if (seen.has(e.eniId) || !untouched(e.eniId)) continue;
-      for (const rec of Object.values(d.ips)) if (rec.eniId === e.eniId) dropIp(rec.ip);
-      delete d.enis[e.eniId];
-      report.droppedEnis.push(e.eniId);
-    }
+    report.adoptedIps.push(...tx.addIdle(e.eniId, e.privateIps));
+    const cloudIps = new Set(e.privateIps);
+    for (const rec of ds.ips())
+      if (rec.eniId === e.eniId && !cloudIps.has(rec.ip)) dropped(tx.dropIp(rec.ip));
+  }
+  for (const e of ds.enis()) {
+    if (seen.has(e.eniId) || !view.untouched(e.eniId)) continue;
+    for (const rec of tx.dropEni(e.eniId)) dropped(rec);
+    report.droppedEnis.push(e.eniId);
+  }
+}
 
-    function dropIp(ip: string): void {
-      const rec = d.ips[ip]!;
-      if (rec.owner) {
-        report.brokenAllocations.push({
-          ip,
-          containerId: rec.owner.containerId,
-          ifname: rec.owner.ifname,
-          pod: `${rec.owner.pod.namespace}/${rec.owner.pod.name}`,
-        });
-      }
-      delete d.ips[ip];
-      report.droppedIps.push(ip);
-    }
-  });
+function logChanges(log: Logger, report: ReconcileReport): void {
   for (const b of report.brokenAllocations)
     log.error("allocation lost: its IP is no longer on our ENI in the cloud", { ...b });
   if (report.adoptedEnis.length || report.adoptedIps.length)
@@ -164,22 +171,22 @@ export async function reconcile(deps: ReconcileDeps, startup: boolean): Promise<
       enis: report.droppedEnis,
       ips: report.droppedIps,
     });
+}
 
-  // 4. Leaked ENIs: ours (tags and cluster), detached, older than the grace period, unknown to the pool.
+/** 4. Leaked ENIs: ours (tags and cluster), detached, older than the grace period, unknown to the pool. */
+async function deleteLeaked(deps: ReconcileDeps, report: ReconcileReport): Promise<void> {
+  const { cloud, datastore: ds, log } = deps;
   const loose = await cloud.describeNetworkInterfaces({ tags: deps.ownTags, status: "Available" });
   for (const e of loose) {
-    if (!isOurs(e, deps.ownTags) || store.data.enis[e.eniId]) continue;
-    if (Object.values(store.data.intents).some((i) => intentEni(i) === e.eniId)) continue;
+    if (!isOurs(e, deps.ownTags) || ds.eni(e.eniId) || hasIntent(ds, e.eniId)) continue;
     const created = Date.parse(e.creationTime);
     if (!Number.isFinite(created) || deps.now() - created < deps.leakGraceMs) continue;
     try {
-      await pool.track(e.eniId, 0, () => cloud.deleteNetworkInterface(e.eniId));
+      await deps.pool.track(e.eniId, 0, () => cloud.deleteNetworkInterface(e.eniId));
       report.leakedEnisDeleted.push(e.eniId);
       log.warn("deleted a leaked ENI", { eniId: e.eniId, created: e.creationTime });
     } catch (err) {
       log.warn("could not delete a leaked ENI", { eniId: e.eniId, error: describeError(err) });
     }
   }
-  pool.kick();
-  return report;
 }

@@ -16,6 +16,7 @@ import {
 import type { Logger } from "../../lib/log.js";
 import { BUILT } from "../../lib/process.js";
 import { sleep, withTimeout } from "../../lib/time.js";
+import { createDatastore } from "../../pool/datastore/datastore.js";
 import {
   type CloudFailure,
   createExecutor,
@@ -137,10 +138,11 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
   const own = ownTags(spec.clusterId);
   const obs = spec.observer ?? {};
   const store = await openStore(spec.stateDir, instanceId, (s) => obs.storeWrite?.(s));
+  const datastore = createDatastore(store, now);
   const executor = createExecutor({
     cloud,
     metadata,
-    store,
+    datastore,
     log: log.child({ component: "executor" }),
     now,
     sleep,
@@ -152,7 +154,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
   });
   const vSwitches = createVSwitchCache(cloud, spec.vSwitchIds);
   const pool = createPool({
-    store,
+    datastore,
     executor,
     log: log.child({ component: "pool" }),
     now,
@@ -164,7 +166,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
   const reconcileDeps = {
     cloud,
     metadata,
-    store,
+    datastore,
     executor,
     pool,
     log: log.child({ component: "reconcile" }),

@@ -1,0 +1,144 @@
+// Allocation and release, served from memory and durable before they
+// answer: a held IP for a returning StatefulSet pod, else an idle one, else
+// a wait for the refill (waiters.ts).
+
+import {
+  type AllocateRequest,
+  type AllocateResult,
+  type Allocation,
+  keyOf,
+  ownerOf,
+  TryAgainError,
+  toAllocation,
+} from "./allocation.js";
+import { type Datastore, type DatastoreView, type IpRecord, podKey } from "./datastore/datastore.js";
+import type { Owner } from "./store.js";
+import type { PoolTargets } from "./targets.js";
+import { createWaiters } from "./waiters.js";
+
+export interface AllocatorDeps {
+  ds: Datastore;
+  now(): number;
+  /** Read at every use: the node's targets may change while it runs. */
+  targets: PoolTargets;
+  /** Plan now (debounced). */
+  kick(): void;
+  /** Is the pool stopping? */
+  stopped(): boolean;
+  onAllocate?(result: AllocateResult, seconds: number): void;
+}
+
+export interface Allocator {
+  allocate(req: AllocateRequest): Promise<Allocation>;
+  release(containerId: string, ifname: string, opts?: { hold?: boolean }): Promise<Allocation | null>;
+  /** Give idle IPs to waiting allocations, first come first served. */
+  serveWaiters(): void;
+  /** How many allocations wait for an IP now. */
+  waiting(): number;
+  /** Fail every waiting allocation: the daemon is shutting down. */
+  rejectWaiters(): void;
+}
+
+const ownedBy = (ds: DatastoreView, key: string): IpRecord | undefined =>
+  ds.ips().find((r) => r.owner && keyOf(r.owner.containerId, r.owner.ifname) === key);
+
+/** A cooling IP held for the StatefulSet pod `key` ("namespace/name"), on a ready ENI. */
+const heldIpOf = (ds: DatastoreView, key: string): IpRecord | undefined =>
+  ds.ips().find((r) => r.phase === "cooling" && r.heldFor === key && ds.eni(r.eniId)?.phase === "ready");
+
+/** An idle IP on a ready ENI: of the ENI that carries the most pods (so others can drain), idle the longest. */
+function pickIdle(ds: DatastoreView): IpRecord | undefined {
+  const ips = ds.ips();
+  const load = new Map<string, number>();
+  for (const r of ips) if (r.phase !== "idle") load.set(r.eniId, (load.get(r.eniId) ?? 0) + 1);
+  const loadOf = (r: IpRecord): number => load.get(r.eniId) ?? 0;
+  let best: IpRecord | undefined;
+  for (const r of ips) {
+    if (r.phase !== "idle" || ds.eni(r.eniId)?.phase !== "ready") continue;
+    if (!best || loadOf(r) > loadOf(best) || (loadOf(r) === loadOf(best) && r.idleSince < best.idleSince))
+      best = r;
+  }
+  return best;
+}
+
+export function createAllocator(deps: AllocatorDeps): Allocator {
+  const { ds, targets } = deps;
+  const inflight = new Map<string, Promise<Allocation>>();
+  const assign = (ip: IpRecord, owner: Owner): Promise<Allocation> =>
+    ds.write((tx) => toAllocation(tx.assign(ip.ip, owner), ds.eni(ip.eniId))!);
+  const waiters = createWaiters({
+    ds,
+    now: deps.now,
+    targets,
+    pickIdle: () => pickIdle(ds),
+    assign,
+    kick: deps.kick,
+  });
+
+  /** A new allocation: a held IP, an idle one, or a wait. */
+  const serve = async (key: string, req: AllocateRequest): Promise<Allocation> => {
+    const started = performance.now();
+    const told = (result: AllocateResult): void =>
+      deps.onAllocate?.(result, (performance.now() - started) / 1000);
+    const owner = ownerOf(req);
+    const held = req.pod.name ? heldIpOf(ds, podKey(req.pod)) : undefined;
+    const ip = held ?? (waiters.count() === 0 ? pickIdle(ds) : undefined);
+    if (ip) {
+      const a = await assign(ip, owner);
+      told("ok");
+      deps.kick();
+      return a;
+    }
+    if (deps.stopped()) {
+      told("try_again");
+      throw new TryAgainError("the daemon is shutting down");
+    }
+    return waiters.wait(key, owner, told);
+  };
+
+  /**
+   * The same attachment asked again: its allocation, with the namespace and
+   * network of this request when they differ (a runtime that repeats an ADD
+   * for a new sandbox namespace): what it records must be what is wired.
+   */
+  const reown = async (rec: IpRecord, req: AllocateRequest): Promise<Allocation> => {
+    const o = rec.owner!;
+    const change = { netns: req.netns || o.netns, network: req.network || o.network };
+    if (change.netns === o.netns && change.network === o.network)
+      return toAllocation(rec, ds.eni(rec.eniId))!;
+    return ds.write((tx) => toAllocation(tx.reown(rec.ip, change), ds.eni(rec.eniId))!);
+  };
+
+  const allocate: Allocator["allocate"] = (req) => {
+    const key = keyOf(req.containerId, req.ifname);
+    const owned = ownedBy(ds, key);
+    if (owned) return reown(owned, req);
+    const running = inflight.get(key);
+    if (running) return running;
+    const p = serve(key, req).finally(() => inflight.delete(key));
+    inflight.set(key, p);
+    return p;
+  };
+
+  const release: Allocator["release"] = async (containerId, ifname, opts) => {
+    const key = keyOf(containerId, ifname);
+    // A release that races an allocation of the same key waits for it, then undoes it.
+    await inflight.get(key)?.catch(() => {});
+    const rec = ownedBy(ds, key);
+    if (!rec) return null;
+    const before = toAllocation(rec, ds.eni(rec.eniId));
+    const heldFor = opts?.hold === true && rec.owner?.pod.name ? podKey(rec.owner.pod) : null;
+    const forMs = heldFor ? Math.max(targets.cooldownMs, targets.statefulHoldMs) : targets.cooldownMs;
+    await ds.write((tx) => tx.cool(rec.ip, { forMs, heldFor }));
+    deps.kick();
+    return before;
+  };
+
+  return {
+    allocate,
+    release,
+    serveWaiters: waiters.serve,
+    waiting: waiters.count,
+    rejectWaiters: waiters.rejectAll,
+  };
+}

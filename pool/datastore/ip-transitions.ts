@@ -1,0 +1,130 @@
+// The named transitions of one IP: idle → assigned → cooling → idle, and
+// idle → releasing → gone (or back to idle). Each checks the state it starts
+// from and refuses one it may not take (TransitionError).
+
+import type { Owner, StoredIp } from "../store.js";
+import { type IpRecord, podKey, TransitionError, type TxContext, without } from "./records.js";
+
+export interface IpTransitions {
+  /** Idle on a ready ENI, or cooling on one and held for this pod → assigned to `owner`. */
+  assign(ip: string, owner: Owner): IpRecord;
+  /** Assigned → assigned, its owner's network and namespace path replaced (an ADD repeated for a new sandbox). */
+  reown(ip: string, change: { network: string; netns: string }): IpRecord;
+  /**
+   * Assigned → cooling for `forMs`; with `heldFor` ("namespace/name") kept
+   * for the StatefulSet pod that returns under that name.
+   */
+  cool(ip: string, opts: { forMs: number; heldFor: string | null }): void;
+  /** Every cooling IP whose time is up → idle (idle since its cooling ended). How many. */
+  expireCooling(): number;
+  /** IPs new to the pool on a known ENI → idle; one the pool tracks is left alone (it may be a pod's). The new ones. */
+  addIdle(eniId: string, ips: readonly string[]): string[];
+  /** The ENI's idle IPs among `ips` → releasing: out of the allocatable set. Those taken. */
+  takeForRelease(eniId: string, ips: readonly string[]): string[];
+  /** Releasing → idle: the cloud did not release them. */
+  giveBack(ips: readonly string[]): void;
+  /** Releasing → gone: the cloud released them. */
+  forget(ips: readonly string[]): void;
+  /** Any phase → gone: the cloud no longer has the IP. Its last record, if the pool had it. */
+  dropIp(ip: string): IpRecord | undefined;
+}
+
+export function ipTransitions(ctx: TxContext): IpTransitions {
+  const { doc, journal } = ctx;
+  const put = (row: StoredIp): IpRecord => {
+    journal.put("ips", row.ip, row);
+    return row;
+  };
+  const known = (ip: string): IpRecord => {
+    const rec = doc.ips[ip];
+    if (!rec) throw new TransitionError(`${ip} is not in the pool`);
+    return rec;
+  };
+  const refuse = (rec: IpRecord, what: string): never => {
+    throw new TransitionError(`cannot ${what} ${rec.ip}: it is ${rec.phase}`);
+  };
+  /** The releasing ones among `ips`. */
+  const releasing = (ips: readonly string[]): IpRecord[] =>
+    ips.map((ip) => doc.ips[ip]).filter((r): r is IpRecord => r?.phase === "releasing");
+
+  return {
+    assign(ip, owner) {
+      const rec = known(ip);
+      const free = rec.phase === "idle" || (rec.phase === "cooling" && rec.heldFor === podKey(owner.pod));
+      if (!free) refuse(rec, `assign to ${podKey(owner.pod)}`);
+      if (doc.enis[rec.eniId]?.phase !== "ready")
+        throw new TransitionError(`cannot assign ${ip}: its ENI ${rec.eniId} is not ready`);
+      return put({
+        ...without(rec, "coolUntil", "heldFor"),
+        phase: "assigned",
+        owner: { ...owner, pod: { ...owner.pod } },
+        assignedAt: ctx.now,
+      });
+    },
+    reown(ip, change) {
+      const rec = known(ip);
+      if (rec.phase !== "assigned" || !rec.owner) return refuse(rec, "re-own");
+      return put({ ...rec, owner: { ...rec.owner, netns: change.netns, network: change.network } });
+    },
+    cool(ip, opts) {
+      const rec = known(ip);
+      if (rec.phase !== "assigned") refuse(rec, "release");
+      put({
+        ...without(rec, "owner", "assignedAt", "heldFor"),
+        phase: "cooling",
+        coolUntil: ctx.now + opts.forMs,
+        ...(opts.heldFor ? { heldFor: opts.heldFor } : {}),
+      });
+    },
+    expireCooling() {
+      let n = 0;
+      for (const rec of Object.values(doc.ips)) {
+        if (rec.phase !== "cooling" || (rec.coolUntil ?? 0) > ctx.now) continue;
+        put({ ...without(rec, "coolUntil", "heldFor"), phase: "idle", idleSince: rec.coolUntil ?? ctx.now });
+        n++;
+      }
+      return n;
+    },
+    addIdle(eniId, ips) {
+      if (!doc.enis[eniId]) throw new TransitionError(`cannot add IPs to ${eniId}: it is not in the pool`);
+      const added: string[] = [];
+      for (const ip of ips) {
+        if (doc.ips[ip]) continue;
+        put({ ip, eniId, phase: "idle", idleSince: ctx.now });
+        added.push(ip);
+      }
+      if (added.length > 0) ctx.touch(eniId);
+      return added;
+    },
+    takeForRelease(eniId, ips) {
+      const taken: string[] = [];
+      for (const ip of ips) {
+        const rec = doc.ips[ip];
+        if (rec?.phase !== "idle" || rec.eniId !== eniId) continue;
+        put({ ...rec, phase: "releasing" });
+        taken.push(ip);
+      }
+      if (taken.length > 0) ctx.touch(eniId);
+      return taken;
+    },
+    giveBack(ips) {
+      for (const rec of releasing(ips)) {
+        put({ ...rec, phase: "idle" });
+        ctx.touch(rec.eniId);
+      }
+    },
+    forget(ips) {
+      for (const rec of releasing(ips)) {
+        journal.remove("ips", rec.ip);
+        ctx.touch(rec.eniId);
+      }
+    },
+    dropIp(ip) {
+      const rec = doc.ips[ip];
+      if (!rec) return undefined;
+      journal.remove("ips", ip);
+      ctx.touch(rec.eniId);
+      return rec;
+    },
+  };
+}

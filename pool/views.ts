@@ -1,0 +1,73 @@
+// What the pool shows of itself, read from the datastore: its summary (for
+// the API, the metrics and the dashboard), its allocations and its IPs.
+
+import { type Allocation, toAllocation } from "./allocation.js";
+import type { DatastoreView } from "./datastore/datastore.js";
+import { type PlanInput, summarize } from "./planner.js";
+import type { PoolLimits, PoolTargets } from "./targets.js";
+
+export interface PoolSummary {
+  enis: {
+    eniId: string;
+    phase: string;
+    vSwitchId: string;
+    mac: string;
+    gateway: string;
+    ips: number;
+    assigned: number;
+  }[];
+  idle: number;
+  assigned: number;
+  cooling: number;
+  releasing: number;
+  pending: number;
+  waiting: number;
+  intents: number;
+  limits: PoolLimits;
+  targets: { minIdle: number; maxIdle: number };
+  blockedVSwitches: Record<string, number>;
+  createBackoffUntil: number;
+}
+
+/** The summary of the pool that `input` (the planner's view of it now) shows. */
+export function poolSummary(
+  ds: DatastoreView,
+  input: PlanInput,
+  limits: PoolLimits,
+  targets: PoolTargets,
+): PoolSummary {
+  const ips = ds.ips();
+  const count = (phase: string): number => ips.filter((r) => r.phase === phase).length;
+  const s = summarize(input);
+  return {
+    enis: ds.enis().map((e) => ({
+      eniId: e.eniId,
+      phase: e.phase,
+      vSwitchId: e.vSwitchId,
+      mac: e.mac,
+      gateway: e.gateway,
+      ips: ips.filter((r) => r.eniId === e.eniId).length,
+      assigned: ips.filter((r) => r.eniId === e.eniId && r.phase === "assigned").length,
+    })),
+    idle: s.idle,
+    assigned: count("assigned"),
+    cooling: count("cooling"),
+    releasing: count("releasing"),
+    pending: s.pending,
+    waiting: input.waiting,
+    intents: ds.intents().length,
+    limits,
+    targets: { minIdle: targets.minIdle, maxIdle: targets.maxIdle },
+    blockedVSwitches: ds.blockedVSwitches(),
+    createBackoffUntil: ds.createBackoffUntil(),
+  };
+}
+
+export const allocationsOf = (ds: DatastoreView): Allocation[] =>
+  ds
+    .ips()
+    .map((r) => toAllocation(r, ds.eni(r.eniId)))
+    .filter((a): a is Allocation => a !== null);
+
+export const ipsOf = (ds: DatastoreView): { ip: string; eniId: string; phase: string }[] =>
+  ds.ips().map((r) => ({ ip: r.ip, eniId: r.eniId, phase: r.phase }));
