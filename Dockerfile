@@ -30,5 +30,6 @@ COPY --from=build /src/node_modules /opt/eniway/node_modules
 COPY --from=build /src/dist /opt/eniway/dist
 COPY --from=build /src/src/dashboard/assets /opt/eniway/src/dashboard/assets
 WORKDIR /opt/eniway
-ENTRYPOINT ["node", "/opt/eniway/dist/src/cli/main.js"]
+# Node's flags: DAEMON_NODE_FLAGS in lib/process.ts (eniway image build reads this line).
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--optimize-for-size", "/opt/eniway/dist/src/cli/main.js"]
 CMD ["daemon", "--config", "/etc/eniway/config.yaml"]

@@ -75,6 +75,16 @@ export function endOf(child: ChildProcess): string {
   return child.signalCode !== null ? `signal ${child.signalCode}` : `exit ${child.exitCode}`;
 }
 
+/**
+ * Node's flags for the daemon (the chart's command, the image's entrypoint,
+ * the sandbox): a young generation of 2 MB instead of V8's 32 MB, and V8's
+ * choices that favour size over speed. The daemon allocates little at a
+ * time and waits on the kernel and the cloud, so they cost no ADD latency
+ * and take about 35 MB off its resident memory: 121 → 86–89 MB with 100
+ * pods and churn (`npm run bench -- soak`).
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=1", "--optimize-for-size"];
+
 /** The built programs (`npm run build`): the `eniway` command and the CNI plugin. */
 export const BUILT = {
   cli: join(packageRoot(), "dist/src/cli/main.js"),

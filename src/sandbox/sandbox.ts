@@ -12,7 +12,7 @@ import { loadWorld, parseWorld, type World } from "../../cloud/simulator/world.j
 import { freePort, socketRequest } from "../../lib/http.js";
 import type { Logger } from "../../lib/log.js";
 import { NETNS_NAME } from "../../lib/net.js";
-import { BUILT, endOf, findTool, hasExited, waitExit } from "../../lib/process.js";
+import { BUILT, DAEMON_NODE_FLAGS, endOf, findTool, hasExited, waitExit } from "../../lib/process.js";
 import { sleep } from "../../lib/time.js";
 import { applyOverrides } from "../daemon/config.js";
 import { type ClusterRecord, removeLinks, restoreHost, stopNode } from "./cluster.js";
@@ -109,7 +109,15 @@ export function requireTools(log: Logger): void {
  * `PREFIX-node-a`, …, `PREFIX-host-1`, …). `hosts`: VPC hosts outside the
  * cluster (role "host") beside the nodes.
  */
-export function sandboxWorld(nodes: number, prefix = "eniway", opts: { hosts?: number } = {}): World {
+/**
+ * `hosts`: instances that are no nodes (VPC hosts); `instanceType`: the
+ * nodes' ENI quotas (default 3 ENIs × 6 IPs, a small instance).
+ */
+export function sandboxWorld(
+  nodes: number,
+  prefix = "eniway",
+  opts: { hosts?: number; instanceType?: { eniQuantity: number; eniPrivateIpAddressQuantity: number } } = {},
+): World {
   const letters = "abcdefghijklmnopqrstuvwxyz";
   if (nodes < 1 || nodes > letters.length) throw new Error(`--nodes must be 1..${letters.length}`);
   const hosts = Array.from({ length: opts.hosts ?? 0 }, (_, i) => ({
@@ -129,7 +137,12 @@ export function sandboxWorld(nodes: number, prefix = "eniway", opts: { hosts?: n
       { vSwitchId: "vsw-sandbox-b", zoneId: "cn-hangzhou-k", cidr: "10.0.2.0/24" },
     ],
     securityGroups: ["sg-sandbox"],
-    instanceTypes: [{ instanceTypeId: "ecs.g7.large", eniQuantity: 3, eniPrivateIpAddressQuantity: 6 }],
+    instanceTypes: [
+      {
+        instanceTypeId: "ecs.g7.large",
+        ...(opts.instanceType ?? { eniQuantity: 3, eniPrivateIpAddressQuantity: 6 }),
+      },
+    ],
     instances: [
       ...Array.from({ length: nodes }, (_, i) => ({
         instanceId: `i-sandbox-${letters[i]}`,
@@ -249,9 +262,13 @@ export async function sandboxUp(opts: {
       await writeFile(configFile, JSON.stringify(applyOverrides(raw, opts.sets), null, 2));
       const logFile = join(nodeDir, "daemon.log");
       const out = await open(logFile, "a");
-      const child = spawn(process.execPath, [BUILT.cli, "daemon", "--config", configFile], {
-        stdio: ["ignore", out.fd, out.fd],
-      });
+      const child = spawn(
+        process.execPath,
+        [...DAEMON_NODE_FLAGS, BUILT.cli, "daemon", "--config", configFile],
+        {
+          stdio: ["ignore", out.fd, out.fd],
+        },
+      );
       await out.close();
       children.push(child);
       await waitReady(socket, child, logFile, configFile);

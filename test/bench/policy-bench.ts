@@ -34,6 +34,8 @@ export interface PolicyFigures {
   throughputGbps: { withPolicies: number; without: number; ratio: number };
   /** What one pod change costs the API server per node: the pod as JSON, sent on every node's watch. */
   podObjectBytes: number;
+  /** The daemon's resident memory at the end, its caches holding the 1,000 pods and 200 policies (MiB). */
+  daemonRssMiB: number;
 }
 
 const NAMESPACES = 10;
@@ -241,6 +243,7 @@ export async function policyBench(
     const podObjectBytes = JSON.stringify(sample).length;
     const metrics = await (await fetch(`${k.node.http}/metrics`)).text();
     const rules = Number(/^eniway_policy_rules (\d+)$/m.exec(metrics)?.[1] ?? Number.NaN);
+    const rss = Number(/^process_resident_memory_bytes (\S+)$/m.exec(metrics)?.[1] ?? Number.NaN);
     return {
       pods: opts.pods,
       policies: opts.policies,
@@ -264,6 +267,7 @@ export async function policyBench(
         ratio: +(withTput / without.tput).toFixed(3),
       },
       podObjectBytes,
+      daemonRssMiB: +(rss / 2 ** 20).toFixed(1),
     };
   } finally {
     await k.close();

@@ -148,7 +148,7 @@ const benches: Runner[] = [
           `${pad(w.cycles, 6)} ${pad(w.addP50Ms, 8)} ${pad(w.addP99Ms, 8)} ${pad(w.rssMiB, 8)} ${pad(w.fds, 4)} ${pad(w.storeBytes, 12)} ${pad(w.idle, 5)} ${pad(w.enis, 5)}`,
         );
       console.log(
-        `after warm-up: RSS ${signed(s.rssGrowthMiB)} MiB (target <= 10), fds ${signed(s.fdGrowth)}, store ${signed(s.storeGrowthBytes)} bytes, ADD p99 last/first ${s.p99Trend}x`,
+        `${s.live} pods live; after warm-up: RSS ${signed(s.rssGrowthMiB)} MiB (target <= 10), at most ${s.rssMaxMiB} MiB (target <= 100), fds ${signed(s.fdGrowth)}, store ${signed(s.storeGrowthBytes)} bytes, ADD p99 last/first ${s.p99Trend}x`,
       );
     },
   }),
@@ -184,6 +184,7 @@ const benches: Runner[] = [
       console.log(
         `a pod object on the watch: ${p.podObjectBytes} bytes, sent to every node's daemon on each change`,
       );
+      console.log(`the daemon's resident memory with every pod and policy cached: ${p.daemonRssMiB} MiB`);
     },
   }),
 ];

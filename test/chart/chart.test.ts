@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { isObject } from "../../lib/json.js";
-import { BUILT, packageRoot } from "../../lib/process.js";
+import { BUILT, DAEMON_NODE_FLAGS, packageRoot } from "../../lib/process.js";
 import { isChartOwned } from "../../src/daemon/chart-schema.js";
 import { applyOverrides, parseConfig } from "../../src/daemon/config.js";
 import { helmBin } from "../../src/sandbox/clusterup.js";
@@ -184,6 +184,15 @@ describe("the Helm chart", () => {
       expect(pod.tolerations).toEqual([{ operator: "Exists" }]);
       expect(ds.spec.updateStrategy.rollingUpdate.maxUnavailable).toBe("10%");
       const daemon = pod.containers[0]!;
+      // The daemon runs with the Node flags the sandbox uses and the soak bench measured.
+      expect(daemon.command).toEqual([
+        "node",
+        ...DAEMON_NODE_FLAGS,
+        "/opt/eniway/dist/src/cli/main.js",
+        "daemon",
+        "--config",
+        "/etc/eniway/config.yaml",
+      ]);
       expect(daemon.env).toContainEqual({
         name: "NODE_NAME",
         valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } },

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { packageRoot } from "../../lib/process.js";
+import { DAEMON_NODE_FLAGS, packageRoot } from "../../lib/process.js";
 import {
   BUSYBOX,
   buildImage,
@@ -53,10 +53,16 @@ describe("apt-cache depends, read as apt would choose", () => {
 });
 
 describe("image names and the Dockerfile", () => {
-  it("reads NODE_VERSION and PACKAGES from the Dockerfile, and refuses a broken one", async () => {
+  it("reads NODE_VERSION, PACKAGES, ENTRYPOINT and CMD from the Dockerfile, and refuses a broken one", async () => {
     const args = dockerfileArgs(await readFile(join(ROOT, "Dockerfile"), "utf8"));
     expect(args.nodeVersion).toMatch(/^22\.\d+\.\d+$/);
     expect(args.packages).toEqual(expect.arrayContaining(["iproute2", "iptables", "util-linux"]));
+    // The daemon's Node flags, as the chart and the sandbox give them.
+    expect(args.entrypoint).toEqual(["node", ...DAEMON_NODE_FLAGS, "/opt/eniway/dist/src/cli/main.js"]);
+    expect(args.cmd).toEqual(["daemon", "--config", "/etc/eniway/config.yaml"]);
+    expect(() => dockerfileArgs('ARG NODE_VERSION=22.1.0\nARG PACKAGES="a"\nENTRYPOINT node x\n')).toThrow(
+      /no ENTRYPOINT \["…"\] in exec form/,
+    );
     expect(() => dockerfileArgs("FROM x\n")).toThrow(/no ARG NODE_VERSION/);
     expect(() => dockerfileArgs('ARG NODE_VERSION=22\nARG PACKAGES="a"\n')).toThrow(/not x\.y\.z/);
   });
@@ -146,6 +152,7 @@ describe("eniway image build", () => {
     }[];
     expect([...cfg[0]!.Config.Entrypoint, ...cfg[0]!.Config.Cmd]).toEqual([
       "node",
+      ...DAEMON_NODE_FLAGS,
       "/opt/eniway/dist/src/cli/main.js",
       "daemon",
       "--config",

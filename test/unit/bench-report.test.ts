@@ -182,7 +182,9 @@ const figures = (): { [K in keyof BenchFigures]: BenchFigures[K] } => ({
       idle: u(),
       allocated: u(),
     })),
+    live: u(),
     rssGrowthMiB: u(),
+    rssMaxMiB: u(),
     fdGrowth: u(),
     storeGrowthBytes: u(),
     p99Trend: u(),
@@ -203,6 +205,7 @@ const figures = (): { [K in keyof BenchFigures]: BenchFigures[K] } => ({
     heldMeanMs: { withPolicies: u(), without: u() },
     throughputGbps: { withPolicies: u(), without: u(), ratio: u() },
     podObjectBytes: u(),
+    daemonRssMiB: u(),
   },
 });
 
