@@ -4,6 +4,7 @@
 // a response body.
 
 import { type RetryOptions, retry, SCHEDULES } from "../lib/backoff.js";
+import { HTTP_URL } from "../lib/ids.js";
 import { type Logger, silentLogger } from "../lib/log.js";
 import { isIpv4, isMac } from "../lib/net.js";
 import {
@@ -143,7 +144,7 @@ interface Token {
 
 export function createMetadataClient(opts: MetadataClientOptions): MetadataClient {
   const base = opts.endpoint.replace(/\/+$/, "");
-  if (!/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(base))
+  if (!HTTP_URL.pattern?.test(base))
     throw new Error(`invalid metadata endpoint: ${JSON.stringify(opts.endpoint)}`);
   const timeoutMs = opts.timeoutMs ?? 2000;
   const maxAttempts = opts.retries === undefined ? SCHEDULES.metadata.maxAttempts : opts.retries + 1;

@@ -6,6 +6,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import diagnostics from "node:diagnostics_channel";
 import type { ClientRequest, IncomingMessage } from "node:http";
 import PopCore from "@alicloud/pop-core";
+import { API_ENDPOINT } from "../lib/ids.js";
 import { isObject, type Json } from "../lib/json.js";
 import type { CredentialsProvider } from "./credentials.js";
 import { CloudError, httpErrorCode, SYNTHETIC_CODES, scrubMessage } from "./errors.js";
@@ -161,7 +162,7 @@ export function toCloudError(action: string, err: unknown, ctx: CallContext): Cl
 }
 
 export function createRpcTransport(opts: RpcTransportOptions): RpcTransport {
-  if (!/^https?:\/\/[^/?#\s]+\/?$/.test(opts.endpoint))
+  if (!API_ENDPOINT.pattern?.test(opts.endpoint))
     throw new Error(`invalid API endpoint (want http(s)://host[:port]): ${JSON.stringify(opts.endpoint)}`);
   listenForStatus();
   const credentialsProvider: CredentialsProvider = {
