@@ -85,14 +85,17 @@ interface Ctx {
 /** `local`: this node's pods, with the addresses the daemon gave them. */
 export function compile(cluster: Cluster, local: PodInfo[]): RuleSet {
   // The cluster's pods with this node's pods as the daemon knows them (its addresses come first).
+  // Another pod object that still names a local pod's address (the one that held it before) is
+  // left out: its labels must not admit the pod that has the address now.
   const mine = new Map<string, Map<string, PodInfo>>();
   for (const p of local) mine.set(p.namespace, (mine.get(p.namespace) ?? new Map()).set(p.name, p));
+  const localIps = new Set(local.map((p) => p.ip));
   const seen = new Set<PodInfo>();
   const pods = cluster.pods
-    .map((p) => {
+    .flatMap((p) => {
       const l = mine.get(p.namespace)?.get(p.name);
       if (l) seen.add(l);
-      return l ?? p;
+      return l ? [l] : localIps.has(p.ip) ? [] : [p];
     })
     .concat(local.filter((p) => !seen.has(p)))
     .filter(addressed);

@@ -91,33 +91,42 @@ export function createNftEnforcer(netns: string): Enforcer {
     await session.run(render(nr));
     keep(counted);
   };
+  // One change of the table at a time: a prepare that finds no gate must not land after an apply.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serially = <T>(work: () => Promise<T>): Promise<T> => {
+    const p = queue.then(work, work);
+    queue = p.catch(() => {});
+    return p;
+  };
   return {
-    async prepare(baseline) {
-      try {
-        const json = await session.list(["list", "set", "inet", TABLE, "admitted"]);
-        return { kept: true, admitted: parseAdmitted(json) };
-      } catch (e) {
-        if (!missing(e)) throw e;
-      }
-      await replace(baseline);
-      applied = baseline;
-      return { kept: false, admitted: baseline.admitted };
-    },
-    async apply(nr) {
-      const delta = applied ? renderDelta(applied, nr) : null;
-      applied = null;
-      if (!delta) await replace(nr);
-      else {
+    prepare: (baseline) =>
+      serially(async () => {
         try {
-          const counted = delta.deleted.length ? await read() : [];
-          await session.run(delta.script);
-          keep(counted, new Set(delta.deleted));
-        } catch {
-          await replace(nr); // the table is not what this enforcer made: make it anew
+          const json = await session.list(["list", "set", "inet", TABLE, "admitted"]);
+          return { kept: true, admitted: parseAdmitted(json) };
+        } catch (e) {
+          if (!missing(e)) throw e;
         }
-      }
-      applied = nr;
-    },
+        await replace(baseline);
+        applied = baseline;
+        return { kept: false, admitted: baseline.admitted };
+      }),
+    apply: (nr) =>
+      serially(async () => {
+        const delta = applied ? renderDelta(applied, nr) : null;
+        applied = null;
+        if (!delta) await replace(nr);
+        else {
+          try {
+            const counted = delta.deleted.length ? await read() : [];
+            await session.run(delta.script);
+            keep(counted, new Set(delta.deleted));
+          } catch {
+            await replace(nr); // the table is not what this enforcer made: make it anew
+          }
+        }
+        applied = nr;
+      }),
     async drops() {
       const now = new Map(before);
       for (const d of await read()) now.set(keyOf(d), (now.get(keyOf(d)) ?? 0) + d.packets);
@@ -126,10 +135,11 @@ export function createNftEnforcer(netns: string): Enforcer {
         return { direction, ip, packets };
       });
     },
-    async remove() {
-      applied = null;
-      await run(netns, ["nft", "-f", "-"], `table inet ${TABLE} {}\ndelete table inet ${TABLE}\n`);
-    },
+    remove: () =>
+      serially(async () => {
+        applied = null;
+        await run(netns, ["nft", "-f", "-"], `table inet ${TABLE} {}\ndelete table inet ${TABLE}\n`);
+      }),
     close: () => session.close(),
   };
 }

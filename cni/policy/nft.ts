@@ -15,7 +15,10 @@
 // pods whose rules this table has. A new pod is therefore dropped until the
 // daemon has its rules in (a few ms after ADD, so ADD need not wait), or for
 // as long as they cannot be computed (the API server unknown after a
-// restart). The pair also stops a pod sending with another pod's address.
+// restart). The pair also stops a pod sending with another pod's address;
+// in the forward hook the gate comes before conntrack's shortcut for
+// established connections, so no packet of a pod's passes on another's
+// entry. Pod veths carry IPv4 only: IPv6 on them is dropped.
 // Ports are a set per protocol (`inet_service`, an interval set), never a
 // concatenation with intervals (`inet_proto . inet_service`, which the
 // kernel keeps in a pipapo set): with one, an allowed connection was now and
@@ -151,21 +154,33 @@ function chains(rs: RuleSet): string[] {
     ];
   };
   const veth = `"${HOST_VETH_PREFIX}*"`;
-  const gate = (side: "iifname" | "oifname"): string =>
-    `    ${side} ${veth} ${side} . ip ${side === "iifname" ? "saddr" : "daddr"} != @admitted drop`;
-  const base = (hook: string, gates: string[], jumps: string[]): string[] => [
+  // A pod's veth carries its IPv4 address only: anything else from or to it (IPv6) is dropped, and
+  // an IPv4 packet passes only with the pair the set admits.
+  const gate = (side: "iifname" | "oifname"): string[] => [
+    `    ${side} ${veth} meta nfproto != ipv4 drop`,
+    `    ${side} ${veth} ${side} . ip ${side === "iifname" ? "saddr" : "daddr"} != @admitted drop`,
+  ];
+  const established = "    ct state established,related accept";
+  const base = (hook: string, lines: string[]): string[] => [
     `  chain ${hook} {`,
     `    type filter hook ${hook} priority filter + 10; policy accept;`,
-    "    ct state established,related accept",
-    ...gates,
-    ...jumps.map((j) => `    jump ${j}`),
+    ...lines,
     "  }",
   ];
   return [
     ...chain("ingress"),
     ...chain("egress"),
-    ...base("forward", [gate("iifname"), gate("oifname")], ["egress", "ingress"]),
-    ...base("input", [gate("iifname")], ["egress"]),
+    // Forward: the gate comes first, so a pod not admitted (one that took a freed address, say)
+    // never rides an earlier owner's conntrack entries; then replies of admitted connections.
+    ...base("forward", [
+      ...gate("iifname"),
+      ...gate("oifname"),
+      established,
+      "    jump egress",
+      "    jump ingress",
+    ]),
+    // Input: replies first, so the node's own connections to a held pod (kubelet probes) are answered.
+    ...base("input", [established, ...gate("iifname"), "    jump egress"]),
   ];
 }
 

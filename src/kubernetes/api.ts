@@ -86,6 +86,14 @@ export interface KubeApi {
 export { KubeError };
 
 const REQUEST_TIMEOUT_MS = 15_000;
+/**
+ * A watch that brings nothing (no event, no bookmark) for this long is ended
+ * and watched again from where it was: a connection that died without a
+ * word (a load balancer's failover) costs at most this much staleness.
+ */
+const WATCH_IDLE_MS = 120_000;
+/** Objects per page of a list (`limit` and `continue`): a large cluster's pods come in pieces. */
+const LIST_PAGE = 500;
 
 const MERGE_PATCH = "application/merge-patch+json";
 const STRATEGIC_PATCH = "application/strategic-merge-patch+json";
@@ -93,7 +101,7 @@ const STRATEGIC_PATCH = "application/strategic-merge-patch+json";
 /** A list of some kind: its items and the resourceVersion to watch from. */
 interface List<R> {
   items: R[];
-  metadata?: { resourceVersion?: string };
+  metadata?: { resourceVersion?: string; continue?: string };
 }
 
 const query = (params: Record<string, string | number | boolean | undefined>): string => {
@@ -121,9 +129,19 @@ export function createKubeApi(conn: KubeConnection): KubeApi {
     convert: (raw: R) => T,
   ): ListWatch<T> => ({
     async list() {
-      count("list");
-      const l = (await http.request("GET", `${path}${query({ fieldSelector })}`)) as List<R>;
-      return { items: l.items.map(convert), resourceVersion: l.metadata?.resourceVersion ?? "" };
+      // Page by page; every page is of the first page's resourceVersion, which the watch starts from.
+      const items: T[] = [];
+      let resourceVersion = "";
+      let next: string | undefined;
+      do {
+        count("list");
+        const params = { fieldSelector, limit: LIST_PAGE, continue: next };
+        const l = (await http.request("GET", `${path}${query(params)}`)) as List<R>;
+        for (const raw of l.items) items.push(convert(raw));
+        resourceVersion ||= l.metadata?.resourceVersion ?? "";
+        next = l.metadata?.continue || undefined;
+      } while (next);
+      return { items, resourceVersion };
     },
     async watch(resourceVersion, on) {
       count("watch");
@@ -136,7 +154,7 @@ export function createKubeApi(conn: KubeConnection): KubeApi {
         allowWatchBookmarks: true,
         timeoutSeconds,
       };
-      return http.watch(`${path}${query(params)}`, (timeoutSeconds + 60) * 1000, (line) => {
+      return http.watch(`${path}${query(params)}`, WATCH_IDLE_MS, (line) => {
         const { type, object } = line as { type?: string; object?: unknown };
         if (type === "ERROR") {
           const st = object as { code?: number; message?: string };

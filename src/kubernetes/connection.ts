@@ -17,6 +17,8 @@ export interface KubeConnection {
   ca?: Buffer;
   /** insecure-skip-tls-verify: the server's certificate is not checked. */
   insecure: boolean;
+  /** tls-server-name: the name the server's certificate is checked against, when not the server's host. */
+  serverName?: string;
   /** A client certificate and its key (PEM). */
   cert?: Buffer;
   key?: Buffer;
@@ -106,6 +108,10 @@ export function fromKubeconfig(file: string): KubeConnection {
       throw new ConnectionError(
         `kubeconfig ${file}: user ${JSON.stringify(userName)} logs in with ${plugin}, which the daemon does not support; give it a token, a tokenFile or a client certificate`,
       );
+  if (cluster["proxy-url"] !== undefined)
+    throw new ConnectionError(
+      `kubeconfig ${file}: the cluster's proxy-url is not supported; the daemon connects to the server directly`,
+    );
   const server = text(cluster, "server") ?? "";
   if (!/^https?:\/\/[^\s/?#]+\/?$/.test(server))
     throw new ConnectionError(
@@ -117,9 +123,15 @@ export function fromKubeconfig(file: string): KubeConnection {
   const ca = pem(cluster, "certificate-authority", base);
   const cert = pem(user, "client-certificate", base);
   const key = pem(user, "client-key", base);
+  if (Boolean(cert) !== Boolean(key))
+    throw new ConnectionError(
+      `kubeconfig ${file}: user ${JSON.stringify(userName)} has a client certificate without its key, or a key without its certificate`,
+    );
+  const serverName = text(cluster, "tls-server-name");
   return {
     server: server.replace(/\/$/, ""),
     insecure: cluster["insecure-skip-tls-verify"] === true,
+    ...(serverName ? { serverName } : {}),
     ...(ca ? { ca } : {}),
     ...(cert && key ? { cert, key } : {}),
     token: token

@@ -2,8 +2,10 @@
 // credentials of a KubeConnection: all the daemon's port (api.ts) needs, so
 // the node daemon does not load a generated client of every API kind. A
 // request that gets no answer in time is aborted; a watch is a stream of
-// JSON lines, read until the server ends it, the caller stops it, or it goes
-// silent for longer than the server was asked to keep it open.
+// JSON lines, read until the server ends it or the caller stops it. A watch
+// that stays silent for `idleMs` (no event, no bookmark) is ended as if the
+// server had ended it, so a connection that died without a word is noticed
+// and watched again; TCP keepalive probes its socket meanwhile.
 
 import {
   type ClientRequest,
@@ -44,6 +46,8 @@ export interface KubeHttp {
 }
 
 const MAX_ANSWER_BYTES = 64 * 2 ** 20;
+/** A watch's idle socket is probed by TCP keepalive after this. */
+const KEEPALIVE_MS = 30_000;
 
 /** The server's Status message of a failed request, or the body's start. */
 function failure(status: number, body: string, what: string): KubeError {
@@ -73,6 +77,7 @@ export function createKubeHttp(conn: KubeConnection, timeoutMs: number): KubeHtt
         rejectUnauthorized: !conn.insecure,
         ...(conn.ca ? { ca: conn.ca } : {}),
         ...(conn.cert && conn.key ? { cert: conn.cert, key: conn.key } : {}),
+        ...(conn.serverName ? { servername: conn.serverName } : {}),
       })
     : new HttpAgent({ keepAlive: true });
   const send = tls ? httpsRequest : httpRequest;
@@ -140,6 +145,7 @@ export function createKubeHttp(conn: KubeConnection, timeoutMs: number): KubeHtt
         const done = new Promise<Error | null>((r) => {
           finish = r;
         });
+        let quiet = false; // ended for its silence: a clean end, watched again at once
         const req = open(
           "GET",
           path,
@@ -150,16 +156,24 @@ export function createKubeHttp(conn: KubeConnection, timeoutMs: number): KubeHtt
               readAll(res).then((body) => refused(failure(status, body, what)), refused);
               return;
             }
-            req.setTimeout(idleMs, () => req.destroy(new KubeError(0, `${what}: silent for ${idleMs} ms`)));
-            readLines(res, line).then(() => finish(null), finish);
+            req.removeAllListeners("timeout");
+            req.setTimeout(idleMs, () => {
+              quiet = true;
+              req.destroy();
+            });
+            readLines(res, line).then(
+              () => finish(null),
+              (e: Error) => finish(quiet ? null : e),
+            );
             accepted({ done, stop: () => req.destroy() });
           },
           (e) => {
             const err = e instanceof KubeError ? e : new KubeError(0, `${what}: ${e.message}`);
             refused(err);
-            finish(err);
+            finish(quiet ? null : err);
           },
         );
+        req.on("socket", (socket) => socket.setKeepAlive(true, KEEPALIVE_MS));
         req.setTimeout(timeoutMs, () =>
           req.destroy(new KubeError(0, `${what}: no answer within ${timeoutMs} ms`)),
         );
@@ -169,9 +183,10 @@ export function createKubeHttp(conn: KubeConnection, timeoutMs: number): KubeHtt
 
 /** Each JSON line of the stream to `line`, until it ends. */
 async function readLines(res: IncomingMessage, line: (event: unknown) => void): Promise<void> {
+  res.setEncoding("utf8"); // a character split between chunks stays whole
   let rest = "";
   for await (const c of res) {
-    rest += (c as Buffer).toString("utf8");
+    rest += c as string;
     for (let nl = rest.indexOf("\n"); nl >= 0; nl = rest.indexOf("\n")) {
       const text = rest.slice(0, nl).trim();
       rest = rest.slice(nl + 1);

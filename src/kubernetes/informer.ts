@@ -101,6 +101,7 @@ export function createInformer<T extends KubeObject>(
       try {
         if (!rv) {
           const l = await source.list();
+          if (stopped) return;
           stats.lists++;
           replace(l.items);
           rv = l.resourceVersion;
@@ -120,6 +121,10 @@ export function createInformer<T extends KubeObject>(
           failures = 0; // the server answers: the next failure starts the backoff afresh
           if (e.type !== "BOOKMARK") apply(e.type, e.obj);
         });
+        if (stopped) {
+          w.stop(); // stop() came while the watch was being opened
+          return;
+        }
         stats.watches++;
         current = w;
         connected = true;

@@ -52,8 +52,10 @@ export const STATEFULSET_KIND = "StatefulSet";
 
 const protocol = (p: string | undefined): Protocol => (p ?? "TCP") as Protocol;
 
-/** The pod's IPv4 address among those its status gives, or "" (the rules are IPv4: an address reaches nft). */
+/** The pod's IPv4 address among those its status gives, or "" (the rules are IPv4: an address reaches nft; a finished pod has none). */
 function ipv4Of(status: V1Pod["status"]): string {
+  // A pod that has finished keeps its address in its status, but no longer has it: another may.
+  if (status?.phase === "Succeeded" || status?.phase === "Failed") return "";
   const ips = [...(status?.podIPs ?? []).map((x) => x.ip), status?.podIP ?? ""];
   return ips.find((ip) => isIpv4(ip)) ?? "";
 }

@@ -113,12 +113,15 @@ const fingerprint = (p: PolicyPod): string => JSON.stringify([p.ip, p.hostNetwor
 const HELD_TELL = { afterMs: 10_000, againMs: 60_000 };
 /** While a pod is held, the rules are computed and applied again this often. */
 const HELD_RETRY_MS = 5_000;
+/** A GET of a local pod that failed (not a 404) is tried again after this. */
+const FETCH_RETRY_MS = 10_000;
 const EMPTY: RuleSet = { ingressIsolated: [], egressIsolated: [], rules: [], problems: [] };
 
 export function createPolicyController(deps: PolicyDeps): PolicyController {
   const { api, log } = deps;
   const obs = deps.observer ?? {};
   const now = deps.now ?? Date.now;
+  const startedAt = now();
   const onChange = (): void => void schedule().catch(() => {});
   const hooks = { onChange, onSynced: onChange };
   /** The pods as the compiler reads them, converted once per change. */
@@ -145,8 +148,11 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
   const namespaces = createInformer(api.namespaces, "namespace", log, hooks);
   const all = [pods, namespaces, policies];
   const synced = (): boolean => all.every((i) => i.synced());
-  /** Local pods the cache does not hold yet, read from the API server once. */
-  const fetched = new Map<string, PolicyPod | null>();
+  /**
+   * Local pods the cache does not hold yet, read from the API server: found
+   * (with its UID), not found, or failed (read again after FETCH_RETRY_MS).
+   */
+  const fetched = new Map<string, { pod: PolicyPod | null; uid: string; until: number }>();
   let rs: RuleSet | null = null;
   let lastScript = "";
   const counts = { compiles: 0, applies: 0, failures: 0, lastError: "" };
@@ -161,21 +167,46 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
   let retry: NodeJS.Timeout | null = null;
   const told = new Map<string, number>();
 
+  /** The pod as the rules read it: this incarnation (the UID the ADD named), from the cache or a GET. */
   const known = (l: LocalPod): PolicyPod | undefined => {
     const key = `${l.namespace}/${l.name}`;
-    return view.get(key)?.pod ?? fetched.get(key) ?? undefined;
+    const same = (uid: string): boolean => !l.uid || uid === l.uid;
+    const cached = view.get(key);
+    if (cached && same(cached.uid)) return cached.pod;
+    const got = fetched.get(key);
+    return got?.pod && same(got.uid) ? got.pod : undefined;
+  };
+
+  /** Reads the local pods neither the cache nor an earlier GET knows, all at once. */
+  const fetchUnknown = async (local: LocalPod[]): Promise<void> => {
+    const t = now();
+    const unknown = local.filter(
+      (l) => l.name && !known(l) && (fetched.get(`${l.namespace}/${l.name}`)?.until ?? 0) <= t,
+    );
+    await Promise.all(
+      unknown.map(async (l) => {
+        const key = `${l.namespace}/${l.name}`;
+        try {
+          const got = await api.getPod(l.namespace, l.name);
+          fetched.set(key, {
+            pod: got && toPolicyPod(got),
+            uid: got?.uid ?? "",
+            until: Number.POSITIVE_INFINITY,
+          });
+        } catch {
+          fetched.set(key, { pod: null, uid: "", until: now() + FETCH_RETRY_MS });
+        }
+      }),
+    );
   };
 
   /** This node's pods as the compiler reads them, and those whose traffic the rules then admit. */
   const localView = async (): Promise<{ pods: PolicyPod[]; admit: Admitted[] }> => {
     const out: PolicyPod[] = [];
     const admit: Admitted[] = [];
-    for (const l of deps.localPods()) {
-      const key = `${l.namespace}/${l.name}`;
-      if (l.name && !known(l) && !fetched.has(key)) {
-        const got = await api.getPod(l.namespace, l.name).catch(() => null);
-        fetched.set(key, got && toPolicyPod(got));
-      }
+    const local = deps.localPods();
+    await fetchUnknown(local);
+    for (const l of local) {
       const p = known(l);
       // No Kubernetes pod: no policy can select it. An unknown pod's labels are not known: it stays held.
       if (p) out.push({ ...p, ip: l.ip });
@@ -274,8 +305,14 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
   const prepare = (): Promise<void> => {
     preparing ??= (async () => {
       try {
-        const all = deps.localPods().map((l) => ({ hostIf: l.hostIf, ip: l.ip }));
-        const got = await deps.enforcer.prepare({ rules: EMPTY, admitted: all });
+        // No table yet (policy was off, or the node is new): the pods the pool held before this
+        // daemon started keep their traffic (no policy was enforced on them); a pod added since is
+        // held until its rules are in.
+        const before = deps
+          .localPods()
+          .filter((l) => !l.name || l.since < startedAt)
+          .map((l) => ({ hostIf: l.hostIf, ip: l.ip }));
+        const got = await deps.enforcer.prepare({ rules: EMPTY, admitted: before });
         admitted ??= new Set(got.admitted.map(admittedKey));
         log.info(
           got.kept
@@ -300,7 +337,7 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
   const reasonOf = (l: LocalPod): string => {
     if (!synced())
       return "the daemon has not read the cluster's NetworkPolicies, Namespaces and Pods yet (is the API server reachable?)";
-    if (!known(l)) return "the API server does not know the pod yet";
+    if (!known(l)) return "the API server does not know the pod yet (by the name and UID its ADD gave)";
     if (failing) return `applying the rules failed: ${counts.lastError}`;
     return "its rules are being applied";
   };

@@ -262,7 +262,9 @@ async function waitServing(child: ChildProcess, log: string): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     const text = await logTail(log, 200);
-    if (/\brunning\b/.test(text)) return;
+    // Its last start-up line is a bare "running" (after "all zones loaded");
+    // the banner's "running on Linux …" and "running as: …" come first.
+    if (/ running$/m.test(text)) return;
     if (hasExited(child) || Date.now() > deadline)
       throw new StartFailed(
         `named ${hasExited(child) ? "ended" : "not running after 20 s"}: ${await logTail(log, 8)}\n(its log is kept at ${log})`,

@@ -211,7 +211,8 @@ describe("NetworkPolicy on a node, against a real API server", () => {
   });
 
   it("a pod the API server does not know is held, told in a Warning Event, and let in once it appears", async () => {
-    const r = await k.add({ name: "ghost", uid: "00000000-0000-4000-8000-00000000abcd" });
+    // An ADD that names no UID (an empty K8S_POD_UID): any incarnation of the name is the pod.
+    const r = await k.add({ name: "ghost", uid: "" });
     expect(r.code, r.out).toBe(0);
     const agent = await startAgent(r.netns, PORTS);
     pods.set("ghost", { ip: r.ip, agent });
@@ -236,6 +237,21 @@ describe("NetworkPolicy on a node, against a real API server", () => {
     expect(await reach("client-a", "ghost")).toBe(false);
     expect(await reach(node, "ghost")).toBe(true);
     expect(cli("policy", "default/ghost")).not.toContain("Held:");
+  });
+
+  it("a pod object of the same name but another UID is not the pod the ADD named: it stays held", async () => {
+    await k.createPod("twin", null, { labels: { app: "server" } }); // another incarnation, as the API server has it
+    const r = await k.add({
+      name: "twin",
+      uid: "11111111-2222-4333-8444-555555555555",
+      containerId: "ctr-twin",
+    });
+    expect(r.code, r.out).toBe(0);
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(gateAndIsolated().admitted).not.toContain(` . ${r.ip}`);
+    expect(cli("policy", "default/twin")).toMatch(/Held: .*does not know the pod/);
+    expect((await k.del("ctr-twin")).code).toBe(0);
+    await k.deletePod("twin");
   });
 
   it("a policy that cannot be enforced as written gets a Warning Event and opens nothing", async () => {

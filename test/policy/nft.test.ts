@@ -320,4 +320,35 @@ describe("nft enforcement on real namespaces", () => {
     }
     expect(count(), "none of the client's pings as the victim arrived").toBe(1);
   });
+  it("IPv6 on a pod's veth is dropped (the datapath is IPv4; none reaches the node, link-local included)", async () => {
+    const [server] = PODS as [Member];
+    const linkLocal = (ns: string, dev: string): string => {
+      const out = sh("ip", "-n", ns, "-6", "-o", "addr", "show", "dev", dev, "scope", "link");
+      const ip = /inet6 (fe80::[0-9a-f:]+)\//.exec(out)?.[1];
+      if (!ip) throw new Error(`no IPv6 link-local address on ${dev} in ${ns}: ${out}`);
+      return ip;
+    };
+    const ping6 = (): boolean => {
+      try {
+        sh(
+          "ip",
+          "netns",
+          "exec",
+          server.netns,
+          "ping",
+          "-6",
+          "-c1",
+          "-W1",
+          `${linkLocal(NODE, server.hostIf)}%eth0`,
+        );
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await enforcer.remove();
+    expect(ping6(), "without eniway's table, IPv6 link-local works here").toBe(true);
+    await apply([]);
+    expect(ping6(), "with it, the pod's IPv6 is dropped").toBe(false);
+  });
 });

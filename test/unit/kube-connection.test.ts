@@ -70,6 +70,21 @@ describe("the API server's address and credentials", () => {
     expect(c.insecure).toBe(true);
   });
 
+  it("checks the certificate against tls-server-name when the kubeconfig gives one", async () => {
+    const c = fromKubeconfig(
+      await kubeconfig("sni", { token: SECRET }, { "tls-server-name": "kubernetes.default" }),
+    );
+    expect(c.serverName).toBe("kubernetes.default");
+  });
+
+  it("refuses a proxy-url and a client certificate without its key, by name", async () => {
+    const proxied = await kubeconfig("proxy", { token: SECRET }, { "proxy-url": "http://proxy:3128" });
+    expect(() => fromKubeconfig(proxied)).toThrow(/proxy-url is not supported/);
+    await writeFile(join(dir, "lonely.crt"), "CERT");
+    const lonely = await kubeconfig("lonely", { "client-certificate": "lonely.crt" });
+    expect(() => fromKubeconfig(lonely)).toThrow(/client certificate without its key/);
+  });
+
   it("refuses an exec plugin, a missing context and a server that is no URL, never echoing a credential", async () => {
     const exec = await kubeconfig("exec", { exec: { command: "aws", args: [SECRET] } });
     expect(() => fromKubeconfig(exec)).toThrow(

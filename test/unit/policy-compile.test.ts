@@ -329,4 +329,26 @@ describe("policy compiler", () => {
     expect(admits(rs, tcp(A.ip, SERVER.ip))).toBe(true);
     expect(admits(rs, tcp(B.ip, SERVER.ip))).toBe(false);
   });
+
+  it("a pod object that still names a local pod's address (its earlier holder) is no peer", () => {
+    // B's address went back to the pool and now belongs to this node's new pod; B's object lags.
+    const reused = pod("x", "newcomer", B.ip, { app: "other" });
+    const rs = compile(
+      {
+        policies: [
+          policy("x", "server", {
+            podSelector: { matchLabels: { app: "server" } },
+            ingress: [
+              { peers: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: "client" } } }] },
+            ],
+          }),
+        ],
+        pods: [SERVER, A, B],
+        namespaces: NAMESPACES,
+      },
+      [SERVER, reused],
+    );
+    expect(admits(rs, tcp(A.ip, SERVER.ip))).toBe(true);
+    expect(admits(rs, tcp(reused.ip, SERVER.ip)), "B's labels do not admit the newcomer").toBe(false);
+  });
 });

@@ -76,18 +76,28 @@ describe("the gate", () => {
     expect(text).toContain(
       'set admitted { type ifname . ipv4_addr; elements = { "eni00000000001" . 10.0.0.1 }; }',
     );
-    const forward = /chain forward \{[^}]*\}/.exec(text)?.[0] ?? "";
-    const lines = forward.split("\n").map((l) => l.trim());
-    // Replies first (the node's probes of a held pod are answered), then the gate, then the policies.
-    expect(lines.slice(2, 6)).toEqual([
-      "ct state established,related accept",
+    const chain = (name: string): string[] =>
+      (new RegExp(`chain ${name} \\{[^}]*\\}`).exec(text)?.[0] ?? "")
+        .split("\n")
+        .map((l) => l.trim())
+        .slice(2, -1);
+    // Forward: the gate before conntrack's shortcut (no pod rides another's entries), IPv6 dropped.
+    expect(chain("forward")).toEqual([
+      'iifname "eni*" meta nfproto != ipv4 drop',
       'iifname "eni*" iifname . ip saddr != @admitted drop',
+      'oifname "eni*" meta nfproto != ipv4 drop',
       'oifname "eni*" oifname . ip daddr != @admitted drop',
+      "ct state established,related accept",
+      "jump egress",
+      "jump ingress",
+    ]);
+    // Input: replies first, so the node's own connections to a held pod (kubelet probes) are answered.
+    expect(chain("input")).toEqual([
+      "ct state established,related accept",
+      'iifname "eni*" meta nfproto != ipv4 drop',
+      'iifname "eni*" iifname . ip saddr != @admitted drop',
       "jump egress",
     ]);
-    expect(/chain input \{[^}]*\}/.exec(text)?.[0]).toContain(
-      'iifname "eni*" iifname . ip saddr != @admitted drop',
-    );
   });
 
   it("admits only a pod's own veth and IPv4 address: anything else is refused before it reaches nft", () => {
