@@ -85,10 +85,15 @@ export function endOf(child: ChildProcess): string {
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=1", "--optimize-for-size"];
 
-/** The built programs (`npm run build`): the `eniway` command and the CNI plugin. */
+/**
+ * The built programs (`npm run build`): the `eniway` command, the node's CNI
+ * binary (the native forwarder, installed as `eniway`) and the daemon's
+ * netlink helper.
+ */
 export const BUILT = {
   cli: join(packageRoot(), "dist/src/cli/main.js"),
   plugin: join(packageRoot(), "dist/bin/eniway-cni"),
+  netlink: join(packageRoot(), "dist/bin/eniway-netlink"),
 } as const;
 
 /**

@@ -1,5 +1,5 @@
 // Build once before the suite: tests that spawn `eniway` run dist/src/cli/main.js,
-// and the plugin tests and the sandbox run the compiled dist/bin/eniway-cni.
+// the plugin tests and the sandbox run the forwarder dist/bin/eniway-cni, daemons dist/bin/eniway-netlink.
 import { execFileSync } from "node:child_process";
 
 export default function setup(): void {

@@ -1,6 +1,7 @@
 // The tree is the architecture (docs/architecture.md): each folder imports
-// only from its own layer and the ones below it, and the plugin stands
-// alone. This reads every import of the project's sources and fails on one
+// only from its own layer and the ones below it, and the netlink helper (a
+// separate bun executable) stands alone. The node's CNI binary is C
+// (cni/forwarder/) and imports nothing. This reads every import of the project's sources and fails on one
 // that goes the wrong way.
 
 import { readdirSync, readFileSync } from "node:fs";
@@ -15,7 +16,7 @@ const LAYERS: [layer: string, folders: string[]][] = [
   ["lib", ["lib/"]],
   ["cloud", ["cloud/"]],
   ["pool", ["pool/"]],
-  ["cni", ["cni/facts.ts", "cni/veth.ts", "cni/netlink/", "cni/datapath/", "cni/policy/"]],
+  ["cni", ["cni/facts.ts", "cni/veth.ts", "cni/spec/", "cni/netlink/", "cni/datapath/", "cni/policy/"]],
   ["kubernetes", ["src/kubernetes/"]],
   ["metrics", ["src/metrics/"]],
   ["dashboard", ["src/dashboard/"]],
@@ -26,12 +27,13 @@ const LAYERS: [layer: string, folders: string[]][] = [
 ];
 
 /**
- * The standalone plugin: its own files and these dependency-free ones (a
- * trailing "/" is a folder), nothing else. cni/netlink/ is the netlink
- * helper the plugin's executable also serves for the daemon.
+ * The netlink helper's executable (cni/netlink/main.ts, compiled by bun):
+ * its own files and these dependency-free ones (a trailing "/" is a
+ * folder), nothing else; and nothing imports its entry point.
  */
-const PLUGIN = "cni/plugin/";
-const PLUGIN_MAY_USE = ["cni/facts.ts", "cni/veth.ts", "cni/netlink/", "lib/net.ts", "lib/json.ts"];
+const PLUGIN = "cni/netlink/";
+const PLUGIN_ENTRY = "cni/netlink/main.ts";
+const PLUGIN_MAY_USE = ["cni/facts.ts", "lib/net.ts", "lib/json.ts"];
 const pluginMayUse = (file: string): boolean =>
   PLUGIN_MAY_USE.some((f) => (f.endsWith("/") ? file.startsWith(f) : file === f));
 /** Built-in modules of the runtimes: Node's, and bun's for the netlink helper. */
@@ -56,14 +58,17 @@ function violations(graph: Graph): string[] {
       const ours = to.endsWith(".ts"); // relative imports, resolved to repository paths
       if (to.startsWith("test/")) bad("production code never imports a test");
       else if (from.startsWith(PLUGIN)) {
-        if (!ours && !builtin(to)) bad("the plugin uses no npm package");
+        if (!ours && !builtin(to)) bad("the netlink helper uses no npm package");
         else if (ours && !to.startsWith(PLUGIN) && !pluginMayUse(to))
-          bad(`the plugin may use only its own files and ${PLUGIN_MAY_USE.join(", ")}`);
+          bad(`the netlink helper may use only its own files and ${PLUGIN_MAY_USE.join(", ")}`);
       } else if (pluginMayUse(from) && !builtin(to) && !pluginMayUse(to))
-        bad("the plugin compiles this file: it imports nothing but built-ins and the plugin's other files");
+        bad(
+          "the netlink helper compiles this file: it imports nothing but built-ins and the helper's other files",
+        );
       else if (!ours)
         continue; // node: built-ins and npm packages
-      else if (to.startsWith(PLUGIN)) bad("nothing imports the plugin: it is a separate executable");
+      else if (to === PLUGIN_ENTRY)
+        bad("nothing imports the netlink helper's entry: it is a separate executable");
       else if (
         from.startsWith("cloud/") &&
         !from.startsWith("cloud/simulator/") &&
@@ -106,20 +111,20 @@ function readGraph(): Graph {
 }
 
 describe("the layers", () => {
-  it("no folder imports one above it; the plugin stands alone", () => {
+  it("no folder imports one above it; the netlink helper stands alone", () => {
     expect(violations(readGraph())).toEqual([]);
   });
 
-  it("every source belongs to a layer or is the plugin", () => {
-    const loose = [...readGraph().keys()].filter((f) => layerOf(f) < 0 && !f.startsWith(PLUGIN));
+  it("every source belongs to a layer", () => {
+    const loose = [...readGraph().keys()].filter((f) => layerOf(f) < 0);
     expect(loose).toEqual([]);
   });
 
-  it("reads the imports it checks (the plugin's and the daemon's)", () => {
+  it("reads the imports it checks (the helper's and the daemon's)", () => {
     const g = readGraph();
-    expect(g.get("cni/plugin/main.ts")).toContain("cni/plugin/spec.ts");
-    expect(g.get("cni/plugin/fallback.ts")).toContain("cni/facts.ts");
-    expect(g.get("cni/plugin/main.ts")).toContain("cni/netlink/helper.ts");
+    expect(g.get("src/daemon/cni-exec.ts")).toContain("cni/spec/spec.ts");
+    expect(g.get("cni/netlink/protocol.ts")).toContain("lib/net.ts");
+    expect(g.get("cni/netlink/main.ts")).toContain("cni/netlink/helper.ts");
     expect(g.get("cni/netlink/helper.ts")).toContain("bun:ffi");
     expect(g.get("src/daemon/node.ts")).toContain("pool/pool.ts");
     expect(g.get("src/daemon/node.ts")).toContain("cni/datapath/datapath.ts");
@@ -130,23 +135,23 @@ describe("the layers", () => {
       ["pool/pool.ts", ["src/daemon/node.ts", "lib/log.ts"]],
       ["cloud/api.ts", ["cloud/simulator/state.ts"]],
       ["lib/log.ts", ["cloud/errors.ts"]],
-      ["cni/plugin/main.ts", ["cni/datapath/ip.ts", "lib/log.ts", "yaml", "node:fs", "cni/facts.ts"]],
+      ["cni/netlink/main.ts", ["cni/datapath/ip.ts", "lib/log.ts", "yaml", "node:fs", "cni/facts.ts"]],
       ["cni/facts.ts", ["lib/log.ts"]],
       ["cni/netlink/helper.ts", ["bun:ffi", "cni/netlink/rtnl.ts", "cni/datapath/pod.ts"]],
-      ["src/daemon/daemon.ts", ["src/cli/main.ts", "cni/plugin/spec.ts"]],
+      ["src/daemon/daemon.ts", ["src/cli/main.ts", "cni/netlink/main.ts"]],
       ["src/sandbox/demo.ts", ["test/daemon-harness.ts"]],
     ]);
     expect(violations(bad)).toEqual([
       "pool/pool.ts → src/daemon/node.ts: pool may not import daemon, a layer above it",
       "cloud/api.ts → cloud/simulator/state.ts: the cloud client never depends on the simulator",
       "lib/log.ts → cloud/errors.ts: lib may not import cloud, a layer above it",
-      "cni/plugin/main.ts → cni/datapath/ip.ts: the plugin may use only its own files and cni/facts.ts, cni/veth.ts, cni/netlink/, lib/net.ts, lib/json.ts",
-      "cni/plugin/main.ts → lib/log.ts: the plugin may use only its own files and cni/facts.ts, cni/veth.ts, cni/netlink/, lib/net.ts, lib/json.ts",
-      "cni/plugin/main.ts → yaml: the plugin uses no npm package",
-      "cni/facts.ts → lib/log.ts: the plugin compiles this file: it imports nothing but built-ins and the plugin's other files",
-      "cni/netlink/helper.ts → cni/datapath/pod.ts: the plugin compiles this file: it imports nothing but built-ins and the plugin's other files",
+      "cni/netlink/main.ts → cni/datapath/ip.ts: the netlink helper may use only its own files and cni/facts.ts, lib/net.ts, lib/json.ts",
+      "cni/netlink/main.ts → lib/log.ts: the netlink helper may use only its own files and cni/facts.ts, lib/net.ts, lib/json.ts",
+      "cni/netlink/main.ts → yaml: the netlink helper uses no npm package",
+      "cni/facts.ts → lib/log.ts: the netlink helper compiles this file: it imports nothing but built-ins and the helper's other files",
+      "cni/netlink/helper.ts → cni/datapath/pod.ts: the netlink helper may use only its own files and cni/facts.ts, lib/net.ts, lib/json.ts",
       "src/daemon/daemon.ts → src/cli/main.ts: daemon may not import cli, a layer above it",
-      "src/daemon/daemon.ts → cni/plugin/spec.ts: nothing imports the plugin: it is a separate executable",
+      "src/daemon/daemon.ts → cni/netlink/main.ts: nothing imports the netlink helper's entry: it is a separate executable",
       "src/sandbox/demo.ts → test/daemon-harness.ts: production code never imports a test",
     ]);
   });

@@ -59,7 +59,7 @@ export interface DatapathOptions {
   mtu: number;
   log: Logger;
   /**
-   * The executable that serves `netlink-helper` (the plugin's): pods' sides
+   * The netlink helper executable (dist/bin/eniway-netlink): pods' sides
    * are wired through it, without a process start per pod. Without it, or
    * while it is unavailable, with `ip -batch` in the pod's namespace.
    */

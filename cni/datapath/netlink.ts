@@ -33,7 +33,7 @@ export function startNetlinkHelper(
 ): NetlinkHelper {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const restMs = opts.restMs ?? 30_000;
-  const argv = [binary, "netlink-helper"];
+  const argv = [binary];
   let child: ChildProcess | null = null;
   let restUntil = 0;
   let nextId = 1;

@@ -4,8 +4,8 @@
 // through it, and answers one JSON line on stdout. No process start per pod:
 // this is what `ip -n POD -batch` costs on every ADD otherwise.
 //
-// Runs under bun (bun:ffi for setns(2) and the socket calls); built into the
-// plugin's executable and started as `eniway-cni netlink-helper`.
+// Runs under bun (bun:ffi for setns(2) and the socket calls); compiled from
+// main.ts into dist/bin/eniway-netlink, which ships with the daemon.
 
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import { writeSync } from "node:fs";

@@ -1,5 +1,6 @@
 // The daemon's API: HTTP/1.1 + JSON on a unix socket (mode 0600). The
-// plugin and the operator CLI are its clients. Errors answer
+// node's CNI forwarder (POST /v1/cni, cni-exec.ts) and the operator CLI are
+// its clients. Errors answer
 // `{error: {code, message}}` with a code from cni/facts.ts (DAEMON_ERRORS).
 
 import { chmod, lstat, mkdir, readdir, unlink } from "node:fs/promises";
@@ -10,20 +11,20 @@ import { DAEMON_ERRORS } from "../../cni/facts.js";
 import { BodyTooLarge, closeServer, listen, readBody, sendJson } from "../../lib/http.js";
 import { isObject } from "../../lib/json.js";
 import type { Logger } from "../../lib/log.js";
-import { IFNAME, NETNS_PATH } from "../../lib/net.js";
+import { IFNAME } from "../../lib/net.js";
 import { type Pool, TryAgainError } from "../../pool/pool.js";
-import type { CniHandlers } from "./cni.js";
+import { type CniInvocation, type CniOutcome, CONTAINER_ID, K8S_NAME, parseFrame } from "./cni-exec.js";
 import { badRequest, DaemonError } from "./errors.js";
 
-export const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
-/** A CNI network name ([spec]: an alphanumeric, then alphanumerics, '_', '.' or '-'). */
-export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,1023}$/;
-const K8S_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
 const MAX_BODY = 64 * 1024;
+/** The forwarder reads at most 8 MiB of stdin; its environment comes on top. */
+const MAX_FRAME = 9 * 1024 * 1024;
+const EXEC_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 export interface ApiDeps {
   pool: Pool;
-  cni?: CniHandlers;
+  /** The CNI protocol (cni-exec.ts), with a datapath; absent without one. */
+  cni?: { run(inv: CniInvocation): Promise<CniOutcome> };
   log: Logger;
   ready(): boolean;
   /** Resync with the cloud now (the operator's `eniway gc`). */
@@ -34,30 +35,6 @@ export interface ApiDeps {
   kubernetes?(): unknown;
   /** NetworkPolicy for one pod of this node (the operator's `eniway policy`); absent when not enforced. */
   policy?: { explain(namespace: string, name: string): Promise<object | null> };
-  /** Told of every CNI request: its result ("ok" or the error code) and how long it took (metrics). */
-  observeCni?(command: CniCommand, result: string, seconds: number, done?: CniDone): void;
-}
-
-export type CniCommand = "ADD" | "DEL" | "CHECK" | "GC";
-/** What a finished CNI request tells the metrics and the dashboard. */
-export type CniDone =
-  | {
-      command: "ADD";
-      containerId: string;
-      pod: string;
-      ip: string;
-      eniId: string;
-      timings: { allocateMs: number; kernelMs: number };
-    }
-  | { command: "DEL"; containerId: string; released: string | null }
-  | { command: "CHECK" }
-  | { command: "GC"; released: number };
-
-/** The code a failed request is answered with. */
-export function errorCode(e: unknown): keyof typeof DAEMON_ERRORS {
-  if (e instanceof DaemonError) return e.code;
-  if (e instanceof TryAgainError) return "TryAgainLater";
-  return "Internal";
 }
 
 export interface ApiServer {
@@ -70,19 +47,17 @@ const poolApiOff = (route: string): DaemonError =>
     `${route} is served only by a daemon without a datapath; a pod's IP is released by its CNI DEL`,
   );
 
-function need<T>(v: T | undefined): T {
-  if (!v) throw badRequest("this daemon has no datapath");
-  return v;
+async function readText(req: IncomingMessage, max: number): Promise<string> {
+  try {
+    return await readBody(req, max);
+  } catch (e) {
+    if (e instanceof BodyTooLarge) throw badRequest(`request body larger than ${max} bytes`);
+    throw e;
+  }
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readBody(req, MAX_BODY);
-  } catch (e) {
-    if (e instanceof BodyTooLarge) throw badRequest("request body too large");
-    throw e;
-  }
+  const text = await readText(req, MAX_BODY);
   let v: unknown;
   try {
     v = JSON.parse(text || "{}");
@@ -138,7 +113,8 @@ async function privateFolder(dir: string, socketName: string, log: Logger): Prom
   const st = await lstat(dir);
   if (!st.isDirectory()) throw new Error(`socket: ${dir} is not a folder`);
   if ((st.mode & 0o077) === 0) return;
-  const others = (await readdir(dir)).filter((n) => n !== socketName);
+  // The forwarder's record of DELs made while the daemon was away sits beside the socket.
+  const others = (await readdir(dir)).filter((n) => n !== socketName && n !== `${socketName}.del`);
   if (others.length === 0) await chmod(dir, 0o700);
   else
     log.warn("the socket's folder holds other files; its mode is left as it is (the socket itself is 0600)", {
@@ -149,24 +125,6 @@ async function privateFolder(dir: string, socketName: string, log: Logger): Prom
 
 export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiServer> {
   const { pool, log } = deps;
-
-  /** Runs a CNI request and tells the observer how it ended. */
-  const observed = async <T>(
-    command: CniCommand,
-    run: () => Promise<T>,
-    done: (r: T) => CniDone,
-  ): Promise<T> => {
-    const started = performance.now();
-    const seconds = (): number => (performance.now() - started) / 1000;
-    try {
-      const r = await run();
-      deps.observeCni?.(command, "ok", seconds(), done(r));
-      return r;
-    } catch (e) {
-      deps.observeCni?.(command, errorCode(e), seconds());
-      throw e;
-    }
-  };
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://eniway");
@@ -231,94 +189,17 @@ export async function startApi(socketPath: string, deps: ApiDeps): Promise<ApiSe
         if (released) log.info("released", { containerId, ifname, ip: released.ip });
         return sendJson(res, 200, { released });
       }
-      case "POST /v1/cni/add": {
-        const cni = need(deps.cni);
-        const body = await readJson(req);
-        const containerId = field(body, "containerId", CONTAINER_ID);
-        const ifname = field(body, "ifname", IFNAME);
-        const netns = field(body, "netns", NETNS_PATH);
-        const network = field(body, "network", NETWORK_NAME);
-        const args = isObject(body.args) ? body.args : {};
-        const pod = podOf({
-          pod: {
-            namespace: args.K8S_POD_NAMESPACE ?? "",
-            name: args.K8S_POD_NAME ?? "",
-            uid: args.K8S_POD_UID ?? "",
-          },
-        });
-        const r = await observed(
-          "ADD",
-          () => cni.add({ containerId, ifname, netns, network, pod }),
-          (a) => ({
-            command: "ADD",
-            containerId,
-            pod: pod.name ? `${pod.namespace}/${pod.name}` : containerId,
-            ip: a.ip,
-            eniId: a.eniId,
-            timings: a.timings,
-          }),
-        );
-        log.info("cni add", { containerId, ifname, ip: r.ip, eniId: r.eniId, ...r.timings });
-        return sendJson(res, 200, r);
-      }
-      case "POST /v1/cni/del": {
-        const cni = need(deps.cni);
-        const body = await readJson(req);
-        const containerId = field(body, "containerId", CONTAINER_ID);
-        const ifname = field(body, "ifname", IFNAME);
-        const r = await observed(
-          "DEL",
-          () => cni.del({ containerId, ifname }),
-          (d) => ({ command: "DEL", containerId, released: d.released }),
-        );
-        log.info("cni del", { containerId, ifname, released: r.released });
-        return sendJson(res, 200, r);
-      }
-      case "POST /v1/cni/check": {
-        const cni = need(deps.cni);
-        const body = await readJson(req);
-        const what = {
-          containerId: field(body, "containerId", CONTAINER_ID),
-          ifname: field(body, "ifname", IFNAME),
-          netns: field(body, "netns", NETNS_PATH),
-        };
-        await observed(
-          "CHECK",
-          () => cni.check(what),
-          () => ({ command: "CHECK" }),
-        );
-        return sendJson(res, 200, { ok: true });
-      }
-      case "POST /v1/cni/gc": {
-        const cni = need(deps.cni);
-        const body = await readJson(req);
-        const network = field(body, "network", NETWORK_NAME);
-        const list = body.validAttachments;
-        if (!Array.isArray(list)) throw badRequest("validAttachments must be an array");
-        const valid = list.map((v: unknown, i: number) => {
-          if (!isObject(v)) throw badRequest(`validAttachments[${i}] must be an object`);
-          return {
-            containerId: field(
-              { [`validAttachments[${i}].containerId`]: v.containerId ?? v.containerID },
-              `validAttachments[${i}].containerId`,
-              CONTAINER_ID,
-            ),
-            ifname: field(
-              { [`validAttachments[${i}].ifname`]: v.ifname },
-              `validAttachments[${i}].ifname`,
-              IFNAME,
-            ),
-          };
-        });
-        return sendJson(
-          res,
-          200,
-          await observed(
-            "GC",
-            () => cni.gc({ network, valid }),
-            (r) => ({ command: "GC", released: r.released.length }),
-          ),
-        );
+      case "POST /v1/cni": {
+        if (!deps.cni) throw badRequest("this daemon has no datapath: it serves no CNI requests");
+        const f = parseFrame(await readText(req, MAX_FRAME));
+        if (!f) throw badRequest("not a CNI request: NAME=VALUE\\0 for each CNI_ variable, \\0, then stdin");
+        const name = req.headers["eniway-plugin"];
+        const execName = typeof name === "string" && EXEC_NAME.test(name) ? name : "eniway";
+        const out = await deps.cni.run({ ...f, execName });
+        const body = Buffer.from(`${out.code}\n${out.stdout}`);
+        res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "content-length": body.length });
+        res.end(body);
+        return;
       }
       default:
         throw new DaemonError("NotFound", `no route ${m}`);

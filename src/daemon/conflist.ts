@@ -13,14 +13,14 @@ import { writeProcSys } from "../../lib/ip.js";
 
 export const CONFLIST_NAME = "10-eniway.conflist";
 
-export function conflist(opts: { socket: string; nodeNetns: string }): Record<string, unknown> {
+export function conflist(opts: { socket: string }): Record<string, unknown> {
   return {
     // 1.0.0: libcni before 1.2 (containerd 1.6/1.7) rejects a 1.1.0 result.
     cniVersion: "1.0.0",
     cniVersions: ["1.0.0", "1.1.0"],
     name: "eniway",
     plugins: [
-      { type: "eniway", socket: opts.socket, ...(opts.nodeNetns ? { nodeNetns: opts.nodeNetns } : {}) },
+      { type: "eniway", socket: opts.socket },
       { type: "portmap", capabilities: { portMappings: true }, snat: true },
       { type: "bandwidth", capabilities: { bandwidth: true } },
     ],

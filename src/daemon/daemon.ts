@@ -30,8 +30,10 @@ import {
 import { createKubernetes, type Kubernetes, type NodePort } from "../kubernetes/kubernetes.js";
 import { createMetrics, type Metrics, type NodeView } from "../metrics/metrics.js";
 import { type ApiServer, startApi } from "./api.js";
+import { type CniCommand, type CniDone, type CniExecDeps, type CniInvocation, runCni } from "./cni-exec.js";
 import { type Config, ConfigError } from "./config.js";
 import { conflist, writeConflist } from "./conflist.js";
+import { type DelQueue, delQueueDir, startDelQueue } from "./del-queue.js";
 import { gatherMapping } from "./mapping.js";
 import { createNode, type Node, type NodeSpec } from "./node.js";
 import { nodePolicy } from "./policy.js";
@@ -278,10 +280,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   metrics.bind(view, { version: VERSION, node: identity.nodeName || identity.instanceId });
   const nodeLog = log.child({ instanceId: node.instanceId });
   let api: ApiServer | null = null;
+  let delQueue: DelQueue | null = null;
+  // Ready once the node is and the DELs recorded while the daemon was away are done.
+  let recordedDelsDone = false;
+  const ready = (): boolean => recordedDelsDone && node.ready();
   let http: Server | null = null;
   const stop = async (): Promise<void> => {
     // Not ready, then the socket: no new work. Requests in flight get a few seconds.
     node.drain();
+    delQueue?.stop();
     if (api) await withTimeout(api.close(), 3000);
     // Pending Events get a moment; an API server that does not answer gets no more.
     if (kube) await withTimeout(kube.stop(), 3000);
@@ -292,40 +299,52 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   try {
     // The gate before any pod is served: a pod is held until its rules are in.
     await policy?.prepare().catch(() => {}); // logged; each ADD tries again until it works
+    const cniDeps: CniExecDeps | null = node.cni
+      ? {
+          cni: node.cni,
+          nodeNetns: config.node.netns,
+          ready,
+          log: nodeLog.child({ component: "cni" }),
+          observe: (command, result, seconds, done) => observeCni(metrics, command, result, seconds, done),
+        }
+      : null;
+    const runCniHere = cniDeps ? (inv: CniInvocation) => runCni(inv, cniDeps) : null;
     api = await startApi(config.socket, {
       pool: node.pool,
-      ...(node.cni ? { cni: node.cni } : {}),
+      ...(runCniHere ? { cni: { run: runCniHere } } : {}),
       log: nodeLog.child({ component: "api" }),
-      ready: node.ready,
+      ready,
       resync: () => node.resync(false),
       mapping: () => gatherMapping({ pool: node.pool, cloud: node.cloud, kube: client }),
       kubernetes: () => kube?.stats() ?? null,
       ...(policy ? { policy } : {}),
-      observeCni: (command, result, seconds, done) => {
-        metrics.cni(command, result, seconds, done?.command === "ADD" ? done.timings : undefined);
-        if (done?.command === "ADD")
-          metrics.event({ kind: "allocated", subject: done.pod, detail: `${done.ip} on ${done.eniId}` });
-        else if (done?.command === "DEL" && done.released)
-          metrics.event({ kind: "released", subject: done.containerId.slice(0, 12), detail: done.released });
-        else if (done?.command === "GC" && done.released > 0) metrics.released("gc", done.released);
-        else if (!done && command === "ADD")
-          metrics.event({ kind: "failed", subject: "ADD", detail: result });
-      },
     });
     if (config.http.listen)
       http = await startHttp(config.http.listen, {
-        ready: node.ready,
+        ready,
         metrics,
         dashboard: () => dashboardData(view, metrics, identity),
       });
     await node.start();
+    if (runCniHere) {
+      delQueue = startDelQueue({
+        dir: delQueueDir(config.socket),
+        run: runCniHere,
+        assignedAt: (containerId, ifname) =>
+          node.pool.allocations().find((a) => a.containerId === containerId && a.ifname === ifname)
+            ?.assignedAt ?? null,
+        log: nodeLog.child({ component: "cni" }),
+        everyMs: DEL_QUEUE_MS,
+      });
+      // Before the node is announced: what was deleted while the daemon was away is released first.
+      const completed = await delQueue.drain();
+      if (completed > 0) nodeLog.info("completed DELs recorded while the daemon was away", { completed });
+    }
+    recordedDelsDone = true;
     kube?.start(nodePort(node, found, kube));
     policy?.start();
     if (config.cni.confDir) {
-      const file = await writeConflist(
-        config.cni.confDir,
-        conflist({ socket: config.socket, nodeNetns: config.node.netns }),
-      );
+      const file = await writeConflist(config.cni.confDir, conflist({ socket: config.socket }));
       nodeLog.info("CNI config written", { file });
     }
   } catch (e) {
@@ -340,6 +359,26 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     kubernetes: client ? { server: client.api.server, nodeName: client.nodeName } : false,
   });
   return { node, kubernetes: kube, stop };
+}
+
+/** How often recorded DELs are looked for after the start (one that came in a restart's window). */
+const DEL_QUEUE_MS = 10_000;
+
+/** A finished CNI request in the metrics and the dashboard's events. */
+function observeCni(
+  metrics: Metrics,
+  command: CniCommand,
+  result: string,
+  seconds: number,
+  done?: CniDone,
+): void {
+  metrics.cni(command, result, seconds, done?.command === "ADD" ? done.timings : undefined);
+  if (done?.command === "ADD")
+    metrics.event({ kind: "allocated", subject: done.pod, detail: `${done.ip} on ${done.eniId}` });
+  else if (done?.command === "DEL" && done.released)
+    metrics.event({ kind: "released", subject: done.containerId.slice(0, 12), detail: done.released });
+  else if (done?.command === "GC" && done.released > 0) metrics.released("gc", done.released);
+  else if (!done && command === "ADD") metrics.event({ kind: "failed", subject: "ADD", detail: result });
 }
 
 /** http.listen: health, readiness, Prometheus metrics and the dashboard. */

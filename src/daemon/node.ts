@@ -201,7 +201,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
         ...spec.datapath,
         log: log.child({ component: "datapath" }),
         // The plugin's executable also serves as the netlink helper; without it, `ip -batch`.
-        ...(existsSync(BUILT.plugin) ? { netlinkHelper: BUILT.plugin } : {}),
+        ...(existsSync(BUILT.netlink) ? { netlinkHelper: BUILT.netlink } : {}),
       })
     : null;
   const cni = datapath

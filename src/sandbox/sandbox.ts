@@ -283,7 +283,7 @@ export async function sandboxUp(opts: {
             cniVersion: "1.0.0",
             cniVersions: ["1.0.0", "1.1.0"],
             name: "eniway",
-            plugins: [{ type: "eniway", socket, nodeNetns: `/var/run/netns/${netns}` }],
+            plugins: [{ type: "eniway", socket }],
           },
           null,
           2,

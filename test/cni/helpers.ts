@@ -4,7 +4,7 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -12,23 +12,13 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const PLUGIN = join(ROOT, "dist/bin/eniway-cni");
-const SOURCES = join(ROOT, "cni/plugin");
-const BUN = join(ROOT, "node_modules/.bin/bun");
+const SOURCE = join(ROOT, "cni/forwarder/eniway-cni.c");
 
-/** Builds dist/bin/eniway-cni when it is missing or older than cni/plugin/*.ts. */
+/** Builds dist/bin/eniway-cni (the native forwarder) when it is missing or older than its source. */
 export function ensurePluginBuilt(): void {
-  const newest = Math.max(
-    ...readdirSync(SOURCES)
-      .filter((f) => f.endsWith(".ts"))
-      .map((f) => statSync(join(SOURCES, f)).mtimeMs),
-  );
-  if (existsSync(PLUGIN) && statSync(PLUGIN).mtimeMs >= newest) return;
-  if (!existsSync(BUN))
-    throw new Error(
-      `bun is missing (${BUN}): run \`npm install\` (bun is a devDependency) to build the plugin`,
-    );
-  execFileSync("npm", ["run", "build:plugin"], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
-  if (!existsSync(PLUGIN)) throw new Error(`npm run build:plugin did not produce ${PLUGIN}`);
+  if (existsSync(PLUGIN) && statSync(PLUGIN).mtimeMs >= statSync(SOURCE).mtimeMs) return;
+  execFileSync("npm", ["run", "build:cni"], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+  if (!existsSync(PLUGIN)) throw new Error(`npm run build:cni did not produce ${PLUGIN}`);
 }
 
 export interface RunResult {

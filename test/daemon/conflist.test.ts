@@ -23,7 +23,7 @@ describe("the conflist", () => {
   it("is written whole, 0644, over an older one, with no temp file left", async () => {
     const dir = await tempDir();
     await writeFile(join(dir, CONFLIST_NAME), "old and broken {", { mode: 0o600 });
-    const content = conflist({ socket: "/run/eniway/eniway.sock", nodeNetns: "" });
+    const content = conflist({ socket: "/run/eniway/eniway.sock" });
     const file = await writeConflist(dir, content);
     expect(file).toBe(join(dir, CONFLIST_NAME));
     expect(JSON.parse(await readFile(file, "utf8"))).toEqual(content);

@@ -1,4 +1,4 @@
-// The netlink helper (the plugin's executable, `eniway-cni netlink-helper`)
+// The netlink helper (dist/bin/eniway-netlink, the daemon's own executable)
 // on real namespaces: it wires a pod's side exactly as the `ip -batch` lines
 // do, reports the kernel's errors as `ip` would, and a helper that dies or
 // stalls falls back to `ip -batch` without losing the ADD.
@@ -65,7 +65,7 @@ describe("netlink helper", () => {
 
   beforeAll(() => {
     for (const n of [NODE, POD]) sh("ip", "netns", "add", n);
-    helper = startNetlinkHelper(BUILT.plugin, silentLogger);
+    helper = startNetlinkHelper(BUILT.netlink, silentLogger);
     dir = mkdtempSync(join(tmpdir(), "eniway-nl-"));
   });
 

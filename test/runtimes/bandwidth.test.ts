@@ -68,10 +68,7 @@ describe("bandwidth annotations through containerd reach the chained bandwidth p
     for (const p of ["loopback", "portmap", "bandwidth"])
       await symlink(join(CNI_PLUGINS, p), join(cniBin, p));
     // Exactly what the daemon writes into cni.confDir.
-    await writeFile(
-      join(cniConf, CONFLIST_NAME),
-      JSON.stringify(conflist({ socket: node.socket, nodeNetns: `/var/run/netns/${node.netns}` })),
-    );
+    await writeFile(join(cniConf, CONFLIST_NAME), JSON.stringify(conflist({ socket: node.socket })));
     ctrd = await startContainerd(dir, cniBin, cniConf, node.netns);
     cri = criClient(ctrd.socket);
     await importPauseImage(ctrd);

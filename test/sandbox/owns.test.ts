@@ -1,12 +1,14 @@
 // eniway touches only what it owns, through the compiled plugin and the real
 // daemon of a sandbox node: nothing on the daemon's socket frees a wired
 // pod's IP; a GC releases only its own network's attachments and never one
-// whose ADD is still running; the DEL fallback (daemon down) deletes the
-// pod's own veth, rules and route and no interface prevResult merely names;
-// and an IP whose every DEL found the daemon down is released once the
-// pod's namespace is gone, while pods whose namespace exists keep theirs.
+// whose ADD is still running; a DEL with the daemon down succeeds at once and
+// is recorded, and the daemon completes it at its start (the pod's own veth,
+// rules and route, never an interface prevResult merely names; a record a
+// later ADD made stale is dropped); and an IP whose pod vanished without any
+// DEL is released once its namespace has been gone for the grace.
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync, utimesSync } from "node:fs";
 import { mkdtemp, open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,9 +170,11 @@ describe("eniway touches only what it owns (sandbox node, compiled plugin, real 
     }
   });
 
-  it("daemon down: DEL removes only the pod's own wiring; once its namespace is gone the IP is released", async () => {
-    const gone = await addPod("gone"); // DEL while the daemon is down, then its namespace deleted
+  it("daemon down: DEL succeeds and is recorded; the daemon completes it at its start, removing only the pod's own wiring; an IP whose pod vanished without a DEL goes once its namespace has been gone long enough", async () => {
+    const deleted = await addPod("deleted"); // DEL while the daemon is down, then its namespace deleted
     const kept = await addPod("kept"); // DEL while the daemon is down, its namespace kept
+    const gone = await addPod("gone"); // no DEL ever, its namespace deleted
+    const stale = await addPod("stale"); // a record older than its ADD: a later ADD made it stale
     const live = await addPod("live"); // never deleted
     const pid = sb.file.pids[0]!;
     process.kill(pid, "SIGKILL");
@@ -178,26 +182,39 @@ describe("eniway touches only what it owns (sandbox node, compiled plugin, real 
 
     // A node interface that prevResult names right before the pod's interface.
     sh("ip", "-n", a.netns, "link", "add", "ewnode0", "type", "bridge");
-    const named = JSON.parse(JSON.stringify(gone.result)) as {
+    const named = JSON.parse(JSON.stringify(deleted.result)) as {
       interfaces: Record<string, unknown>[];
       ips: { interface: number }[];
     };
     const podIndex = named.interfaces.findIndex((i) => i.sandbox);
     named.interfaces.splice(podIndex, 0, { name: "ewnode0", mac: "02:00:00:00:0e:01" });
     for (const ip of named.ips) ip.interface += 1;
-    const del = await cni("DEL", gone.id, `/var/run/netns/${gone.ns}`, { ...confA, prevResult: named });
+    const queue = `${a.socket}.del`;
+    const started = performance.now();
+    const del = await cni("DEL", deleted.id, `/var/run/netns/${deleted.ns}`, { ...confA, prevResult: named });
+    const delMs = performance.now() - started;
     expect(del.code, del.out).toBe(0);
-    expect(sh("ip", "-n", a.netns, "link", "show"), "the node's interface survives").toContain("ewnode0");
-    expect(sh("ip", "-n", a.netns, "link", "show")).not.toContain(hostVethName(gone.id, "eth0"));
-    expect(rules()).not.toContain(`${gone.ip} `);
-    expect(sh("ip", "-n", a.netns, "route", "show", "exact", `${gone.ip}/32`).trim()).toBe("");
+    expect(del.out).toBe("");
+    expect(delMs, "a DEL with the daemon down never waits for it").toBeLessThan(5000);
     const delKept = await cni("DEL", kept.id, `/var/run/netns/${kept.ns}`, {
       ...confA,
       prevResult: kept.result,
     });
     expect(delKept.code, delKept.out).toBe(0);
-    sh("ip", "netns", "del", gone.ns);
-    namespaces.delete(gone.ns);
+    const staleDel = await cni("DEL", stale.id, `/var/run/netns/${stale.ns}`, confA);
+    expect(staleDel.code, staleDel.out).toBe(0);
+    const records = readdirSync(queue).sort();
+    expect(records).toHaveLength(3);
+    // The stale one: recorded before its attachment's current ADD.
+    const staleRecord = records.find((r) =>
+      readFileSync(join(queue, r), "utf8").includes(`CNI_CONTAINERID=${stale.id}\0`),
+    )!;
+    const past = new Date(Date.now() - 3_600_000);
+    utimesSync(join(queue, staleRecord), past, past);
+    for (const ns of [deleted.ns, gone.ns]) {
+      sh("ip", "netns", "del", ns);
+      namespaces.delete(ns);
+    }
 
     const log = await open(join(dir, "sb", a.name, "daemon.log"), "a");
     daemon = spawn(
@@ -216,8 +233,28 @@ describe("eniway touches only what it owns (sandbox node, compiled plugin, real 
       await sleep(50);
     }
     const ready = Date.now();
-    // The allocation stays through the grace, then goes.
-    expect((await allocated()).get(gone.id)).toBe(gone.ip);
+    // The recorded DELs are done before the daemon is ready: IPs released, host sides gone.
+    const atReady = await allocated();
+    expect(atReady.has(deleted.id)).toBe(false);
+    expect(atReady.has(kept.id)).toBe(false);
+    expect(atReady.get(stale.id), "a stale record is dropped").toBe(stale.ip);
+    expect(
+      readdirSync(queue),
+      readFileSync(join(dir, "sb", a.name, "daemon.log"), "utf8")
+        .split("\n")
+        .filter((l) => l.includes("DEL"))
+        .join("\n"),
+    ).toEqual([]);
+    const links = sh("ip", "-n", a.netns, "link", "show");
+    expect(links, "the node's interface survives").toContain("ewnode0");
+    expect(links).not.toContain(hostVethName(deleted.id, "eth0"));
+    expect(links).not.toContain(hostVethName(kept.id, "eth0"));
+    for (const p of [deleted, kept]) {
+      expect(rules()).not.toContain(`${p.ip} `);
+      expect(sh("ip", "-n", a.netns, "route", "show", "exact", `${p.ip}/32`).trim()).toBe("");
+    }
+    // A pod that vanished without any DEL: its allocation stays through the grace, then goes.
+    expect(atReady.get(gone.id)).toBe(gone.ip);
     while ((await allocated()).has(gone.id)) {
       expect(Date.now() - ready, "not released within the grace and one check").toBeLessThan(
         (NETNS_GRACE_S + 10) * 1000,
@@ -232,7 +269,7 @@ describe("eniway touches only what it owns (sandbox node, compiled plugin, real 
     // Pods whose namespace exists keep their IPs, one check later too.
     await sleep(6000);
     const now = await allocated();
-    expect(now.get(kept.id)).toBe(kept.ip);
+    expect(now.get(stale.id)).toBe(stale.ip);
     expect(now.get(live.id)).toBe(live.ip);
     expect(wired(live)).toBe(true);
     expect(await reaches(live)).toBe(true);

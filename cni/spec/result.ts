@@ -1,13 +1,12 @@
-// The ADD result, built from the daemon's answer in the version the
+// The ADD result, built from what the daemon wired in the version the
 // configuration asks for. Sources as in spec.ts ([spec] = the CNI SPEC.md of
 // each version, section 5 "Result Types"; [skel] = libcni's types packages).
 
 import { isObject } from "../../lib/json.js";
-import { isIfname, isIpv4, isMac } from "../../lib/net.js";
-import { CniError, ERR, versionAtLeast } from "./spec.js";
+import { versionAtLeast } from "./spec.js";
 
-/** What the daemon answers to a successful ADD. */
-export interface DaemonAddAnswer {
+/** What a successful ADD wired. */
+export interface AddAnswer {
   ip: string;
   prefix: number;
   gateway: string;
@@ -16,26 +15,6 @@ export interface DaemonAddAnswer {
   hostMac: string;
   eniId?: string;
   mtu?: number;
-}
-
-/** Checks the daemon's ADD answer before it becomes a result (code 999 if malformed). */
-export function checkAddAnswer(v: unknown): DaemonAddAnswer {
-  const bad = (what: string): never => {
-    throw new CniError(ERR.internal, "invalid answer from the eniway daemon", what);
-  };
-  if (!isObject(v)) return bad("not a JSON object");
-  if (typeof v.ip !== "string" || !isIpv4(v.ip)) bad(`ip ${JSON.stringify(v.ip)}`);
-  const prefix = v.prefix ?? 32;
-  if (typeof prefix !== "number" || !Number.isInteger(prefix) || prefix < 0 || prefix > 32)
-    bad(`prefix ${JSON.stringify(v.prefix)}`);
-  if (typeof v.gateway !== "string" || !isIpv4(v.gateway)) bad(`gateway ${JSON.stringify(v.gateway)}`);
-  if (typeof v.hostIfname !== "string" || !isIfname(v.hostIfname))
-    bad(`hostIfname ${JSON.stringify(v.hostIfname)}`);
-  if (typeof v.podMac !== "string" || !isMac(v.podMac)) bad(`podMac ${JSON.stringify(v.podMac)}`);
-  if (typeof v.hostMac !== "string" || !isMac(v.hostMac)) bad(`hostMac ${JSON.stringify(v.hostMac)}`);
-  if (v.mtu !== undefined && (typeof v.mtu !== "number" || !Number.isInteger(v.mtu) || v.mtu <= 0))
-    bad(`mtu ${JSON.stringify(v.mtu)}`);
-  return v as unknown as DaemonAddAnswer;
 }
 
 const ipVersion = (address: string): string => (address.includes(":") ? "6" : "4");
@@ -54,7 +33,7 @@ const ipVersion = (address: string): string => (address.includes(":") ? "6" : "4
  */
 export function addResult(
   version: string,
-  a: DaemonAddAnswer,
+  a: AddAnswer,
   ifname: string,
   netns: string,
   dns: Record<string, unknown>,

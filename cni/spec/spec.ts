@@ -1,5 +1,6 @@
-// The CNI protocol as the plugin sees it: environment and configuration
-// validation, version handling, result conversion and the error JSON.
+// The CNI protocol, as the daemon serves it for the node's forwarder
+// (cni/forwarder/): environment and configuration validation, version
+// handling and the error JSON. One implementation: the forwarder forwards.
 //
 // Sources, quoted in the comments below as [spec] and [skel]:
 // - [spec] containernetworking/cni SPEC.md, versions 0.3.1, 0.4.0, 1.0.0 and
@@ -7,11 +8,8 @@
 // - [skel] containernetworking/cni pkg/skel/skel.go, pkg/utils/utils.go and
 //   pkg/types/args.go: libcni's reference validation, whose rules and
 //   messages we reproduce.
-// The plugin is compiled into one standalone executable: it imports only
-// node: built-ins, its own files and the dependency-free lib/net.ts,
-// lib/json.ts and cni/facts.ts (test/layers.test.ts checks this).
 
-import { readSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { isObject } from "../../lib/json.js";
 import { isIfname } from "../../lib/net.js";
 import { DEFAULT_SOCKET } from "../facts.js";
@@ -180,7 +178,7 @@ export function parseCniArgs(raw: string): K8sArgs {
  * environment variables ... The error message must contain the names of
  * invalid variables" [spec]) except as noted.
  */
-export function readEnv(env: NodeJS.ProcessEnv): CniEnv {
+export function readEnv(env: Readonly<Record<string, string | undefined>>): CniEnv {
   const get = (k: string): string => env[k] ?? "";
   const command = get("CNI_COMMAND");
   // [skel] a missing CNI_COMMAND is reported with the other missing variables.
@@ -212,17 +210,18 @@ export function readEnv(env: NodeJS.ProcessEnv): CniEnv {
 }
 
 /**
- * [skel] ns.CheckNetNS: CNI_NETNS must not be the plugin's own namespace
- * (code 8). A path that cannot be opened is not an error here (a DEL for a
- * namespace that is gone must still work); the daemon decides for ADD.
+ * [skel] ns.CheckNetNS: CNI_NETNS must not be the node's own namespace, where
+ * the plugin runs (code 8): `nodeNetns` is its path ("" for the daemon's
+ * own). A path that cannot be opened is not an error here (a DEL for a
+ * namespace that is gone must still work); ADD decides later.
  */
-export function checkNotOwnNetns(netns: string): void {
+export function checkNotNodeNetns(netns: string, nodeNetns: string): void {
   if (netns === "") return;
   let target: { dev: number; ino: number };
   let own: { dev: number; ino: number };
   try {
     target = statSync(netns);
-    own = statSync("/proc/self/ns/net");
+    own = statSync(nodeNetns || "/proc/self/ns/net");
   } catch {
     return;
   }
@@ -250,6 +249,7 @@ export interface PluginConfig {
 }
 
 export const DEFAULT_TIMEOUT_SECONDS = 60;
+const MAX_SOCKET_PATH = 107;
 
 /** The cniVersion to put in an error when the configuration could not be used. */
 export function versionForErrors(raw: unknown): string {
@@ -315,6 +315,9 @@ export function parseConfig(raw: Record<string, unknown>, command: Command, exec
   const socket = raw.socket ?? DEFAULT_SOCKET;
   if (typeof socket !== "string" || !socket.startsWith("/") || socket.includes("\0"))
     bad("socket must be an absolute path", JSON.stringify(raw.socket));
+  // A unix socket's address holds 107 bytes (sun_path, with its NUL).
+  if (Buffer.byteLength(socket as string) > MAX_SOCKET_PATH)
+    bad(`socket must be at most ${MAX_SOCKET_PATH} bytes`, JSON.stringify(raw.socket));
 
   const timeout = raw.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
   if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0 || timeout > 3600)
@@ -357,38 +360,6 @@ function dnsOf(v: unknown): Record<string, unknown> {
   if (strings(v.search) && v.search.length > 0) out.search = v.search;
   if (strings(v.options) && v.options.length > 0) out.options = v.options;
   return out;
-}
-
-// ------------------------------------------------------------------- stdin
-
-const sleepMs = (ms: number): void => {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-};
-
-/**
- * All of stdin ("" when there is none). [spec] the configuration comes on
- * stdin. Reads until EOF, also from a non-blocking descriptor (EAGAIN).
- */
-export function readStdin(): string {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.allocUnsafe(64 * 1024);
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(0, buf, 0, buf.length, null);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "EAGAIN") {
-        sleepMs(1);
-        continue;
-      }
-      if (code === "EOF" || code === "EBADF") break;
-      throw new CniError(ERR.ioFailure, `error reading from stdin: ${(e as Error).message}`);
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 // --------------------------------------------------------------- VERSION
