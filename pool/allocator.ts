@@ -28,8 +28,21 @@ export interface AllocatorDeps {
   onAllocate?(result: AllocateResult, seconds: number): void;
 }
 
+/**
+ * `early`: resolve as soon as the allocation is made in memory, with its
+ * durable write still under way (`durable`); for a caller that does other
+ * work meanwhile and tells no one before `durable` resolves. A wait for an
+ * IP always resolves durably.
+ */
+export interface AllocateOptions {
+  early?: boolean;
+}
+
+/** An allocation, and when its write is on disk (at once unless `early`). */
+export type Allocated = Allocation & { durable?: Promise<void> };
+
 export interface Allocator {
-  allocate(req: AllocateRequest): Promise<Allocation>;
+  allocate(req: AllocateRequest, opts?: AllocateOptions): Promise<Allocated>;
   release(containerId: string, ifname: string, opts?: { hold?: boolean }): Promise<Allocation | null>;
   /** Give idle IPs to waiting allocations, first come first served. */
   serveWaiters(): void;
@@ -63,7 +76,7 @@ function pickIdle(ds: DatastoreView): IpRecord | undefined {
 
 export function createAllocator(deps: AllocatorDeps): Allocator {
   const { ds, targets } = deps;
-  const inflight = new Map<string, Promise<Allocation>>();
+  const inflight = new Map<string, Promise<Allocated>>();
   const assign = (ip: IpRecord, owner: Owner): Promise<Allocation> =>
     ds.write((tx) => toAllocation(tx.assign(ip.ip, owner), ds.eni(ip.eniId))!);
   const waiters = createWaiters({
@@ -76,13 +89,19 @@ export function createAllocator(deps: AllocatorDeps): Allocator {
   });
 
   /** A new allocation: a held IP, an idle one, or a wait. */
-  const serve = async (key: string, req: AllocateRequest): Promise<Allocation> => {
+  const serve = async (key: string, req: AllocateRequest, early: boolean): Promise<Allocated> => {
     const started = performance.now();
     const told = (result: AllocateResult): void =>
       deps.onAllocate?.(result, (performance.now() - started) / 1000);
     const owner = ownerOf(req);
     const held = req.pod.name ? heldIpOf(ds, podKey(req.pod)) : undefined;
     const ip = held ?? (waiters.count() === 0 ? pickIdle(ds) : undefined);
+    if (ip && early) {
+      const { value, durable } = ds.writeEarly((tx) => toAllocation(tx.assign(ip.ip, owner), ds.eni(ip.eniId))!);
+      told("ok");
+      deps.kick();
+      return { ...value, durable };
+    }
     if (ip) {
       const a = await assign(ip, owner);
       told("ok");
@@ -109,13 +128,13 @@ export function createAllocator(deps: AllocatorDeps): Allocator {
     return ds.write((tx) => toAllocation(tx.reown(rec.ip, change), ds.eni(rec.eniId))!);
   };
 
-  const allocate: Allocator["allocate"] = (req) => {
+  const allocate: Allocator["allocate"] = (req, opts) => {
     const key = keyOf(req.containerId, req.ifname);
     const owned = ownedBy(ds, key);
     if (owned) return reown(owned, req);
     const running = inflight.get(key);
     if (running) return running;
-    const p = serve(key, req).finally(() => inflight.delete(key));
+    const p = serve(key, req, opts?.early === true).finally(() => inflight.delete(key));
     inflight.set(key, p);
     return p;
   };

@@ -41,6 +41,13 @@ export interface Datastore extends DatastoreView {
    * write's others and rejects. A write that changed nothing resolves at once.
    */
   write<T>(compose: (tx: Transitions) => T): Promise<T>;
+  /**
+   * The same write, made at once: returns what `compose` returned as soon as
+   * the transitions are applied, and `durable`, which resolves once they are
+   * on disk. Throws (synchronously) what a refused transition throws. Only
+   * for a caller that tells no one before `durable` resolves.
+   */
+  writeEarly<T>(compose: (tx: Transitions) => T): { value: T; durable: Promise<void> };
   /** How many writes changed this ENI's IPs, phase or intents (assigning and releasing pods' IPs do not count). */
   generation(eniId: string): number;
   /** Every ENI's generation now, to see later which changed. */
@@ -53,21 +60,29 @@ export function createDatastore(store: Store, now: () => number): Datastore {
   const gens = new Map<string, number>();
   const doc = () => store.data;
 
-  const write = <T>(compose: (tx: Transitions) => T): Promise<T> => {
+  const writeEarly = <T>(compose: (tx: Transitions) => T): { value: T; durable: Promise<void> } => {
     const journal = openJournal(doc());
     const touched = new Set<string>();
     const ctx: TxContext = { doc: doc(), journal, now: now(), touch: (id) => touched.add(id) };
-    let out: T;
+    let value: T;
     try {
-      out = compose({ ...ipTransitions(ctx), ...eniTransitions(ctx), ...nodeTransitions(ctx) });
-      if (out instanceof Promise) throw new TransitionError("a write's transitions must be synchronous");
+      value = compose({ ...ipTransitions(ctx), ...eniTransitions(ctx), ...nodeTransitions(ctx) });
+      if (value instanceof Promise) throw new TransitionError("a write's transitions must be synchronous");
     } catch (e) {
       journal.undo();
-      return Promise.reject(e);
+      throw e;
     }
     for (const id of touched) gens.set(id, (gens.get(id) ?? 0) + 1);
-    if (!journal.changed()) return Promise.resolve(out);
-    return store.flush().then(() => out);
+    return { value, durable: journal.changed() ? store.flush() : Promise.resolve() };
+  };
+
+  const write = <T>(compose: (tx: Transitions) => T): Promise<T> => {
+    try {
+      const { value, durable } = writeEarly(compose);
+      return durable.then(() => value);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   };
 
   return {
@@ -80,6 +95,7 @@ export function createDatastore(store: Store, now: () => number): Datastore {
     createBackoffUntil: () => doc().createBackoffUntil,
     deletable: (eniId) => deletable(doc(), eniId),
     write,
+    writeEarly,
     generation: (eniId) => gens.get(eniId) ?? 0,
     generations: () => new Map(gens),
     flush: () => store.flush(),

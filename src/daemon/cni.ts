@@ -6,7 +6,7 @@ import type { Datapath, EniRef } from "../../cni/datapath/datapath.js";
 import { POD_GATEWAY } from "../../cni/facts.js";
 import { checkNetnsPath } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
-import type { Allocation, Pool } from "../../pool/pool.js";
+import type { Allocated, Allocation, Pool } from "../../pool/pool.js";
 import type { PodRef } from "../../pool/store.js";
 import { badRequest, DaemonError } from "./errors.js";
 
@@ -112,15 +112,21 @@ export function createCniHandlers(deps: {
     if (!req.netns) throw badRequest("netns is required for ADD");
     checkNetnsPath(req.netns);
     const t0 = performance.now();
-    let a: Allocation;
+    let a: Allocated;
     try {
-      a = await pool.allocate({
-        containerId: req.containerId,
-        ifname: req.ifname,
-        pod: req.pod,
-        network: req.network,
-        netns: req.netns,
-      });
+      // Made in memory at once: its durable write runs alongside the kernel work, and
+      // the answer waits for both. A crash before the write lands leaves wiring for an
+      // IP the store calls idle: the node's start repairs that before it serves (node.ts).
+      a = await pool.allocate(
+        {
+          containerId: req.containerId,
+          ifname: req.ifname,
+          pod: req.pod,
+          network: req.network,
+          netns: req.netns,
+        },
+        { early: true },
+      );
     } catch (e) {
       observer.allocationFailed?.(req.pod, e instanceof Error ? e : new Error(String(e)));
       throw e;
@@ -128,6 +134,7 @@ export function createCniHandlers(deps: {
     const t1 = performance.now();
     const policy = observer.admitting?.(req.pod, a.ip);
     policy?.catch(() => {}); // awaited below, or moot if the wiring fails first
+    a.durable?.catch(() => {}); // the same
     try {
       const w = await datapath.add({
         containerId: req.containerId,
@@ -136,6 +143,7 @@ export function createCniHandlers(deps: {
         ip: a.ip,
         eni: eniOf(a),
       });
+      await a.durable;
       await policy;
       const t2 = performance.now();
       observer.allocated?.(req.pod, { ip: a.ip, eniId: a.eniId, ms: t2 - t0 });

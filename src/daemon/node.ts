@@ -185,7 +185,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
   // Until the start-up reconcile is done the store may list IPs the cloud no longer has.
   const gatedPool: Pool = {
     ...pool,
-    async allocate(req) {
+    async allocate(req, opts) {
       if (!ready) {
         const ok = await withTimeout(
           started.then(() => true),
@@ -193,7 +193,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
         );
         if (!ok) throw new TryAgainError("the daemon is still starting; try again");
       }
-      return pool.allocate(req);
+      return pool.allocate(req, opts);
     },
   };
   const datapath = spec.datapath
@@ -287,6 +287,12 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
       await datapath
         ?.discover(readyEnis(pool))
         .catch((e: unknown) => log.warn("ENI discovery failed", { error: String(e) }));
+      // One repair before serving: an ADD wires the pod while its allocation's write is
+      // under way, so a crash between them leaves wiring of an IP the store calls idle.
+      await datapath
+        ?.repair(() => pool.allocations().map(attachmentOf), readyEnis(pool))
+        .then((report) => obs.repaired?.(report))
+        .catch((e: unknown) => log.warn("datapath repair at start failed", { error: String(e) }));
       ready = true;
       markStarted();
       log.info("node ready", { limits: spec.limits, vSwitchIds: spec.vSwitchIds, summary: pool.summary() });

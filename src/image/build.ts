@@ -103,8 +103,13 @@ async function productionModules(root: string): Promise<string[]> {
 async function appLayer(root: string, work: string): Promise<string> {
   const app = join(work, "app", "opt", "eniway");
   const dist = join(root, "dist");
-  if (!existsSync(join(dist, "src", "cli", "main.js")) || !existsSync(join(dist, "bin", "eniway-cni")))
-    throw new Error(`image build: ${dist} is not built; run npm run build first`);
+  for (const built of [
+    join("src", "cli", "main.js"),
+    join("bin", "eniway-cni"),
+    join("bin", "eniway-netlink"),
+  ])
+    if (!existsSync(join(dist, built)))
+      throw new Error(`image build: ${join(dist, built)} is missing; run npm run build first`);
   await mkdir(app, { recursive: true });
   for (const f of ["package.json", "package-lock.json"]) await copyFile(join(root, f), join(app, f));
   await cp(dist, join(app, "dist"), {

@@ -115,6 +115,7 @@ describe("eniway image build", () => {
       "usr/local/bin/node",
       "opt/eniway/dist/src/cli/main.js",
       "opt/eniway/dist/bin/eniway-cni",
+      "opt/eniway/dist/bin/eniway-netlink",
       "opt/eniway/src/dashboard/assets/index.html",
       "opt/eniway/node_modules/@kubernetes/client-node/package.json",
       "opt/eniway/node_modules/uplot/dist/uPlot.iife.min.js",

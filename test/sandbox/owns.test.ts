@@ -176,9 +176,28 @@ describe("eniway touches only what it owns (sandbox node, compiled plugin, real 
     const gone = await addPod("gone"); // no DEL ever, its namespace deleted
     const stale = await addPod("stale"); // a record older than its ADD: a later ADD made it stale
     const live = await addPod("live"); // never deleted
+    // An IP the pool holds for no pod: idle, or cooling after an earlier test's DEL.
+    let idle = "";
+    for (let i = 0; i < 100 && !idle; i++) {
+      const { ips } = (await socketRequest(a.socket, "GET", "/v1/ips")).body as {
+        ips: { ip: string; phase: string }[];
+      };
+      idle = ips.find((x) => x.phase === "idle" || x.phase === "cooling")?.ip ?? "";
+      if (!idle) await sleep(100);
+    }
+    expect(idle, "the pool has an idle or cooling IP").not.toBe("");
     const pid = sb.file.pids[0]!;
     process.kill(pid, "SIGKILL");
     while (pidAlive(pid)) await sleep(20);
+
+    // An ADD killed after its wiring, before its allocation's write landed (the two run
+    // alongside): a veth, route and rules for an IP the store still calls idle.
+    const crashed = hostVethName("crashed", "eth0");
+    sh("ip", "-n", a.netns, "link", "add", crashed, "type", "veth", "peer", "name", "ewcrashpeer");
+    sh("ip", "-n", a.netns, "link", "set", crashed, "up");
+    sh("ip", "-n", a.netns, "route", "add", `${idle}/32`, "dev", crashed);
+    sh("ip", "-n", a.netns, "rule", "add", "priority", "512", "to", `${idle}/32`, "lookup", "main");
+    sh("ip", "-n", a.netns, "rule", "add", "priority", "2048", "from", `${idle}/32`, "lookup", "1003");
 
     // A node interface that prevResult names right before the pod's interface.
     sh("ip", "-n", a.netns, "link", "add", "ewnode0", "type", "bridge");
@@ -233,6 +252,10 @@ describe("eniway touches only what it owns (sandbox node, compiled plugin, real 
       await sleep(50);
     }
     const ready = Date.now();
+    // The crashed ADD's wiring is gone before the daemon is ready: its IP can be served again.
+    expect(sh("ip", "-n", a.netns, "link", "show")).not.toContain(crashed);
+    expect(rules()).not.toContain(`${idle} `);
+    expect(sh("ip", "-n", a.netns, "route", "show", "exact", `${idle}/32`).trim()).toBe("");
     // The recorded DELs are done before the daemon is ready: IPs released, host sides gone.
     const atReady = await allocated();
     expect(atReady.has(deleted.id)).toBe(false);
