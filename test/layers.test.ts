@@ -16,7 +16,7 @@ const LAYERS: [layer: string, folders: string[]][] = [
   ["lib", ["lib/"]],
   ["cloud", ["cloud/"]],
   ["pool", ["pool/"]],
-  ["cni", ["cni/facts.ts", "cni/veth.ts", "cni/spec/", "cni/netlink/", "cni/datapath/", "cni/policy/"]],
+  ["cni", ["cni/facts.ts", "cni/spec/", "cni/netlink/", "cni/datapath/", "cni/policy/"]],
   ["kubernetes", ["src/kubernetes/"]],
   ["metrics", ["src/metrics/"]],
   ["dashboard", ["src/dashboard/"]],

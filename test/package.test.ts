@@ -19,7 +19,7 @@ describe("package.json", () => {
     expect(r.stdout).toContain("No packages with unreviewed install scripts");
   });
 
-  it("allows bun's, which the plugin's build needs", () => {
+  it("allows bun's, which the netlink helper's build needs", () => {
     const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as {
       allowScripts?: Record<string, boolean>;
     };

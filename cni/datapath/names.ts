@@ -1,9 +1,15 @@
 // Names and addresses the datapath derives, so the same attachment always
 // gets the same host interface and MAC.
 
-import { digest } from "../veth.js";
+import { createHash } from "node:crypto";
+import { HOST_VETH_HASH_DIGITS, HOST_VETH_PREFIX } from "../facts.js";
 
-export { hostVethName } from "../veth.js";
+const digest = (s: string): string => createHash("sha256").update(s).digest("hex");
+
+/** The host veth: `eni` + 11 hex chars of the attachment's hash, 14 characters, under IFNAMSIZ. */
+export function hostVethName(containerId: string, ifname: string): string {
+  return `${HOST_VETH_PREFIX}${digest(`${containerId}/${ifname}`).slice(0, HOST_VETH_HASH_DIGITS)}`;
+}
 
 /** A locally administered unicast MAC from the attachment and a role. */
 export function derivedMac(containerId: string, ifname: string, role: "host" | "pod"): string {

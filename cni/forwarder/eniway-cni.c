@@ -76,17 +76,21 @@ static int wait_fd(int fd, short events, long long deadline) {
   }
 }
 
-static void write_all(int fd, const char *p, size_t n) {
+/* Writes all of p, also to a non-blocking fd, until the deadline: 1 written, 0 not (the deadline, an error). */
+static int send_all(int fd, const char *p, size_t n, long long deadline) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
-    if (w < 0 && (errno == EINTR || errno == EAGAIN)) {
-      if (errno == EAGAIN) wait_fd(fd, POLLOUT, now_ms() + 1000);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) {
+      if (!wait_fd(fd, POLLOUT, deadline)) return 0;
       continue;
     }
-    if (w <= 0) return;
+    if (w <= 0) return 0;
     p += w, n -= (size_t)w;
   }
+  return 1;
 }
+#define write_all(fd, p, n) send_all(fd, p, n, now_ms() + 60000)
 
 /* ---- the two configuration keys: a scan of the top-level JSON object ---- */
 
@@ -195,7 +199,8 @@ static int version(const struct buf *in) {
   double unused;
   unsigned a, b, c;
   char extra;
-  if (config_key(in, "cniVersion", v, sizeof v, &unused) != 1 ||
+  /* X.Y.Z of digits only, as the daemon's versionResult: sscanf alone also takes " 1", "+1" and "-1". */
+  if (config_key(in, "cniVersion", v, sizeof v, &unused) != 1 || strspn(v, "0123456789.") != strlen(v) ||
       sscanf(v, "%u.%u.%u%c", &a, &b, &c, &extra) != 3)
     strcpy(v, LATEST);
   struct buf out = {0};
@@ -225,8 +230,14 @@ static enum outcome ask(const char *sock, const char *self, const struct buf *bo
                     "POST /v1/cni HTTP/1.1\r\nHost: eniway\r\nContent-Type: application/vnd.eniway.cni\r\n"
                     "Eniway-Plugin: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                     self, body->n);
-  write_all(fd, head, (size_t)hn);
-  write_all(fd, body->p, body->n);
+  /* Non-blocking from here: a daemon that does not read the request (stopped, stuck) holds us no longer than the timeout. */
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  if ((!send_all(fd, head, (size_t)hn, deadline) || !send_all(fd, body->p, body->n, deadline)) &&
+      errno == EAGAIN) { /* else the daemon closed: its answer, if any, says why */
+    snprintf(why, whycap, "no answer from %s within the timeout", sock);
+    close(fd);
+    return UNREACHABLE;
+  }
   char chunk[16384];
   for (;;) {
     if (!wait_fd(fd, POLLIN, deadline)) {
@@ -235,7 +246,7 @@ static enum outcome ask(const char *sock, const char *self, const struct buf *bo
       return UNREACHABLE;
     }
     ssize_t r = read(fd, chunk, sizeof chunk);
-    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (r <= 0) break;
     put(ans, chunk, (size_t)r);
     if (ans->n > MAX_INPUT) break;
@@ -269,14 +280,7 @@ static int record_del(const char *sock, const struct buf *body, char *why, size_
   if (mkdir(dir, 0700) < 0 && errno != EEXIST) goto failed;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) goto failed;
-  size_t off = 0;
-  while (off < body->n) {
-    ssize_t w = write(fd, body->p + off, body->n - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    off += (size_t)w;
-  }
-  if (off < body->n || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, name) < 0) {
+  if (!write_all(fd, body->p, body->n) || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, name) < 0) {
     unlink(tmp);
     goto failed;
   }

@@ -85,7 +85,8 @@ export function parseFrame(body: string): { env: Record<string, string>; stdin: 
     const entry = body.slice(pos, end);
     const eq = entry.indexOf("=");
     if (eq <= 0) return null;
-    env[entry.slice(0, eq)] = entry.slice(eq + 1);
+    // A name twice (an environment made by hand): the first, as the forwarder's getenv and Go's os.Getenv read it.
+    if (!Object.hasOwn(env, entry.slice(0, eq))) env[entry.slice(0, eq)] = entry.slice(eq + 1);
     pos = end + 1;
   }
 }

@@ -6,11 +6,11 @@
 // (errors, throttling, lost replies). Meanwhile no IP is ever on two pods and
 // every successful ADD gives a pod that reaches a pod on node b through the
 // VPC (whose source check drops traffic from the wrong ENI). A DEL that finds
-// the daemon down succeeds without it (the plugin cleans the host side), so
-// its IP stays allocated until the daemon, back, sees the pod's namespace
-// gone, or a runtime's CNI GC leaves it out: the test runs one after each
-// restart, with every attachment it knows, while ADDs go on (the daemon
-// leaves those alone). Afterwards, once a last CNI GC has run: pool, cloud
+// the daemon down succeeds without it (the forwarder records it in
+// SOCKET.del/), so its IP stays allocated until the daemon, back, completes
+// the recorded DEL, sees the pod's namespace gone, or a runtime's CNI GC
+// leaves it out: the test runs one after each restart, with every attachment
+// it knows, while ADDs go on (the daemon leaves those alone). Afterwards, once a last CNI GC has run: pool, cloud
 // and kernel agree, nothing of a deleted pod is left, and no ENI leaks. ENIWAY_RANDOM_SEED=N replays a
 // run; ENIWAY_CHAOS_KILLS=N kills more often; ENIWAY_KEEP=DIR copies the
 // sandbox (daemon logs, stores) there before it is removed.
@@ -313,9 +313,9 @@ describe(`chaos through the real plugin (seed ${SEED}, ${KILLS} SIGKILLs, 20 % c
       expect(tryPing(ref.ns, pod.ip), `${ref.ip} → ${pod.id} ${pod.ip}`).toBe(true);
     }
 
-    // What a runtime's CNI GC releases: allocations of pods whose every DEL
-    // came while the daemon was down (the plugin then cleans the host side
-    // from prevResult alone).
+    // What a runtime's CNI GC releases: allocations of pods no DEL released
+    // (a DEL that came while the daemon was down is recorded and completed
+    // when it is back, before it is ready).
     const allocationsOf = async () =>
       (
         (await socketRequest(nodeA.socket, "GET", "/v1/allocations")).body as {

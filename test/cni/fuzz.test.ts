@@ -1,22 +1,28 @@
-// Fuzzed CNI input against the compiled plugin and a real daemon (a sandbox
-// node): mutated stdin (structure, types, sizes, unicode, truncation, bytes)
-// and environment (missing, empty, very long, odd bytes) for every command
-// and CNI version. Every run ends within its timeout; stdout is a valid
-// result or the spec's error JSON with an error code; a rejected request
-// allocates nothing; the daemon stays healthy. Seeded: ENIWAY_RANDOM_SEED=N
+// Fuzzed CNI input through the node's CNI binary (the forwarder) to a real
+// daemon (a sandbox node): mutated stdin (structure, types, sizes, unicode,
+// truncation, bytes) and environment (missing, empty, very long, odd bytes)
+// for every command and CNI version. Every run ends within its timeout;
+// stdout is a valid result or the spec's error JSON with a known error code;
+// a rejected request allocates nothing; the daemon stays healthy. A
+// configuration whose socket the forwarder cannot read (mangled, cut short)
+// sends it to the default socket: the plugin runs in a private /run whose
+// /run/eniway/eniway.sock is the node's, so those too reach the daemon, and
+// nothing reaches the machine's own /run. Seeded: ENIWAY_RANDOM_SEED=N
 // replays a run, ENIWAY_FUZZ_CASES=N runs more.
 
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ERR } from "../../cni/spec/spec.js";
 import { socketRequest } from "../../lib/http.js";
 import { silentLogger } from "../../lib/log.js";
 import { netconf } from "../../src/sandbox/plugin.js";
 import { type Sandbox, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
 import { prng } from "../helpers/prng.js";
-import { runPlugin } from "./helpers.js";
+import { DEFAULT_SOCKET, type PrivateRun, privateRun, runPlugin } from "./helpers.js";
 
 const SEED = Number(process.env.ENIWAY_RANDOM_SEED ?? Date.now() % 1_000_000);
 const CASES = Number(process.env.ENIWAY_FUZZ_CASES ?? 1500);
@@ -26,11 +32,14 @@ const COMMANDS = ["ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS"];
 const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+const CODES: readonly number[] = Object.values(ERR);
 
 describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${CASES} cases)`, () => {
   let dir: string;
   let sb: Sandbox;
   let base: Record<string, Json>;
+  let atDefault: PrivateRun;
+  let machineHadQueue = false;
   const random = prng(SEED);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const int = (n: number): number => Math.floor(random() * n);
@@ -51,9 +60,13 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
     });
     execFileSync("ip", ["netns", "add", POD_NS]);
     base = (await netconf(sb.file.nodes[0]!)) as Record<string, Json>;
+    machineHadQueue = existsSync(`${DEFAULT_SOCKET}.del`);
+    atDefault = privateRun(dir);
+    atDefault.exec("ln", "-s", sb.file.nodes[0]!.socket, DEFAULT_SOCKET);
   }, 120_000);
 
   afterAll(async () => {
+    atDefault?.remove();
     await sb?.stop();
     try {
       execFileSync("ip", ["netns", "del", POD_NS]);
@@ -105,9 +118,14 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
       case 0:
         delete conf[pick(keys)];
         break;
-      case 1:
-        conf[pick(keys)] = junk();
+      case 1: {
+        const key = pick(keys);
+        conf[key] = junk();
+        // A socket path outside the test's folder could make a DEL record its request beside it.
+        if (key === "socket" && typeof conf.socket === "string" && conf.socket.startsWith("/"))
+          conf.socket = join(dir, "absent.sock");
         break;
+      }
       case 2:
         conf[`x-${int(1000)}`] = junk();
         break;
@@ -169,9 +187,11 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
       const before = await allocations();
       const where = `case ${i} (seed ${SEED}): ${JSON.stringify(env).slice(0, 400)} ${JSON.stringify(conf.slice(0, 120))}`;
       // Rejects on a hang or a non-JSON stdout; the error names the case.
-      const r = await runPlugin(env, conf, { timeoutMs: 15_000 }).catch((e: Error) => {
-        throw new Error(`${where}: ${e.message}`);
-      });
+      const r = await runPlugin(env, conf, { timeoutMs: 15_000, wrapper: atDefault.wrapper }).catch(
+        (e: Error) => {
+          throw new Error(`${where}: ${e.message}`);
+        },
+      );
       if (r.code === 0) {
         if (env.CNI_COMMAND === "ADD") {
           expect(Array.isArray(r.json?.ips), where).toBe(true);
@@ -188,8 +208,9 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
       } else {
         errors++;
         expect(typeof r.json?.code, `${where}: ${r.stdout.slice(0, 200)}`).toBe("number");
-        expect(Number(r.json?.code), where).toBeGreaterThanOrEqual(1);
+        expect(CODES, `${where}: ${r.stdout.slice(0, 300)}`).toContain(r.json?.code);
         expect(typeof r.json?.msg, where).toBe("string");
+        expect(r.stderr, where).toBe("");
         if (env.CNI_COMMAND === "ADD")
           expect(await allocations(), `${where}: allocated on a rejected ADD`).toBe(before);
       }
@@ -199,6 +220,10 @@ describe(`fuzzed CNI input through the plugin to a real daemon (seed ${SEED}, ${
       }
     }
     expect(await allocations()).toBe(0);
+    // The daemon was always there: no DEL was recorded for later, here, at the default socket or the machine's.
+    expect(existsSync(`${sb.file.nodes[0]!.socket}.del`)).toBe(false);
+    expect(atDefault.exec("ls", "/run/eniway")).toBe("eniway.sock\n");
+    if (!machineHadQueue) expect(existsSync(`${DEFAULT_SOCKET}.del`)).toBe(false);
     // Nothing of the pods stays in the kernel: no host veth on the node, no interface in the pod's namespace.
     const links = (ns: string): string[] =>
       (

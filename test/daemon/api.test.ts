@@ -1,6 +1,7 @@
 // The real `eniway daemon` process (dist/src/cli/main.js) against the simulator
-// running in this process: its config errors, its unix-socket API, its logs,
-// a clean SIGTERM, and a second daemon on the same socket.
+// running in this process: its config errors, its unix-socket API (the pool's
+// own routes, and POST /v1/cni, which takes the CNI forwarder's frames), its
+// logs, a clean SIGTERM, and a second daemon on the same socket.
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -12,12 +13,15 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { Simulator } from "../../cloud/simulator/server.js";
+import { SUPPORTED_VERSIONS } from "../../cni/spec/spec.js";
 import { closeServer, listen } from "../../lib/http.js";
 import { silentLogger } from "../../lib/log.js";
 import { BUILT } from "../../lib/process.js";
 import { STORE_FORMAT, type StoreDoc } from "../../pool/store.js";
+import { frame } from "../../src/daemon/cni-exec.js";
 import { loadConfig } from "../../src/daemon/config.js";
 import { startDaemon } from "../../src/daemon/daemon.js";
+import { runPlugin } from "../cni/helpers.js";
 import { AK, CLUSTER, cloudFor, harness, NODE, ourEnis, SK, setKnob, waitFor } from "../pool/helpers.js";
 
 const CLI = BUILT.cli;
@@ -85,7 +89,13 @@ interface Reply {
 }
 
 /** One HTTP/1.1 request over the unix socket; `body` is sent as is when a string. */
-function call(socketPath: string, method: string, path: string, body?: unknown): Promise<Reply> {
+function call(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
     const req = request(
@@ -93,7 +103,7 @@ function call(socketPath: string, method: string, path: string, body?: unknown):
         socketPath,
         method,
         path,
-        headers: data === undefined ? {} : { "content-type": "application/json" },
+        headers: { ...(data === undefined ? {} : { "content-type": "application/json" }), ...headers },
         timeout: 15_000,
       },
       (res) => {
@@ -331,13 +341,22 @@ describe("eniway daemon (process)", () => {
       expect(r.body.error.code).toBe("BadRequest");
       expect(r.body.error.message).toMatch(msg);
     }
+    // Without a datapath there is no CNI: a frame, well-formed or not, is a bad request.
+    for (const body of [frame({ CNI_COMMAND: "VERSION" }, ""), "junk"]) {
+      const r = await call(s.socket, "POST", "/v1/cni", body);
+      expect(r.status, r.text).toBe(400);
+      expect(r.body.error).toEqual({
+        code: "BadRequest",
+        message: "this daemon has no datapath: it serves no CNI requests",
+      });
+    }
     // Nothing was allocated by any of them.
     expect((await call(s.socket, "GET", "/v1/allocations")).body).toEqual({ allocations: [] });
     // The daemon is still fine.
     expect((await call(s.socket, "POST", "/v1/allocate", alloc("c1"))).status).toBe(200);
   });
 
-  it("with a datapath, only CNI requests free an IP: the pool's own API is off, CNI fields are checked", async () => {
+  it("with a datapath, only CNI requests free an IP: the pool's own API is off; POST /v1/cni takes the forwarder's frames", async () => {
     const s = await start({}, { datapath: { enabled: true } });
     for (const path of ["/v1/allocate", "/v1/release"]) {
       const r = await call(s.socket, "POST", path, alloc("c1"));
@@ -347,36 +366,132 @@ describe("eniway daemon (process)", () => {
         /only by a daemon without a datapath; a pod's IP is released by its CNI DEL/,
       );
     }
-    const add = { containerId: "c1", ifname: "eth0", netns: "/var/run/netns/x", network: "net-a" };
-    const cases: [string, unknown, RegExp][] = [
-      ["/v1/cni/add", { ...add, ifname: "net@1" }, /ifname/],
-      ["/v1/cni/add", { ...add, network: undefined }, /network is missing or invalid/],
-      ["/v1/cni/add", { ...add, network: "-bad" }, /network/],
-      ["/v1/cni/add", { ...add, netns: "relative/x" }, /netns/],
-      ["/v1/cni/gc", { validAttachments: [] }, /network is missing or invalid/],
-      [
-        "/v1/cni/gc",
-        { network: "net-a", validAttachments: [{ containerId: "c1" }] },
-        /validAttachments\[0\]\.ifname/,
-      ],
-    ];
-    for (const [path, body, msg] of cases) {
-      const r = await call(s.socket, "POST", path, body);
-      expect(r.status, `${path} ${JSON.stringify(body)}: ${r.text}`).toBe(400);
-      expect(r.body.error.message).toMatch(msg);
+    // The JSON routes of the old plugin are gone.
+    for (const path of ["/v1/cni/add", "/v1/cni/del", "/v1/cni/check", "/v1/cni/gc"]) {
+      const r = await call(s.socket, "POST", path, { containerId: "c1", ifname: "eth0", network: "n" });
+      expect(r.status, `${path}: ${r.text}`).toBe(404);
+      expect(r.body.error).toEqual({ code: "NotFound", message: `no route POST ${path}` });
     }
+    // Not a frame: "NAME=VALUE\0" entries and an empty one are what it takes.
+    const malformed: [string, string][] = [
+      ["an empty body", ""],
+      ["no terminator", "CNI_COMMAND=ADD\0CNI_IFNAME=eth0\0"],
+      ["no terminator at all", "CNI_COMMAND=ADD"],
+      ["an entry without '='", "CNI_COMMAND=ADD\0CNI_IFNAME\0\0{}"],
+      ["an entry without a name", "=ADD\0\0{}"],
+      ["JSON, as the old plugin sent", JSON.stringify({ containerId: "c1", ifname: "eth0" })],
+    ];
+    for (const [what, body] of malformed) {
+      const r = await call(s.socket, "POST", "/v1/cni", body);
+      expect(r.status, `${what}: ${r.text}`).toBe(400);
+      expect(r.body.error.code).toBe("BadRequest");
+      expect(r.body.error.message).toMatch(/^not a CNI request/);
+    }
+    // A frame is answered 200 with "EXIT\n" and the plugin's stdout, success or CNI error alike.
+    const exec = async (
+      vars: Record<string, string>,
+      stdin: unknown,
+      headers: Record<string, string> = {},
+    ) => {
+      const r = await call(s.socket, "POST", "/v1/cni", frame(vars, JSON.stringify(stdin)), headers);
+      expect(r.status, r.text).toBe(200);
+      expect(r.text).toMatch(/^\d{1,3}\n/);
+      const nl = r.text.indexOf("\n");
+      const stdout = r.text.slice(nl + 1);
+      return { exit: Number(r.text.slice(0, nl)), stdout, json: stdout ? JSON.parse(stdout) : undefined };
+    };
+    const version = await exec({ CNI_COMMAND: "VERSION" }, { cniVersion: "0.4.0" });
+    const versions = { cniVersion: "0.4.0", supportedVersions: [...SUPPORTED_VERSIONS] };
+    expect(version).toEqual({ exit: 0, stdout: `${JSON.stringify(versions)}\n`, json: versions });
+    const net = { cniVersion: "1.1.0", name: "net-a", type: "eniway" };
+    const pod = { CNI_CONTAINERID: "c9", CNI_NETNS: "/var/run/netns/x", CNI_IFNAME: "eth0" };
+    expect(await exec({ CNI_COMMAND: "STATUS" }, net)).toEqual({ exit: 0, stdout: "", json: undefined });
+    // CNI errors are the plugin's stdout and exit code; the environment is read first, as libcni's skel does
+    // (its errors in our version), the configuration's errors are in its version.
+    const badIf = await exec(
+      { CNI_COMMAND: "ADD", ...pod, CNI_IFNAME: "net@1" },
+      { ...net, cniVersion: "1.0.0" },
+    );
+    expect(badIf.exit).toBe(1);
+    expect(badIf.json).toMatchObject({ cniVersion: "1.1.0", code: 4 });
+    expect(badIf.json.msg).toContain("CNI_IFNAME");
+    const noName = await exec({ CNI_COMMAND: "ADD", ...pod }, { ...net, name: undefined });
+    expect(noName.json).toMatchObject({ code: 7, msg: "missing network name" });
+    const tooOld = await exec(
+      { CNI_COMMAND: "CHECK", ...pod },
+      { ...net, cniVersion: "0.3.1", prevResult: {} },
+    );
+    expect(tooOld.json).toMatchObject({ cniVersion: "0.3.1", code: 1 });
+    const nodeNs = await exec({ CNI_COMMAND: "DEL", ...pod, CNI_NETNS: `/var/run/netns/${NODE_NETNS}` }, net);
+    expect(nodeNs).toMatchObject({ exit: 1, json: { code: 8 } });
+    // CHECK of an attachment the daemon does not know: its own code, 3.
+    const unknown = {
+      cniVersion: "1.1.0",
+      code: 3,
+      msg: "no allocation for c9/eth0",
+      details: "UnknownContainer",
+    };
+    const check = await exec({ CNI_COMMAND: "CHECK", ...pod }, { ...net, prevResult: {} });
+    expect(check).toEqual({ exit: 1, stdout: `${JSON.stringify(unknown)}\n`, json: unknown });
+    // Eniway-Plugin names the executable, which `type` may name; a name that is not plain counts as "eniway".
+    const custom = { ...net, type: "my-cni", prevResult: {} };
+    const named = await exec({ CNI_COMMAND: "CHECK", ...pod }, custom, { "eniway-plugin": "my-cni" });
+    expect(named.json).toEqual(unknown);
+    const wrong = await exec({ CNI_COMMAND: "CHECK", ...pod }, custom);
+    expect(wrong.json).toMatchObject({ code: 7, msg: 'wrong type "my-cni"' });
+    expect(wrong.json.details).toContain('installed as "eniway"');
+    const odd = await exec(
+      { CNI_COMMAND: "CHECK", ...pod },
+      { ...custom, type: "my.cni/x" },
+      { "eniway-plugin": "my.cni/x" },
+    );
+    expect(odd.json).toMatchObject({ code: 7, msg: 'wrong type "my.cni/x"' });
+    // GC with nothing to release, and a DEL of what was never added: success.
+    const gc = await exec({ CNI_COMMAND: "GC" }, { ...net, "cni.dev/valid-attachments": [] });
+    expect(gc).toEqual({ exit: 0, stdout: "", json: undefined });
+    expect(await exec({ CNI_COMMAND: "DEL", ...pod }, net)).toEqual({ exit: 0, stdout: "", json: undefined });
+    // Larger than the forwarder can send (8 MiB of stdin, its environment on top): refused.
+    const huge = await call(
+      s.socket,
+      "POST",
+      "/v1/cni",
+      frame({ CNI_COMMAND: "ADD" }, "x".repeat(9 * 1024 * 1024)),
+    );
+    expect(huge.status).toBe(400);
+    expect(huge.body.error).toEqual({
+      code: "BadRequest",
+      message: `request body larger than ${9 * 1024 * 1024} bytes`,
+    });
     expect((await call(s.socket, "GET", "/v1/allocations")).body).toEqual({ allocations: [] });
-    // CHECK of an attachment the daemon does not know: its own code, not a bad request.
-    const check = await call(s.socket, "POST", "/v1/cni/check", {
-      containerId: "c9",
-      ifname: "eth0",
-      netns: "/var/run/netns/x",
+    expect((await call(s.socket, "GET", "/readyz")).status, "the daemon is still fine").toBe(200);
+  });
+
+  it("STATUS through the forwarder: code 50 while the daemon is not ready, success once it is", async () => {
+    const s = await start({}, { datapath: { enabled: true } });
+    expect((await term(s.daemon)).code).toBe(0);
+    // A slow DescribeNetworkInterfaces holds the next start-up's reconcile: the socket serves, not ready.
+    await setKnob(s.sim, "latency", { DescribeNetworkInterfaces: 3000 });
+    const d2 = spawnDaemon(["--config", s.configFile]);
+    await waitFor("the socket", () => exists(s.socket), 10_000, 5);
+    const status = () =>
+      runPlugin(
+        { CNI_COMMAND: "STATUS" },
+        { cniVersion: "1.1.0", name: "net-a", type: "eniway", socket: s.socket },
+      );
+    const early = await status();
+    expect(early.code, early.stdout).toBe(1);
+    expect(early.json).toEqual({
+      cniVersion: "1.1.0",
+      code: 50,
+      msg: "plugin not available",
+      details: "eniway daemon is not ready",
     });
-    expect(check.status).toBe(404);
-    expect(check.body.error).toMatchObject({
-      code: "UnknownContainer",
-      message: "no allocation for c9/eth0",
-    });
+    expect(early.stderr).toBe("");
+    expect((await call(s.socket, "GET", "/readyz")).status, "still starting").toBe(503);
+    await waitReady(s, d2, 30_000);
+    const later = await status();
+    expect(later.code, later.stdout).toBe(0);
+    expect(later.stdout).toBe("");
   });
 
   it("exits 0 on SIGTERM within 10 s with the store intact; logs are JSON lines without the secret", async () => {

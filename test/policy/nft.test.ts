@@ -8,13 +8,13 @@
 // rules do not admit yet is held, and a pod cannot send as another.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hostVethName } from "../../cni/datapath/names.js";
 import { HOST_VETH } from "../../cni/facts.js";
 import { compile } from "../../cni/policy/compile.js";
 import { createNftEnforcer } from "../../cni/policy/enforce.js";
 import type { Cluster, PodInfo, Policy } from "../../cni/policy/model.js";
 import { type Admitted, renderDelta } from "../../cni/policy/nft.js";
 import { admits, type Flow } from "../../cni/policy/verdict.js";
-import { hostVethName } from "../../cni/veth.js";
 import { writeProcSys } from "../../lib/ip.js";
 import { sh } from "../helpers/netns.js";
 import { policy } from "../helpers/policy.js";

@@ -13,7 +13,7 @@ import { mkdtemp, open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostVethName } from "../../cni/veth.js";
+import { hostVethName } from "../../cni/datapath/names.js";
 import { socketRequest } from "../../lib/http.js";
 import { silentLogger } from "../../lib/log.js";
 import { BUILT, hasExited, pidAlive, waitExit } from "../../lib/process.js";
