@@ -97,7 +97,9 @@ export function createAllocator(deps: AllocatorDeps): Allocator {
     const held = req.pod.name ? heldIpOf(ds, podKey(req.pod)) : undefined;
     const ip = held ?? (waiters.count() === 0 ? pickIdle(ds) : undefined);
     if (ip && early) {
-      const { value, durable } = ds.writeEarly((tx) => toAllocation(tx.assign(ip.ip, owner), ds.eni(ip.eniId))!);
+      const { value, durable } = ds.writeEarly(
+        (tx) => toAllocation(tx.assign(ip.ip, owner), ds.eni(ip.eniId))!,
+      );
       told("ok");
       deps.kick();
       return { ...value, durable };

@@ -3,7 +3,7 @@
 // cloud for, handed to the executor) and the views of it all.
 
 import type { AllocateRequest, AllocateResult, Allocation } from "./allocation.js";
-import { type AllocateOptions, type Allocated, createAllocator } from "./allocator.js";
+import { type Allocated, type AllocateOptions, createAllocator } from "./allocator.js";
 import type { Datastore } from "./datastore/datastore.js";
 import { createPlanLoop, type LoopNode } from "./plan-loop.js";
 import { allocationsOf, ipsOf, type PoolSummary, poolSummary } from "./views.js";
@@ -15,7 +15,7 @@ export {
   TryAgainError,
   toAllocation,
 } from "./allocation.js";
-export type { AllocateOptions, Allocated } from "./allocator.js";
+export type { Allocated, AllocateOptions } from "./allocator.js";
 export type { PoolTargets } from "./targets.js";
 export type { PoolSummary } from "./views.js";
 
