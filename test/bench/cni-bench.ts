@@ -3,7 +3,7 @@
 // VERSION latency and the daemon's share of an ADD (allocation vs kernel).
 
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,8 +43,10 @@ export interface CniFigures {
   n: number;
   eniway: { addP50: number; addP90: number; delP50: number; delP90: number; versionP50: number };
   bridge: { addP50: number; addP90: number; delP50: number; delP90: number; versionP50: number };
-  ratio: { add: number; del: number };
+  ratio: { add: number; del: number; version: number };
   daemon: { allocateP50: number; kernelP50: number };
+  /** The node's CNI binaries on disk (MB): eniway's forwarder, the reference bridge. */
+  binaryMB: { eniway: number; bridge: number };
   /** Every ADD and DEL, in ms, in the order they ran. */
   samples: {
     eniway: { add: number[]; del: number[] };
@@ -132,7 +134,11 @@ export async function cniBench(n = 40): Promise<CniFigures> {
         delP90: r(quantile(times.bDel, 0.9)),
         versionP50: r(quantile(times.bVer, 0.5)),
       },
-      ratio: { add: 0, del: 0 },
+      ratio: { add: 0, del: 0, version: 0 },
+      binaryMB: {
+        eniway: r(statSync(join(node.cniBinDir, "eniway")).size / 1e6),
+        bridge: r(statSync(join(REF, "bridge")).size / 1e6),
+      },
       daemon: { allocateP50: r(phase("allocate")), kernelP50: r(phase("kernel")) },
       samples: {
         eniway: { add: times.eAdd, del: times.eDel },
@@ -142,6 +148,7 @@ export async function cniBench(n = 40): Promise<CniFigures> {
     f.ratio = {
       add: Number((f.eniway.addP50 / f.bridge.addP50).toFixed(2)),
       del: Number((f.eniway.delP50 / f.bridge.delP50).toFixed(2)),
+      version: Number((f.eniway.versionP50 / f.bridge.versionP50).toFixed(2)),
     };
     return f;
   } finally {

@@ -113,7 +113,7 @@ export async function containerdBench(n = 20): Promise<ContainerdFigures> {
       {
         cniVersion: "1.0.0",
         name: "eniway",
-        plugins: [{ type: "eniway", socket: node.socket, nodeNetns: `/var/run/netns/${node.netns}` }],
+        plugins: [{ type: "eniway", socket: node.socket }],
       },
       { eniway: join(node.cniBinDir, "eniway"), loopback: join(CNI_PLUGINS, "loopback") },
     );

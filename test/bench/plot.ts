@@ -4,6 +4,7 @@
 import { parse, View } from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import type { CniFigures } from "./cni-bench.js";
+import { type DatapathFigures, PATHS, pathGroup, pathLabel } from "./datapath-bench.js";
 import type { BurstFigures } from "./pool-bench.js";
 import type { SoakWindow } from "./soak-bench.js";
 
@@ -132,5 +133,75 @@ export function memorySpec(windows: Pick<SoakWindow, "cycles" | "rssMiB" | "fds"
     title: "Daemon over the soak",
     data: { values: windows.map(({ cycles, rssMiB, fds }) => ({ cycles, rssMiB, fds })) },
     vconcat: [panel("rssMiB", "resident memory (MiB)"), panel("fds", "open file descriptors")],
+  };
+}
+
+/** (e) The datapath: each path's TCP throughput (median bar, a tick per run) and round trip (p50 bar, p99 tick). */
+export function datapathSpec(v: Pick<DatapathFigures, "paths" | "shared">): TopLevelSpec {
+  const rows = PATHS.map((name) => ({
+    path: pathLabel(name, v.shared.kind),
+    group: pathGroup(name),
+    gbps: v.paths[name].gbps,
+    runs: v.paths[name].runsGbps,
+    p50: v.paths[name].rttUs.p50,
+    p99: v.paths[name].rttUs.p99,
+  }));
+  const y = {
+    field: "path",
+    type: "nominal",
+    title: null,
+    sort: rows.map((r) => r.path),
+    axis: { labelLimit: 400 },
+  } as const;
+  const groups = [...new Set(PATHS.map(pathGroup))];
+  const color = {
+    field: "group",
+    type: "nominal",
+    title: "datapath",
+    sort: groups,
+    legend: { labelLimit: 260 },
+  } as const;
+  const tick = { type: "tick", color: "black", thickness: 2 } as const;
+  return {
+    title: "The datapath on a two-node sandbox: one TCP stream and ping, per path",
+    data: { values: rows },
+    hconcat: [
+      {
+        width: 240,
+        layer: [
+          {
+            mark: "bar",
+            encoding: {
+              y,
+              x: { field: "gbps", type: "quantitative", title: "TCP Gbit/s (median; ticks: each run)" },
+              color,
+            },
+          },
+          {
+            transform: [{ flatten: ["runs"] }],
+            mark: tick,
+            encoding: { y, x: { field: "runs", type: "quantitative" } },
+          },
+        ],
+      },
+      {
+        width: 240,
+        layer: [
+          {
+            mark: "bar",
+            encoding: {
+              y: { ...y, axis: null },
+              x: {
+                field: "p50",
+                type: "quantitative",
+                title: "request/response µs, echoes back to back (p50; tick: p99)",
+              },
+              color,
+            },
+          },
+          { mark: tick, encoding: { y: { ...y, axis: null }, x: { field: "p99", type: "quantitative" } } },
+        ],
+      },
+    ],
   };
 }

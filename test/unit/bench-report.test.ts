@@ -1,4 +1,4 @@
-// The bench report: the four plots render to real SVG from small data, and
+// The bench report: the five plots render to real SVG from small data, and
 // writeReport writes BENCHMARKS.md with every figure, a section for each bench
 // that failed or was skipped, and links to exactly the plots it wrote.
 
@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { packageRoot } from "../../lib/process.js";
 import type { CniFigures } from "../bench/cni-bench.js";
-import { burstSpec, latencySpec, memorySpec, poolSpec, renderSvg } from "../bench/plot.js";
+import { type DatapathFigures, PATHS, type PathFigures, type PathName } from "../bench/datapath-bench.js";
+import { burstSpec, datapathSpec, latencySpec, memorySpec, poolSpec, renderSvg } from "../bench/plot.js";
 import { BENCH_NAMES, type BenchFigures, type Figures, writeReport } from "../bench/report.js";
 import type { SoakWindow } from "../bench/soak-bench.js";
 
@@ -99,6 +100,24 @@ describe("bench plots", () => {
     expect(axisTitles(svg)).toEqual(["ADD/DEL cycles", "count at the window's end"]);
   });
 
+  it("(e) the datapath: a throughput bar and a round-trip bar per path, a tick per run and per p99", async () => {
+    const svg = await renderSvg(datapathSpec(datapath()));
+    isSvg(svg);
+    const bars = marks(svg, "bar");
+    expect(bars).toHaveLength(2 * PATHS.length);
+    expect(marks(svg, "tick")).toHaveLength(3 * PATHS.length + PATHS.length);
+    expect(
+      bars.some((b) => b.includes("pod ↔ pod, two nodes (eniway)") && b.includes("datapath: eniway")),
+    ).toBe(true);
+    expect(bars.some((b) => b.includes("macvlan passthru on the ENIs (by hand)"))).toBe(true);
+    expect(axisTitles(svg)).toEqual(
+      expect.arrayContaining([
+        "TCP Gbit/s (median; ticks: each run)",
+        "request/response µs, echoes back to back (p50; tick: p99)",
+      ]),
+    );
+  });
+
   it("(d) daemon over the soak: RSS and fds, one panel each", async () => {
     const svg = await renderSvg(memorySpec(windows(5)));
     isSvg(svg);
@@ -114,6 +133,52 @@ describe("bench plots", () => {
     ]);
   });
 });
+
+/** Datapath figures where every number is different. */
+function datapath(): DatapathFigures {
+  const path = (): PathFigures => ({
+    vethPairs: u(),
+    forwards: u(),
+    gbps: u(),
+    runsGbps: [u(), u(), u()],
+    retransmits: u(),
+    spurious: u(),
+    cpu: { senderPct: u(), receiverPct: u(), msPerGB: u() },
+    rttUs: { p50: u(), p99: u(), mean: u(), n: u(), lost: u() },
+    pacedRttUs: { p50: u(), p99: u(), n: u(), lost: u() },
+  });
+  return {
+    runs: u(),
+    seconds: u(),
+    echoes: { backToBack: u(), paced: u() },
+    affinity: "the client on CPU 0, the server on CPU 1",
+    shared: { kind: "macvlan passthru", note: "no ipvlan in this kernel" },
+    paths: Object.fromEntries(PATHS.map((n) => [n, path()])) as Record<PathName, PathFigures>,
+    ratio: {
+      podToUnderlay: u(),
+      podToBridge: u(),
+      sharedToUnderlay: u(),
+      sharedToPod: u(),
+      chain4ToChain2: u(),
+    },
+    extraRttUs: { pod: u(), chains: u() },
+    mtu: {
+      daemon: u(),
+      podEth0: u(),
+      hostVeth: u(),
+      eni: u(),
+      nodePrimary: u(),
+      vpcRouter: u(),
+      shared: u(),
+      bridgePod: u(),
+      fits: { size: u(), sent: u(), replies: u() },
+      tooBig: { size: u(), sent: u(), replies: u(), said: "ping: local error: message too long, mtu=1500" },
+      tcpMss: u(),
+      fragments: u(),
+      namespaces: u(),
+    },
+  };
+}
 
 // Figures where every number is different, so each can be looked for in the report.
 let next = 100;
@@ -145,8 +210,9 @@ const figures = (): { [K in keyof BenchFigures]: BenchFigures[K] } => ({
     n: u(),
     eniway: { addP50: u(), addP90: u(), delP50: u(), delP90: u(), versionP50: u() },
     bridge: { addP50: u(), addP90: u(), delP50: u(), delP90: u(), versionP50: u() },
-    ratio: { add: u(), del: u() },
+    ratio: { add: u(), del: u(), version: u() },
     daemon: { allocateP50: u(), kernelP50: u() },
+    binaryMB: { eniway: u(), bridge: u() },
     samples,
   },
   containerd: {
@@ -207,6 +273,7 @@ const figures = (): { [K in keyof BenchFigures]: BenchFigures[K] } => ({
     podObjectBytes: u(),
     daemonRssMiB: u(),
   },
+  datapath: datapath(),
 });
 
 /** Every number in the figures but the raw samples the plots are drawn from. */
@@ -284,6 +351,7 @@ describe("writeReport", () => {
       [
         "docs/bench/cni-latency.svg",
         "docs/bench/cold-burst.svg",
+        "docs/bench/datapath.svg",
         "docs/bench/soak-daemon.svg",
         "docs/bench/soak-pool.svg",
       ].sort(),
@@ -292,6 +360,8 @@ describe("writeReport", () => {
     for (const p of plots) expect((await readFile(p, "utf8")).startsWith("<svg")).toBe(true);
     expect(sectionOf(md, "CNI ADD and DEL")).toContain("](docs/bench/cni-latency.svg)");
     expect(sectionOf(md, "Soak")).toContain("](docs/bench/soak-pool.svg)");
+    expect(sectionOf(md, "The datapath")).toContain("](docs/bench/datapath.svg)");
+    expect(sectionOf(md, "The datapath")).toContain("message too long");
   });
 
   it("says which benches failed or were skipped, and links no plot of theirs", async () => {
