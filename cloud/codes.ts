@@ -61,6 +61,7 @@ export const CLOUD_ERRORS = {
     treat: "retry",
   },
   "Throttling.User": { status: 400, message: "Request was denied due to user flow control.", treat: "retry" },
+  DryRunOperation: { status: 400, message: "Request validation has been passed with DryRun flag set." },
   IdempotentParameterMismatch: { status: 400, message: "The request is retried with updated parameters." },
   InternalError: {
     status: 500,
@@ -150,6 +151,40 @@ export const CLOUD_ERRORS = {
   "InvalidPrivateIpAddress.Duplicated": {
     status: 400,
     message: "Specified private IP address is duplicated.",
+  },
+  // IPv6 on ENIs (AssignIpv6Addresses, UnassignIpv6Addresses: documented codes and statuses)
+  "InvalidOperation.Ipv6CountExceeded": {
+    status: 403,
+    message: "The number of IPv6 addresses exceeds the limit.",
+  },
+  "InvalidOperation.Ipv6NotSupport": { status: 403, message: "The instance type does not support IPv6." },
+  "InvalidVSwitch.Ipv6NotTurnOn": {
+    status: 403,
+    message: "The IPv6 function of the specified VSwitch is not turned on.",
+  },
+  "InvalidIp.IpRepeated": { status: 403, message: "The specified IP addresses are repeated." },
+  "InvalidIp.IpAssigned": { status: 403, message: "The specified IP address is already assigned." },
+  // vSwitch CIDR reservations (VPC). The documentation reached gives no code for these
+  // cases; the simulator's choices follow the VPC API's naming (README: "the simulator").
+  "InvalidCidrBlock.Overlapped": {
+    status: 400,
+    message: "The specified CIDR block overlaps with an existing reserved CIDR block.",
+  },
+  "QuotaExceeded.VSwitchCidrReservation": {
+    status: 403,
+    message: "The number of reserved CIDR blocks of the vSwitch exceeds the quota.",
+  },
+  "ResourceNotFound.VSwitchCidrReservation": {
+    status: 404,
+    message: "The specified reserved CIDR block does not exist.",
+  },
+  "IncorrectStatus.VSwitchCidrReservation": {
+    status: 400,
+    message: "The current status of the reserved CIDR block does not support this operation.",
+  },
+  "DependencyViolation.VSwitchCidrReservation": {
+    status: 400,
+    message: "Prefixes allocated from the reserved CIDR block are still assigned to ENIs.",
   },
   "Duplicate.TagKey": { status: 400, message: "The Tag.N.Key contain duplicate key." },
   "InvalidTagKey.Malformed": { status: 400, message: "The specified Tag.n.Key is not valid." },

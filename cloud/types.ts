@@ -25,6 +25,23 @@ export function isCloudAction(s: string): s is CloudAction {
   return (ALL_ACTIONS as readonly string[]).includes(s);
 }
 
+/**
+ * Actions the simulator serves beyond those the client calls: IPv6 on ENIs
+ * (ECS) and vSwitch CIDR reservations, where IP prefixes come from (VPC).
+ */
+export const SIM_ECS_ACTIONS = ["AssignIpv6Addresses", "UnassignIpv6Addresses"] as const;
+export const SIM_VPC_ACTIONS = [
+  "CreateVSwitchCidrReservation",
+  "ListVSwitchCidrReservations",
+  "DeleteVSwitchCidrReservation",
+] as const;
+export type SimAction = CloudAction | (typeof SIM_ECS_ACTIONS)[number] | (typeof SIM_VPC_ACTIONS)[number];
+export const SIM_ACTIONS: readonly SimAction[] = [...ALL_ACTIONS, ...SIM_ECS_ACTIONS, ...SIM_VPC_ACTIONS];
+
+export function isSimAction(s: string): s is SimAction {
+  return (SIM_ACTIONS as readonly string[]).includes(s);
+}
+
 /** ENI statuses, as DescribeNetworkInterfaces documents them. */
 export const ENI_STATUSES = [
   "Creating",
@@ -85,6 +102,18 @@ export interface WirePrivateIpSet {
   Primary: boolean;
 }
 
+export interface WireIpv6Set {
+  Ipv6Address: string;
+}
+
+export interface WireIpv4PrefixSets {
+  Ipv4PrefixSet: { Ipv4Prefix: string }[];
+}
+
+export interface WireIpv6PrefixSets {
+  Ipv6PrefixSet: { Ipv6Prefix: string }[];
+}
+
 export interface WireNetworkInterfaceSet {
   NetworkInterfaceId: string;
   Status: EniStatus;
@@ -102,7 +131,9 @@ export interface WireNetworkInterfaceSet {
   ServiceManaged: boolean;
   SecurityGroupIds: { SecurityGroupId: string[] };
   PrivateIpSets: { PrivateIpSet: WirePrivateIpSet[] };
-  Ipv6Sets: { Ipv6Set: { Ipv6Address: string }[] };
+  Ipv6Sets: { Ipv6Set: WireIpv6Set[] };
+  Ipv4PrefixSets: WireIpv4PrefixSets;
+  Ipv6PrefixSets: WireIpv6PrefixSets;
   Tags: { Tag: WireTag[] };
 }
 
@@ -123,7 +154,9 @@ export interface WireCreateNetworkInterfaceResponse {
   ServiceManaged: boolean;
   SecurityGroupIds: { SecurityGroupId: string[] };
   PrivateIpSets: { PrivateIpSet: WirePrivateIpSet[] };
-  Ipv6Sets: { Ipv6Set: { Ipv6Address: string }[] };
+  Ipv6Sets: { Ipv6Set: WireIpv6Set[] };
+  Ipv4PrefixSets: WireIpv4PrefixSets;
+  Ipv6PrefixSets: WireIpv6PrefixSets;
   Tags: { Tag: WireTag[] };
 }
 
@@ -141,7 +174,41 @@ export interface WireAssignPrivateIpAddressesResponse {
   AssignedPrivateIpAddressesSet: {
     NetworkInterfaceId: string;
     PrivateIpSet: { PrivateIpAddress: string[] };
+    /** The prefixes the call assigned (empty for a call that assigned IPs). */
+    Ipv4PrefixSet?: { Ipv4Prefixes: string[] };
   };
+}
+
+export interface WireAssignIpv6AddressesResponse {
+  RequestId: string;
+  NetworkInterfaceId: string;
+  Ipv6Sets: { Ipv6Address: string[] };
+  Ipv6PrefixSets: { Ipv6Prefix: string[] };
+}
+
+/** A reserved CIDR block of a vSwitch as ListVSwitchCidrReservations returns it (a flat array, V3 style). */
+export interface WireVSwitchCidrReservation {
+  VSwitchCidrReservationId: string;
+  VSwitchCidrReservationCidr: string;
+  VSwitchCidrReservationName: string;
+  VSwitchCidrReservationDescription: string;
+  VSwitchId: string;
+  VpcId: string;
+  IpVersion: "IPv4" | "IPv6";
+  Type: "prefix";
+  Status: "Assigning" | "Assigned" | "Releasing" | "Released";
+  AssignedCidrCount: number;
+  AvailableCidrCount: number;
+  CreationTime: string;
+  Tags: { Key: string; Value: string }[];
+}
+
+export interface WireListVSwitchCidrReservationsResponse {
+  RequestId: string;
+  NextToken: string;
+  MaxResults: number;
+  TotalCount: number;
+  VSwitchCidrReservations: WireVSwitchCidrReservation[];
 }
 
 export interface WireInstanceType {
@@ -174,6 +241,9 @@ export interface WireVSwitch {
   CreationTime: string;
   IsDefault: boolean;
   ResourceGroupId: string;
+  /** Whether the vSwitch has an IPv6 CIDR block; Ipv6CidrBlock is present when it has. */
+  EnabledIpv6?: boolean;
+  Ipv6CidrBlock?: string;
 }
 
 export interface WireDescribeVSwitchesResponse {

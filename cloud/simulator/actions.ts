@@ -1,11 +1,12 @@
-// The nine OpenAPI actions of the simulator: parameter checks, the state
-// change, and the documented response shape.
+// The OpenAPI actions of the simulator: parameter checks, the state change,
+// and the documented response shape. The ENI and vSwitch actions live here;
+// IPv6 (actions-ipv6.ts) and vSwitch CIDR reservations
+// (actions-reservations.ts) in their own files.
 
-import { createHash } from "node:crypto";
 import {
-  type CloudAction,
   ECS_API_VERSION,
   ENI_STATUSES,
+  type SimAction,
   VPC_API_VERSION,
   type WireAssignPrivateIpAddressesResponse,
   type WireDescribeInstanceTypesResponse,
@@ -13,8 +14,38 @@ import {
   type WireDescribeVSwitchesResponse,
   type WireNetworkInterfaceSet,
 } from "../types.js";
+import { assignIpv6Addresses, type Ipv6Request, unassignIpv6Addresses, withIpv6 } from "./actions-ipv6.js";
+import { reservationsActions } from "./actions-reservations.js";
+import { assignPrefixes, unassignPrefixes } from "./addressing.js";
 import { fail, invalid } from "./errors.js";
-import { boolean, integer, ipv4, ipv4List, list, optional, type Params, required, tags } from "./params.js";
+import {
+  type ActionContext,
+  type AddressRequest,
+  addressRequest,
+  decodeToken,
+  encodeToken,
+  eniParam,
+  type Handler,
+  IPV4_PREFIXES,
+  idempotent,
+  nameOrDescription,
+  queryKey,
+  region,
+} from "./handler.js";
+import {
+  boolean,
+  exclusive,
+  integer,
+  ipv4,
+  ipv4List,
+  ipv6List,
+  list,
+  optional,
+  type Params,
+  prefixList,
+  required,
+  tags,
+} from "./params.js";
 import {
   assignIps,
   attachEni,
@@ -22,94 +53,12 @@ import {
   createEni,
   deleteEni,
   detachEni,
-  getEni,
   getInstance,
   MAX_SECONDARY_IPS_UNATTACHED,
+  PREFIX_LENGTH,
   type SimEni,
-  type SimState,
   unassignIps,
 } from "./state.js";
-
-export interface ActionContext {
-  state: SimState;
-  /** How long Attach or Detach takes to settle. */
-  transitionMs(action: "AttachNetworkInterface" | "DetachNetworkInterface"): number;
-  idempotency: Map<string, { fingerprint: string; result: Record<string, unknown>; expires: number }>;
-  clientTokenTtlMs: number;
-  /** Mark a resource busy for this request; a concurrent request on it gets Operation.Conflict. */
-  lock(resourceId: string): void;
-}
-
-type Result = Record<string, unknown>;
-type Handler = (ctx: ActionContext, p: Params) => Result | Promise<Result>;
-
-const ENI_ID = /^eni-[a-z0-9]{1,64}$/;
-const COMMON = new Set([
-  "Action",
-  "Version",
-  "Format",
-  "AccessKeyId",
-  "SecurityToken",
-  "Signature",
-  "SignatureMethod",
-  "SignatureVersion",
-  "SignatureNonce",
-  "SignatureType",
-  "Timestamp",
-  "ClientToken",
-]);
-
-function region(ctx: ActionContext, p: Params, isRequired = true): void {
-  const r = isRequired ? required(p, "RegionId") : optional(p, "RegionId");
-  if (r !== undefined && r !== ctx.state.regionId) fail("InvalidRegionId.NotFound");
-}
-
-function eniParam(ctx: ActionContext, p: Params): SimEni {
-  const id = required(p, "NetworkInterfaceId");
-  if (!ENI_ID.test(id)) fail("InvalidEniId.NotFound");
-  return getEni(ctx.state, id);
-}
-
-function clientToken(p: Params): string | undefined {
-  const t = optional(p, "ClientToken");
-  if (t !== undefined && (t.length > 64 || !/^[\x20-\x7e]+$/.test(t)))
-    fail("InvalidParameter", invalid("ClientToken", "must be at most 64 ASCII characters").message);
-  return t;
-}
-
-/** Same ClientToken and same parameters: the first result again. Different parameters: a mismatch. */
-async function idempotent(
-  ctx: ActionContext,
-  action: string,
-  p: Params,
-  run: () => Promise<Result>,
-): Promise<Result> {
-  const token = clientToken(p);
-  if (token === undefined) return run();
-  const now = ctx.state.clock.now();
-  const fingerprint = createHash("sha256")
-    .update(
-      JSON.stringify(
-        Object.entries(p)
-          .filter(([k]) => !COMMON.has(k))
-          .sort(([a], [b]) => (a < b ? -1 : 1)),
-      ),
-    )
-    .digest("hex");
-  const key = `${action}\0${token}`;
-  const prev = ctx.idempotency.get(key);
-  if (prev && prev.expires > now) {
-    if (prev.fingerprint !== fingerprint) fail("IdempotentParameterMismatch");
-    return structuredClone(prev.result);
-  }
-  const result = await run();
-  ctx.idempotency.set(key, {
-    fingerprint,
-    result: structuredClone(result),
-    expires: now + ctx.clientTokenTtlMs,
-  });
-  return result;
-}
 
 export function renderEni(e: SimEni): WireNetworkInterfaceSet {
   return {
@@ -129,7 +78,9 @@ export function renderEni(e: SimEni): WireNetworkInterfaceSet {
     ServiceManaged: false,
     SecurityGroupIds: { SecurityGroupId: [...e.securityGroupIds] },
     PrivateIpSets: { PrivateIpSet: e.ips.map((ip, i) => ({ PrivateIpAddress: ip, Primary: i === 0 })) },
-    Ipv6Sets: { Ipv6Set: [] },
+    Ipv6Sets: { Ipv6Set: e.ipv6s.map((ip) => ({ Ipv6Address: ip })) },
+    Ipv4PrefixSets: { Ipv4PrefixSet: e.ipv4Prefixes.map((x) => ({ Ipv4Prefix: x })) },
+    Ipv6PrefixSets: { Ipv6PrefixSet: e.ipv6Prefixes.map((x) => ({ Ipv6Prefix: x })) },
     Tags: { Tag: e.tags.map(([k, v]) => ({ TagKey: k, TagValue: v })) },
   };
 }
@@ -145,14 +96,6 @@ function securityGroups(ctx: ActionContext, p: Params): string[] {
   return sgs;
 }
 
-function nameOrDescription(p: Params, key: string, max: number, pattern?: RegExp): string {
-  const v = optional(p, key) ?? "";
-  if (v === "") return v;
-  if (v.length < 2 || v.length > max || /^https?:\/\//.test(v) || (pattern && !pattern.test(v)))
-    fail("InvalidParameter", invalid(key).message);
-  return v;
-}
-
 const createNetworkInterface: Handler = (ctx, p) => {
   region(ctx, p);
   const vSwitchId = required(p, "VSwitchId");
@@ -163,11 +106,13 @@ const createNetworkInterface: Handler = (ctx, p) => {
     fail("InvalidParameter", invalid("InstanceType", "only Secondary is supported").message);
   const explicit = ipv4List(p, "PrivateIpAddress", MAX_SECONDARY_IPS_UNATTACHED);
   const count = integer(p, "SecondaryPrivateIpAddressCount", 0, MAX_SECONDARY_IPS_UNATTACHED);
-  if (count !== undefined && explicit.length > 0)
-    fail(
-      "InvalidParameter.Conflict",
-      "PrivateIpAddress.N and SecondaryPrivateIpAddressCount cannot be specified together.",
-    );
+  const singles = singlesRequested(explicit, count);
+  const prefixes = addressRequest(p, IPV4_PREFIXES);
+  exclusive([
+    { label: "PrivateIpAddress.N or SecondaryPrivateIpAddressCount", present: singles },
+    { label: "Ipv4Prefix.N or Ipv4PrefixCount", present: prefixes !== undefined },
+  ]);
+  const v6 = withIpv6(p);
   const tagList = tags(p);
   const name = nameOrDescription(
     p,
@@ -189,10 +134,36 @@ const createNetworkInterface: Handler = (ctx, p) => {
       description,
       type: "Secondary",
     });
+    await withPrefixesAndIpv6(ctx, eni, prefixes, v6);
     const { InstanceId: _i, CreationTime: _c, ...rest } = renderEni(eni);
     return { ...rest, OwnerId: "1234567890123456" };
   });
 };
+
+/** Whether single secondary IPv4 addresses were asked for (PrivateIpAddress.N, or a count above 0). */
+function singlesRequested(explicit: string[], count: number | undefined): boolean {
+  exclusive([
+    { label: "PrivateIpAddress.N", present: explicit.length > 0 },
+    { label: "SecondaryPrivateIpAddressCount", present: count !== undefined },
+  ]);
+  return explicit.length > 0 || (count ?? 0) > 0;
+}
+
+/** A new ENI's prefixes and IPv6 (CreateNetworkInterface); on failure the ENI is deleted again. */
+async function withPrefixesAndIpv6(
+  ctx: ActionContext,
+  eni: SimEni,
+  prefixes: AddressRequest | undefined,
+  v6: Ipv6Request,
+): Promise<void> {
+  try {
+    if (prefixes) await assignPrefixes(ctx.state, eni, 4, prefixes.count, prefixes.named);
+    await v6.apply(ctx.state, eni);
+  } catch (e) {
+    deleteEni(ctx.state, eni);
+    throw e;
+  }
+}
 
 const attachNetworkInterface: Handler = (ctx, p) => {
   region(ctx, p);
@@ -225,17 +196,23 @@ const assignPrivateIpAddresses: Handler = (ctx, p) => {
   const eni = eniParam(ctx, p);
   const explicit = ipv4List(p, "PrivateIpAddress", 10);
   const count = integer(p, "SecondaryPrivateIpAddressCount", 1, MAX_SECONDARY_IPS_UNATTACHED);
-  if (count !== undefined && explicit.length > 0)
-    fail(
-      "InvalidParameter.Conflict",
-      "PrivateIpAddress.N and SecondaryPrivateIpAddressCount cannot be specified together.",
-    );
-  if (count === undefined && explicit.length === 0) required(p, "SecondaryPrivateIpAddressCount");
+  const singles = singlesRequested(explicit, count);
+  const prefixes = addressRequest(p, IPV4_PREFIXES);
+  exclusive([
+    { label: "PrivateIpAddress.N or SecondaryPrivateIpAddressCount", present: singles },
+    { label: "Ipv4Prefix.N or Ipv4PrefixCount", present: prefixes !== undefined },
+  ]);
+  if (!singles && !prefixes) required(p, "SecondaryPrivateIpAddressCount");
   return idempotent(ctx, "AssignPrivateIpAddresses", p, async () => {
     ctx.lock(eni.id);
-    const ips = await assignIps(ctx.state, eni, count ?? 0, explicit);
+    const ips = prefixes ? [] : await assignIps(ctx.state, eni, count ?? 0, explicit);
+    const assigned = prefixes ? await assignPrefixes(ctx.state, eni, 4, prefixes.count, prefixes.named) : [];
     const body: Omit<WireAssignPrivateIpAddressesResponse, "RequestId"> = {
-      AssignedPrivateIpAddressesSet: { NetworkInterfaceId: eni.id, PrivateIpSet: { PrivateIpAddress: ips } },
+      AssignedPrivateIpAddressesSet: {
+        NetworkInterfaceId: eni.id,
+        PrivateIpSet: { PrivateIpAddress: ips },
+        Ipv4PrefixSet: { Ipv4Prefixes: assigned },
+      },
     };
     return body;
   });
@@ -245,38 +222,23 @@ const unassignPrivateIpAddresses: Handler = async (ctx, p) => {
   region(ctx, p);
   const eni = eniParam(ctx, p);
   const ips = ipv4List(p, "PrivateIpAddress", 50);
-  if (ips.length === 0) required(p, "PrivateIpAddress.1");
+  const prefixes = prefixList(p, "Ipv4Prefix", 4, PREFIX_LENGTH[4], 10);
+  exclusive([
+    { label: "PrivateIpAddress.N", present: ips.length > 0 },
+    { label: "Ipv4Prefix.N", present: prefixes.length > 0 },
+  ]);
+  if (ips.length === 0 && prefixes.length === 0) required(p, "PrivateIpAddress.1");
   ctx.lock(eni.id);
-  await unassignIps(ctx.state, eni, ips);
+  if (prefixes.length) await unassignPrefixes(ctx.state, eni, 4, prefixes);
+  else await unassignIps(ctx.state, eni, ips);
   return {};
 };
-
-/** Opaque cursor: the last item's position, bound to the query it came from. */
-function encodeToken(position: number, query: string): string {
-  return Buffer.from(`v1:${position}:${query}`).toString("base64");
-}
-
-function decodeToken(token: string | undefined, query: string): number {
-  if (token === undefined) return -1;
-  const m = /^v1:(\d+):(.*)$/.exec(Buffer.from(token, "base64").toString("utf8"));
-  if (!m || m[2] !== query) fail("InvalidParameter", invalid("NextToken").message);
-  return Number(m[1]);
-}
-
-function queryKey(p: Params): string {
-  const keys = Object.keys(p)
-    .filter((k) => !COMMON.has(k) && !["NextToken", "MaxResults", "PageNumber", "PageSize"].includes(k))
-    .sort();
-  return createHash("sha1")
-    .update(keys.map((k) => `${k}=${p[k]}`).join("&"))
-    .digest("hex")
-    .slice(0, 12);
-}
 
 const describeNetworkInterfaces: Handler = (ctx, p) => {
   region(ctx, p);
   const ids = new Set(list(p, "NetworkInterfaceId", 100));
   const privateIps = new Set(list(p, "PrivateIpAddress", 100));
+  const ipv6s = new Set(ipv6List(p, "Ipv6Address", 100));
   const tagFilter = tags(p, 20, true);
   const status = optional(p, "Status");
   if (status !== undefined && !(ENI_STATUSES as readonly string[]).includes(status))
@@ -301,6 +263,7 @@ const describeNetworkInterfaces: Handler = (ctx, p) => {
   const match = (e: SimEni): boolean =>
     (ids.size === 0 || ids.has(e.id)) &&
     (privateIps.size === 0 || e.ips.some((ip) => privateIps.has(ip))) &&
+    (ipv6s.size === 0 || e.ipv6s.some((ip) => ipv6s.has(ip))) &&
     (f.instanceId === undefined || e.instanceId === f.instanceId) &&
     (f.vSwitchId === undefined || e.vSwitchId === f.vSwitchId) &&
     (f.vpcId === undefined || e.vpcId === f.vpcId) &&
@@ -394,13 +357,15 @@ const describeVSwitches: Handler = (ctx, p) => {
         CreationTime: v.creationTime,
         IsDefault: false,
         ResourceGroupId: "",
+        EnabledIpv6: v.ipv6 !== undefined,
+        ...(v.ipv6 ? { Ipv6CidrBlock: v.ipv6.cidrBlock } : {}),
       })),
     },
   };
   return body;
 };
 
-export const ACTIONS: Record<CloudAction, { version: string; handler: Handler }> = {
+export const ACTIONS: Record<SimAction, { version: string; handler: Handler }> = {
   CreateNetworkInterface: { version: ECS_API_VERSION, handler: createNetworkInterface },
   AttachNetworkInterface: { version: ECS_API_VERSION, handler: attachNetworkInterface },
   DetachNetworkInterface: { version: ECS_API_VERSION, handler: detachNetworkInterface },
@@ -410,4 +375,7 @@ export const ACTIONS: Record<CloudAction, { version: string; handler: Handler }>
   UnassignPrivateIpAddresses: { version: ECS_API_VERSION, handler: unassignPrivateIpAddresses },
   DescribeInstanceTypes: { version: ECS_API_VERSION, handler: describeInstanceTypes },
   DescribeVSwitches: { version: VPC_API_VERSION, handler: describeVSwitches },
+  AssignIpv6Addresses: { version: ECS_API_VERSION, handler: assignIpv6Addresses },
+  UnassignIpv6Addresses: { version: ECS_API_VERSION, handler: unassignIpv6Addresses },
+  ...reservationsActions(VPC_API_VERSION),
 };

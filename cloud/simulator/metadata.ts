@@ -2,13 +2,19 @@
 // and under /latest/ for the instance whose primary private IP the request
 // comes from (how ECS tells instances apart at 100.100.100.200).
 // A secondary ENI's MAC appears once its attachment has completed;
-// private-ipv4s follows Assign and Unassign.
+// private-ipv4s follows Assign and Unassign. Per MAC, as the documented
+// metadata items: ipv4-prefixes and ipv6-prefixes (one prefix a line),
+// ipv6s (`[a,b]`, unquoted, as the documentation's example and Terway's parser
+// have it), ipv6-gateway, vswitch-ipv6-cidr-block and vpc-ipv6-cidr-blocks
+// (`[cidr]`); an item with nothing to say is 404, as ipv6s is on ECS when an
+// ENI has no IPv6 (Terway relies on that).
 
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { formatCidr, parseCidr, prefixToNetmask } from "../../lib/net.js";
+import { formatAddr } from "./addr.js";
 import type { StsCredentials } from "./auth.js";
-import { gatewayOf, isoSeconds, type SimEni, type SimInstance, type SimState } from "./state.js";
+import { gateway6Of, gatewayOf, isoSeconds, type SimEni, type SimInstance, type SimState } from "./state.js";
 
 export interface MetadataReply {
   status: number;
@@ -61,24 +67,60 @@ export function createMetadataService(opts: {
     return { status: 200, body, contentType: "application/json" };
   };
 
+  /** A list item: 404 when empty, as on ECS. */
+  const listOr404 = (values: string[], body: string): MetadataReply =>
+    values.length ? text(body) : notFound;
+
+  /** The per-MAC items about IPv4 prefixes and IPv6, or undefined for another item. */
+  const eniItem6 = (eni: SimEni, item: string): MetadataReply | undefined => {
+    const v6 = state.vSwitches.get(eni.vSwitchId)!.ipv6;
+    switch (item) {
+      case "ipv4-prefixes":
+        return listOr404(eni.ipv4Prefixes, eni.ipv4Prefixes.join("\n"));
+      case "ipv6s":
+        return listOr404(eni.ipv6s, `[${eni.ipv6s.join(",")}]`);
+      case "ipv6-prefixes":
+        return listOr404(eni.ipv6Prefixes, eni.ipv6Prefixes.join("\n"));
+      case "ipv6-gateway":
+        return v6 ? text(formatAddr(gateway6Of(v6.net), 6)) : notFound;
+      case "vswitch-ipv6-cidr-block":
+        return v6 ? text(v6.cidrBlock) : notFound;
+      case "vpc-ipv6-cidr-blocks":
+        return state.vpcIpv6Cidr ? text(`[${state.vpcIpv6Cidr}]`) : notFound;
+      default:
+        return undefined;
+    }
+  };
+
+  const eniItems = (eni: SimEni): string[] => {
+    const v6 = state.vSwitches.get(eni.vSwitchId)!.ipv6 !== undefined;
+    return [
+      "gateway",
+      ...(eni.ipv4Prefixes.length ? ["ipv4-prefixes"] : []),
+      ...(v6 ? ["ipv6-gateway"] : []),
+      ...(eni.ipv6Prefixes.length ? ["ipv6-prefixes"] : []),
+      ...(eni.ipv6s.length ? ["ipv6s"] : []),
+      "netmask",
+      "network-interface-id",
+      "primary-ip-address",
+      "private-ipv4s",
+      "vpc-cidr-block",
+      "vpc-id",
+      ...(state.vpcIpv6Cidr ? ["vpc-ipv6-cidr-blocks"] : []),
+      "vswitch-cidr-block",
+      "vswitch-id",
+      ...(v6 ? ["vswitch-ipv6-cidr-block"] : []),
+    ];
+  };
+
   const eniItem = (eni: SimEni, item: string): MetadataReply => {
     const vsw = state.vSwitches.get(eni.vSwitchId)!;
     const vpc = parseCidr(state.vpcCidr);
+    const v6 = eniItem6(eni, item);
+    if (v6) return v6;
     switch (item) {
       case "":
-        return text(
-          [
-            "gateway",
-            "netmask",
-            "network-interface-id",
-            "primary-ip-address",
-            "private-ipv4s",
-            "vpc-cidr-block",
-            "vpc-id",
-            "vswitch-cidr-block",
-            "vswitch-id",
-          ].join("\n"),
-        );
+        return text(eniItems(eni).join("\n"));
       case "network-interface-id":
         return text(eni.id);
       case "gateway":

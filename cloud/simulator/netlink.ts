@@ -7,6 +7,7 @@ import { readdir } from "node:fs/promises";
 import { CommandError, exec } from "../../lib/exec.js";
 import { ipJson, writeProcSys } from "../../lib/ip.js";
 import { isIfname, isIpv4, isMac, NETNS_NAME } from "../../lib/net.js";
+import { canonicalAddr, type Family, formatNet, parseNet } from "./addr.js";
 
 /** Where `ip netns` keeps its namespace files. */
 export const NETNS_DIR = "/run/netns";
@@ -38,6 +39,20 @@ export function ipv4(s: string): string {
   return s;
 }
 
+/** An IPv6 address, in canonical form. */
+export function ipv6(s: string): string {
+  const c = canonicalAddr(s, 6);
+  if (c === undefined) throw new Error(`invalid IPv6 address: ${JSON.stringify(s)}`);
+  return c;
+}
+
+/** A CIDR of the family without host bits, in canonical form. */
+export function cidr(s: string, family: Family): string {
+  const n = parseNet(s, family);
+  if (!n) throw new Error(`invalid IPv${family} CIDR: ${JSON.stringify(s)}`);
+  return formatNet(n);
+}
+
 export function prefixLength(n: number): string {
   if (!Number.isInteger(n) || n < 0 || n > 32) throw new Error(`invalid prefix length: ${n}`);
   return String(n);
@@ -53,6 +68,11 @@ export function line(...tokens: string[]): string {
 export interface BatchOptions {
   /** Keep going after a failed command (`-force`); the result then reports the failures. */
   force?: boolean;
+  /**
+   * Run as `ip -6`: needed for `rule` lines, whose family `ip` otherwise takes
+   * as IPv4 for the whole batch.
+   */
+  ipv6?: boolean;
 }
 
 export interface BatchResult {
@@ -75,6 +95,7 @@ export async function ipBatch(
   const argv = [
     "ip",
     ...(netns === null ? [] : ["-n", netnsName(netns)]),
+    ...(opts.ipv6 ? ["-6"] : []),
     ...(opts.force ? ["-force"] : []),
     "-batch",
     "-",

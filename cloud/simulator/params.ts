@@ -2,6 +2,7 @@
 // flat string keys, repeated lists as `Name.N`, tag lists as `Tag.N.Key`.
 
 import { isIpv4 } from "../../lib/net.js";
+import { canonicalAddr, type Family, formatNet, parseNet } from "./addr.js";
 import { ApiFailure, fail, invalid, missing } from "./errors.js";
 
 export type Params = Record<string, string>;
@@ -98,4 +99,42 @@ export function tags(p: Params, max = 20, forFilter = false): [string, string][]
     out.push([key, value]);
   }
   return out;
+}
+
+/** `Name.N` IPv6 addresses (see `list`), in canonical form; anything else is an InvalidParameter. */
+export function ipv6List(p: Params, name: string, max: number): string[] {
+  return list(p, name, max).map((v) => {
+    const c = canonicalAddr(v, 6);
+    if (c === undefined) fail("InvalidParameter", invalid(`${name}.N`, "must hold IPv6 addresses").message);
+    return c;
+  });
+}
+
+/** `Name.N` prefixes of a family (see `list`) of exactly `length` bits, without host bits, canonical. */
+export function prefixList(p: Params, name: string, family: Family, length: number, max: number): string[] {
+  return list(p, name, max).map((v) => {
+    const net = parseNet(v, family);
+    if (!net || net.prefix !== length)
+      fail("InvalidParameter", invalid(`${name}.N`, `must hold IPv${family} /${length} prefixes`).message);
+    return formatNet(net);
+  });
+}
+
+/** A CIDR of a family without host bits, canonical; anything else is an InvalidParameter naming the key. */
+export function cidrParam(p: Params, name: string, family: Family): string | undefined {
+  const v = optional(p, name);
+  if (v === undefined) return undefined;
+  const net = parseNet(v, family);
+  if (!net) fail("InvalidParameter", invalid(name, `must be an IPv${family} CIDR block`).message);
+  return formatNet(net);
+}
+
+/** At most one of the named parameter groups may be present; each group is present when any key is. */
+export function exclusive(groups: { label: string; present: boolean }[]): void {
+  const given = groups.filter((g) => g.present);
+  if (given.length > 1)
+    fail(
+      "InvalidParameter.Conflict",
+      `${given.map((g) => g.label).join(" and ")} cannot be specified together.`,
+    );
 }

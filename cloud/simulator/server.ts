@@ -9,12 +9,14 @@ import { listen, readBody, sendJson } from "../../lib/http.js";
 import { type Logger, silentLogger } from "../../lib/log.js";
 import { SchemaError } from "../../lib/schema.js";
 import { sleep } from "../../lib/time.js";
-import { type CloudAction, ECS_API_VERSION, isCloudAction, VPC_API_VERSION } from "../types.js";
-import { ACTIONS, type ActionContext, renderEni } from "./actions.js";
+import { ECS_API_VERSION, isSimAction, type SimAction, VPC_API_VERSION } from "../types.js";
+import { ACTIONS, renderEni } from "./actions.js";
+import { renderReservation } from "./actions-reservations.js";
 import { createAuthenticator } from "./auth.js";
 import { type Datapath, setupDatapath } from "./datapath.js";
 import { type ApiError, ApiFailure, apiError, missing } from "./errors.js";
 import { createFaultInjector } from "./faults.js";
+import { type ActionContext, isTransition } from "./handler.js";
 import { createMetadataService, type MetadataReply } from "./metadata.js";
 import type { Params } from "./params.js";
 import { availableIps, type Clock, checkInvariants, createState, type SimState, stopState } from "./state.js";
@@ -28,7 +30,7 @@ export interface SimulatorOptions {
   clock?: Clock;
   random?: () => number;
   /** Called for every authenticated, unthrottled call before it runs (tests use it to time crashes). */
-  onAction?: (action: CloudAction) => void;
+  onAction?: (action: SimAction) => void;
 }
 
 export interface Simulator {
@@ -138,14 +140,14 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
     const version = params.Version ?? header("x-acs-version") ?? "";
     if (!actionName) return sendError(res, missing("Action"), requestId, version, "-");
     if (!version) return sendError(res, missing("Version"), requestId, version, actionName);
-    const known = isCloudAction(actionName) ? ACTIONS[actionName] : undefined;
+    const known = isSimAction(actionName) ? ACTIONS[actionName] : undefined;
     if (!known || known.version !== version) {
       const err = [ECS_API_VERSION, VPC_API_VERSION].includes(version)
         ? apiError("InvalidAction.NotFound")
         : apiError("InvalidVersion");
       return sendError(res, err, requestId, version, actionName);
     }
-    const action = actionName as CloudAction;
+    const action = actionName as SimAction;
     const raw = req.url ?? "/";
     const q = raw.indexOf("?");
     const authError =
@@ -167,9 +169,8 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
 
     opts.onAction?.(action);
     const fault = faults.decide(action);
-    const isTransition = action === "AttachNetworkInterface" || action === "DetachNetworkInterface";
     const total =
-      (isTransition ? pick(latency["*"], random) : pick(latency[action] ?? latency["*"], random)) +
+      (isTransition(action) ? pick(latency["*"], random) : pick(latency[action] ?? latency["*"], random)) +
       fault.extraLatencyMs;
     if (fault.error && !fault.afterEffect) {
       await sleep(total);
@@ -207,13 +208,19 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
 
   const adminState = (): unknown => ({
     regionId: state.regionId,
-    vpc: { vpcId: state.vpcId, cidr: state.vpcCidr },
+    vpc: {
+      vpcId: state.vpcId,
+      cidr: state.vpcCidr,
+      ...(state.vpcIpv6Cidr ? { ipv6Cidr: state.vpcIpv6Cidr } : {}),
+    },
     vSwitches: [...state.vSwitches.values()].map((v) => ({
       vSwitchId: v.id,
       zoneId: v.zoneId,
       cidr: v.cidrBlock,
       availableIpAddressCount: availableIps(v),
       usedIpAddressCount: v.used.size,
+      ...(v.ipv6 ? { ipv6Cidr: v.ipv6.cidrBlock, usedIpv6AddressCount: v.ipv6.used.size } : {}),
+      cidrReservations: [...v.reservations.values()].map((r) => renderReservation(state, r)),
     })),
     instances: [...state.instances.values()].map((i) => ({
       instanceId: i.id,

@@ -6,13 +6,16 @@ import { readFile } from "node:fs/promises";
 import { cidrContains, cidrsOverlap, NETNS_NAME, parseCidr } from "../../lib/net.js";
 import { arr, bool, num, obj, oneOf, opt, optNull, record, SchemaError, str } from "../../lib/schema.js";
 import type { CloudCode } from "../codes.js";
-import { ALL_ACTIONS, isCloudAction } from "../types.js";
+import { isSimAction, SIM_ACTIONS } from "../types.js";
+import { formatNet, type Net, netsOverlap, netWithin, parseNet } from "./addr.js";
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const id = str({ pattern: ID });
 
 const cidr = str({ pattern: /^\d+\.\d+\.\d+\.\d+\/\d+$/ });
-const actionOrStar = str({ oneOf: ["*", ...ALL_ACTIONS] });
+/** An IPv6 CIDR, or "" for none. */
+const ipv6Cidr = opt(str({ pattern: /^([0-9a-fA-F:]{2,39}\/\d{1,3})?$/ }), "");
+const actionOrStar = str({ oneOf: ["*", ...SIM_ACTIONS] });
 const latency = oneOf(
   num({ min: 0, max: 600_000 }),
   arr(num({ min: 0, max: 600_000 }), { min: 2, max: 2 }),
@@ -52,8 +55,8 @@ export type LatencyMs = ReturnType<typeof latencySchema>;
 const worldSchema = obj({
   regionId: str({ pattern: /^[a-z]{2}(-[a-z0-9]+)+$/ }),
   credentials: arr(obj({ accessKeyId: id, accessKeySecret: str({ minLength: 1 }) }), { min: 1 }),
-  vpc: obj({ vpcId: id, cidr }),
-  vSwitches: arr(obj({ vSwitchId: id, zoneId: id, cidr }), { min: 1 }),
+  vpc: obj({ vpcId: id, cidr, ipv6Cidr }),
+  vSwitches: arr(obj({ vSwitchId: id, zoneId: id, cidr, ipv6Cidr }), { min: 1 }),
   securityGroups: arr(id, { min: 1 }),
   instanceTypes: arr(
     obj({
@@ -120,6 +123,7 @@ export function parseWorld(raw: unknown): World {
       if (cidrsOverlap(o.cidr, c)) throw new SchemaError(`${path}.cidr`, `overlaps vSwitch ${other}`);
     vsw.set(s.vSwitchId, { zoneId: s.zoneId, cidr: c });
   });
+  checkIpv6(w);
   const types = new Set<string>();
   w.instanceTypes.forEach((t, i) => {
     unique(t.instanceTypeId, `instanceTypes[${i}].instanceTypeId`);
@@ -165,9 +169,35 @@ export function parseWorld(raw: unknown): World {
     ...Object.keys(w.throttle),
     ...Object.keys(w.faults.actions),
   ]) {
-    if (key !== "*" && !isCloudAction(key)) throw new SchemaError(key, "is not an action");
+    if (key !== "*" && !isSimAction(key)) throw new SchemaError(key, "is not an action");
   }
   return w;
+}
+
+/** The VPC's IPv6 /56 and each vSwitch's /64 inside it, not shared; both written back in canonical form. */
+function checkIpv6(w: World): void {
+  const vpc = w.vpc.ipv6Cidr ? checkIpv6Cidr(w.vpc.ipv6Cidr, "vpc.ipv6Cidr", 56) : undefined;
+  if (vpc) w.vpc.ipv6Cidr = formatNet(vpc);
+  const seen: [string, Net][] = [];
+  w.vSwitches.forEach((s, i) => {
+    if (!s.ipv6Cidr) return;
+    const path = `vSwitches[${i}].ipv6Cidr`;
+    const n = checkIpv6Cidr(s.ipv6Cidr, path, 64);
+    if (!vpc) throw new SchemaError(path, "needs the VPC's vpc.ipv6Cidr");
+    if (!netWithin(n, vpc))
+      throw new SchemaError(path, `${s.ipv6Cidr} is not inside the VPC's ${w.vpc.ipv6Cidr}`);
+    for (const [other, o] of seen)
+      if (netsOverlap(o, n)) throw new SchemaError(path, `overlaps vSwitch ${other}`);
+    seen.push([s.vSwitchId, n]);
+    s.ipv6Cidr = formatNet(n);
+  });
+}
+
+function checkIpv6Cidr(s: string, path: string, prefix: number): Net {
+  const n = parseNet(s, 6);
+  if (!n) throw new SchemaError(path, `invalid IPv6 CIDR ${JSON.stringify(s)} (or host bits set)`);
+  if (n.prefix !== prefix) throw new SchemaError(path, `must be a /${prefix}`);
+  return n;
 }
 
 function checkCidr(s: string, path: string): ReturnType<typeof parseCidr> {
