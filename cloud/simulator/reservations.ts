@@ -16,7 +16,9 @@ import {
   netContains,
   netsOverlap,
   netWithin,
+  parseNet,
 } from "./addr.js";
+import { SchemaError } from "../../lib/schema.js";
 import { reservationUsage } from "./addressing.js";
 import { fail } from "./errors.js";
 import {
@@ -29,6 +31,7 @@ import {
   schedule,
   usableRange6,
 } from "./state.js";
+import type { World } from "./world.js";
 
 /** Documented: at most 10 reserved IPv4 and 10 reserved IPv6 CIDR blocks per vSwitch. */
 const MAX_RESERVATIONS_PER_VSWITCH = 10;
@@ -151,5 +154,31 @@ export function deleteReservation(state: SimState, r: SimReservation, delayMs: n
   const vsw = state.vSwitches.get(r.vSwitchId)!;
   schedule(state, r.id, delayMs, async () => {
     if (vsw.reservations.get(r.id) === r && r.status === "Releasing") vsw.reservations.delete(r.id);
+  });
+}
+
+/**
+ * The world file's reserved blocks, Assigned from the start, as if created
+ * before the simulator began. A block the API would refuse fails with the
+ * world key and the cloud's reason.
+ */
+export function reserveWorldBlocks(state: SimState, world: World): void {
+  world.vSwitches.forEach((s, i) => {
+    s.reservations.forEach((block, j) => {
+      const path = `vSwitches[${i}].reservations[${j}]`;
+      const family: Family = block.includes(":") ? 6 : 4;
+      const cidr = parseNet(block, family);
+      if (!cidr) throw new SchemaError(path, `${block} is not an IPv${family} CIDR block`);
+      try {
+        const r = createReservation(
+          state,
+          { vSwitchId: s.vSwitchId, family, cidr, name: "", description: "", tags: [] },
+          0,
+        );
+        r.status = "Assigned";
+      } catch (e) {
+        throw new SchemaError(path, `${block}: ${(e as Error).message}`);
+      }
+    });
   });
 }

@@ -12,6 +12,7 @@ import { sleep } from "../../lib/time.js";
 import { ECS_API_VERSION, isSimAction, type SimAction, VPC_API_VERSION } from "../types.js";
 import { ACTIONS, renderEni } from "./actions.js";
 import { renderReservation } from "./actions-reservations.js";
+import { reserveWorldBlocks } from "./reservations.js";
 import { createAuthenticator } from "./auth.js";
 import { type Datapath, setupDatapath } from "./datapath.js";
 import { type ApiError, ApiFailure, apiError, missing } from "./errors.js";
@@ -69,6 +70,7 @@ export async function startSimulator(world: World, opts: SimulatorOptions = {}):
   const clock = opts.clock ?? { now: () => Date.now() };
   const random = opts.random ?? Math.random;
   const state = createState(world, clock);
+  reserveWorldBlocks(state, world);
   const auth = createAuthenticator({
     keys: world.credentials,
     windowMs: world.timestampWindowSeconds * 1000,

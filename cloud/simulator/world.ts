@@ -56,7 +56,17 @@ const worldSchema = obj({
   regionId: str({ pattern: /^[a-z]{2}(-[a-z0-9]+)+$/ }),
   credentials: arr(obj({ accessKeyId: id, accessKeySecret: str({ minLength: 1 }) }), { min: 1 }),
   vpc: obj({ vpcId: id, cidr, ipv6Cidr }),
-  vSwitches: arr(obj({ vSwitchId: id, zoneId: id, cidr, ipv6Cidr }), { min: 1 }),
+  vSwitches: arr(
+    obj({
+      vSwitchId: id,
+      zoneId: id,
+      cidr,
+      ipv6Cidr,
+      /** CIDR blocks reserved for prefixes at the start (Assigned), IPv4 or IPv6. */
+      reservations: opt(arr(str({ pattern: /^[0-9a-fA-F.:]{2,39}\/\d{1,3}$/ }), { max: 20 }), []),
+    }),
+    { min: 1 },
+  ),
   securityGroups: arr(id, { min: 1 }),
   instanceTypes: arr(
     obj({

@@ -187,6 +187,33 @@ describe("CreateVSwitchCidrReservation / ListVSwitchCidrReservations", () => {
   });
 });
 
+describe("the world file's reservations", () => {
+  it("are Assigned from the start: prefixes come from them at once", async () => {
+    const world = dualWorld();
+    const vsws = world.vSwitches as Record<string, unknown>[];
+    vsws[0] = { ...vsws[0], reservations: ["10.0.1.128/26", "2408:4005:300:ff01:1::/80"] };
+    const c = await h.start(world);
+    const r = await listReservations(c);
+    expect(
+      r.VSwitchCidrReservations.map((x) => [x.VSwitchCidrReservationCidr, x.IpVersion, x.Status]).sort(),
+    ).toEqual([
+      ["10.0.1.128/26", "IPv4", "Assigned"],
+      ["2408:4005:300:ff01:1::/80", "IPv6", "Assigned"],
+    ]);
+    const eni = await c.create();
+    const prefixes = await assignPrefixes(c, eni.NetworkInterfaceId, { Ipv4PrefixCount: 2 });
+    expect(prefixes).toHaveLength(2);
+    for (const p of prefixes) expect(p).toMatch(/^10\.0\.1\.(128|144|160|176|192|208|224|240)\/28$/);
+  });
+
+  it("a block the API would refuse stops the simulator with the key and the reason", async () => {
+    const world = dualWorld();
+    const vsws = world.vSwitches as Record<string, unknown>[];
+    vsws[0] = { ...vsws[0], reservations: ["10.0.1.0/28"] }; // holds the vSwitch's first address
+    await expect(h.start(world)).rejects.toThrow(/vSwitches\[0\]\.reservations\[0\]: .*10\.0\.1\.0\/28/);
+  });
+});
+
 describe("DeleteVSwitchCidrReservation", () => {
   it("refuses while a prefix from it is assigned, then Releasing until the latency has passed, then gone", async () => {
     const c = await h.start(dualWorld({ latencyMs: { DeleteVSwitchCidrReservation: 300 } }));
