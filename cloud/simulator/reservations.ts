@@ -7,6 +7,7 @@
 // are never allocated from inside a reservation; prefixes only from an
 // Assigned one.
 
+import { SchemaError } from "../../lib/schema.js";
 import {
   blocksOf,
   type Family,
@@ -18,7 +19,6 @@ import {
   netWithin,
   parseNet,
 } from "./addr.js";
-import { SchemaError } from "../../lib/schema.js";
 import { reservationUsage } from "./addressing.js";
 import { fail } from "./errors.js";
 import {
