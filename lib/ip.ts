@@ -99,6 +99,11 @@ export async function writeProcSys(ns: string, settings: Record<string, string>)
  * request. Each request's lines are followed by a marker command that always
  * fails; its "Command failed -:N" on stderr tells that every line before it
  * has run, and the failures in between are the request's own.
+ *
+ * `ip` remembers each device name's index for the rest of its life, so once
+ * a name is deleted and made again (a container stopped and started: its
+ * host veth), the session would name the old index ("No such device"). A
+ * request whose lines fail so runs those lines once more in a new process.
  */
 export interface IpSession {
   batch(lines: string[], force?: boolean): Promise<void>;
@@ -106,6 +111,14 @@ export interface IpSession {
 }
 
 const MARKER = "link show dev eniway-marker0";
+/** What `ip` says when the index it holds for a device name is gone. */
+const STALE_NAME = /No such device|Cannot find device/;
+
+/** A failed line of a request: its index in the request's lines, and what `ip` said. */
+interface LineError {
+  index: number;
+  text: string;
+}
 
 export function createIpSession(ns: string): IpSession {
   let child: ReturnType<typeof spawn> | null = null;
@@ -114,7 +127,7 @@ export function createIpSession(ns: string): IpSession {
   let waiting: {
     marker: number;
     from: number;
-    resolve: (errs: string[]) => void;
+    resolve: (errs: LineError[]) => void;
     reject: (e: Error) => void;
   } | null = null;
   let queue: Promise<unknown> = Promise.resolve();
@@ -130,7 +143,7 @@ export function createIpSession(ns: string): IpSession {
       const w = waiting;
       if (!w || !stderr.includes(`Command failed -:${w.marker}\n`)) return;
       // Errors of this request: each "Command failed -:N" with N in [from, marker).
-      const errs: string[] = [];
+      const errs: LineError[] = [];
       let block: string[] = [];
       for (const l of stderr.split("\n")) {
         const m = /^Command failed -:(\d+)$/.exec(l);
@@ -139,7 +152,7 @@ export function createIpSession(ns: string): IpSession {
           continue;
         }
         const n = Number(m[1]);
-        if (n >= w.from && n < w.marker) errs.push(`line ${n - w.from + 1}: ${block.join("; ")}`);
+        if (n >= w.from && n < w.marker) errs.push({ index: n - w.from, text: block.join("; ") });
         block = [];
       }
       stderr = "";
@@ -147,6 +160,7 @@ export function createIpSession(ns: string): IpSession {
       w.resolve(errs);
     });
     c.once("exit", (code) => {
+      if (child !== c) return; // a process the session already replaced
       child = null;
       const w = waiting;
       waiting = null;
@@ -156,19 +170,40 @@ export function createIpSession(ns: string): IpSession {
     return c;
   };
 
+  /** Runs the lines in the session's process; the failures, by index into `lines`. */
+  const send = (lines: string[]): Promise<LineError[]> => {
+    const c = child ?? start();
+    const from = lineNo + 1;
+    lineNo += lines.length + 1;
+    return new Promise<LineError[]>((resolve, reject) => {
+      waiting = { marker: lineNo, from, resolve, reject };
+      c.stdin!.write(`${lines.join("\n")}\n${MARKER}\n`);
+    });
+  };
+
   const batch = (lines: string[], force = false): Promise<void> => {
     for (const l of lines) if (/[\n\r\0]/.test(l)) throw new Error("ip batch line contains a line break");
     const run = async (): Promise<void> => {
       if (lines.length === 0) return;
-      const c = child ?? start();
-      const from = lineNo + 1;
-      lineNo += lines.length + 1;
-      const errs = await new Promise<string[]>((resolve, reject) => {
-        waiting = { marker: lineNo, from, resolve, reject };
-        c.stdin!.write(`${lines.join("\n")}\n${MARKER}\n`);
-      });
-      if (errs.length && !force)
-        throw new CommandError(["ip", "-batch", ...(ns ? [ns] : [])], 1, errs.join("\n"));
+      let errs = await send(lines);
+      if (force) return;
+      const stale = errs.filter((e) => STALE_NAME.test(e.text));
+      if (stale.length) {
+        // A fresh process knows no names: the lines that named a device made again run once more.
+        child?.stdin?.end();
+        child = null;
+        const again = await send(stale.map((e) => lines[e.index]!));
+        errs = [
+          ...errs.filter((e) => !STALE_NAME.test(e.text)),
+          ...again.map((e) => ({ index: stale[e.index]!.index, text: e.text })),
+        ].sort((a, b) => a.index - b.index);
+      }
+      if (errs.length)
+        throw new CommandError(
+          ["ip", "-batch", ...(ns ? [ns] : [])],
+          1,
+          errs.map((e) => `line ${e.index + 1}: ${e.text}`).join("\n"),
+        );
     };
     const p = queue.then(run, run);
     queue = p.catch(() => {});

@@ -139,8 +139,20 @@ export function createDatapath(opts: DatapathOptions): Datapath {
     await bringUp(enis.filter((e) => eniDevice(state.links, e.mac) !== null));
   };
 
-  const add: Datapath["add"] = (spec) =>
-    guarded([wiringOf(spec.containerId, spec.ifname).hostIfname, spec.ip], () => addUnguarded(spec));
+  /**
+   * Host veths a DEL is still removing, by name. An ADD of the same
+   * attachment waits for it: the removal goes by name, so once the ADD's new
+   * veth is there it would take that one instead.
+   */
+  const removing = new Map<string, Promise<void>>();
+
+  const add: Datapath["add"] = (spec) => {
+    const host = wiringOf(spec.containerId, spec.ifname).hostIfname;
+    return guarded([host, spec.ip], async () => {
+      await removing.get(host);
+      return addUnguarded(spec);
+    });
+  };
 
   const addUnguarded: Datapath["add"] = async (spec) => {
     let dev = await ensureEni(spec.eni);
@@ -163,11 +175,14 @@ export function createDatapath(opts: DatapathOptions): Datapath {
   const del: Datapath["del"] = async (containerId, ifname, ip) => {
     const host = wiringOf(containerId, ifname).hostIfname;
     // Routing goes at once; the veth (slow to delete, and gone anyway with the pod's namespace)
-    // goes right after, off the DEL path. A re-ADD meanwhile clears it first (File exists).
+    // goes right after, off the DEL path. A re-ADD of the same attachment waits for it (`removing`).
     if (ip) await nodeBatch(unrouteLines(ip), true);
-    void removeNodeSide(ns, host, null, nodeBatch).catch((e: unknown) =>
-      log.warn("host veth removal failed", { host, error: String(e) }),
-    );
+    const removal = removeNodeSide(ns, host, null, nodeBatch)
+      .catch((e: unknown) => log.warn("host veth removal failed", { host, error: String(e) }))
+      .finally(() => {
+        if (removing.get(host) === removal) removing.delete(host);
+      });
+    removing.set(host, removal);
   };
 
   // From the kernel alone, never from what this process has set up: right after a restart too.

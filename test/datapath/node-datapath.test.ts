@@ -152,4 +152,19 @@ describe("node datapath", () => {
     expect(ping(PODS[0]!, ENI.gateway)).toBe(true);
     await dp.del("ctr0", "eth0", "10.9.1.7");
   });
+
+  it("a container stopped and started again (DEL, then at once ADD of the same attachment in a new namespace) keeps its new veth", async () => {
+    for (let round = 0; round < 5; round++) {
+      await dp.add(spec(0));
+      // podman stop: the namespace goes, then DEL; podman start: a new namespace, then ADD.
+      sh("ip", "netns", "del", PODS[0]!);
+      sh("ip", "netns", "add", PODS[0]!);
+      await dp.del("ctr0", "eth0", "10.9.1.7");
+      await dp.add(spec(0));
+      await new Promise((r) => setTimeout(r, 200)); // what the DEL left to do off its path is done
+      expect(await dp.check(spec(0)), `round ${round}`).toEqual([]);
+      expect(ping(PODS[0]!, ENI.gateway), `round ${round}`).toBe(true);
+    }
+    await dp.del("ctr0", "eth0", "10.9.1.7");
+  });
 });
