@@ -14,8 +14,10 @@ import { type ActionLimiter, createActionLimiter, type RateLimitOverrides } from
 import { nextPageNumber, type Page, readPages } from "./pages.js";
 import { chunk, repeatList, tagParams } from "./params.js";
 import {
+  type InstanceTypeInfo,
   nestedList,
   parseAssignedIps,
+  parseAssignedPrefixes,
   parseCreatedEni,
   parseEni,
   parseInstanceType,
@@ -30,7 +32,6 @@ import {
   type Eni,
   type EniStatus,
   type EniType,
-  type InstanceTypeLimits,
   VPC_ACTIONS,
   VPC_API_VERSION,
   type VSwitch,
@@ -44,6 +45,7 @@ import {
   assertInstanceType,
   assertIntInRange,
   assertIpv4,
+  assertIpv4Prefix,
   assertRegionId,
   assertSecurityGroupId,
   assertTags,
@@ -51,6 +53,7 @@ import {
   assertVSwitchId,
   assertZoneId,
   InvalidArgumentError,
+  MAX_IPV4_PREFIXES_PER_CALL,
 } from "./validate.js";
 
 /** Error codes that mean the call's goal already holds; the call then succeeds. */
@@ -61,7 +64,9 @@ export const ALREADY_DONE_CODES = {
   UnassignPrivateIpAddresses: ["InvalidIp.IpUnassigned", "InvalidEniId.NotFound"],
 } as const satisfies Partial<Record<CloudAction, readonly CloudCode[]>>;
 
-/** ECS limits: NetworkInterfaceId.N ≤ 100 per call; secondary IPs per call ≤ 49. */
+export type { InstanceTypeInfo } from "./parse.js";
+
+/** ECS limits: NetworkInterfaceId.N ≤ 100 per call; secondary IPs per call ≤ 49 (prefixes: validate.ts). */
 const MAX_ENI_IDS_PER_CALL = 100;
 const MAX_SECONDARY_IPS = 49;
 const MAX_INSTANCE_TYPES_PER_CALL = 10;
@@ -73,6 +78,11 @@ export interface CreateNetworkInterfaceRequest {
   tags: Record<string, string>;
   /** Secondary IPs besides the primary one. */
   secondaryIpCount: number;
+  /**
+   * IPv4 prefixes (/28) the ENI comes with, 1–10 (Ipv4PrefixCount); never
+   * with secondary IPs: a call does not mix them.
+   */
+  ipv4PrefixCount?: number;
   description?: string;
   name?: string;
   /** Default: a fresh UUID, the same for every retry of this call. */
@@ -95,6 +105,13 @@ export interface AssignPrivateIpAddressesRequest {
   clientToken?: string;
 }
 
+export interface AssignIpv4PrefixesRequest {
+  eniId: string;
+  /** 1–10 prefixes (Ipv4PrefixCount). */
+  count: number;
+  clientToken?: string;
+}
+
 export interface DescribeVSwitchesRequest {
   vSwitchIds?: string[];
   vpcId?: string;
@@ -110,7 +127,11 @@ export interface CloudApi {
   /** Resolves to the newly assigned IPs. */
   assignPrivateIpAddresses(req: AssignPrivateIpAddressesRequest): Promise<string[]>;
   unassignPrivateIpAddresses(eniId: string, ips: string[]): Promise<void>;
-  describeInstanceTypes(ids: string[]): Promise<InstanceTypeLimits[]>;
+  /** AssignPrivateIpAddresses with Ipv4PrefixCount; resolves to the newly assigned /28 prefixes. */
+  assignIpv4Prefixes(req: AssignIpv4PrefixesRequest): Promise<string[]>;
+  /** UnassignPrivateIpAddresses with Ipv4Prefix.N; a prefix already off the ENI counts as done. */
+  unassignIpv4Prefixes(eniId: string, prefixes: string[]): Promise<void>;
+  describeInstanceTypes(ids: string[]): Promise<InstanceTypeInfo[]>;
   describeVSwitches(req: DescribeVSwitchesRequest): Promise<VSwitch[]>;
   /** Drops queued calls, stops retries, frees sockets. */
   close(): Promise<void>;
@@ -258,6 +279,11 @@ async function createNetworkInterface(ctx: Ctx, req: CreateNetworkInterfaceReque
   for (const sg of req.securityGroupIds) assertSecurityGroupId(sg);
   assertTags(req.tags);
   assertIntInRange(req.secondaryIpCount, 0, MAX_SECONDARY_IPS, "secondaryIpCount");
+  if (req.ipv4PrefixCount !== undefined) {
+    assertIntInRange(req.ipv4PrefixCount, 1, MAX_IPV4_PREFIXES_PER_CALL, "ipv4PrefixCount");
+    if (req.secondaryIpCount > 0)
+      throw new InvalidArgumentError("secondaryIpCount and ipv4PrefixCount cannot be combined in one call");
+  }
   if (req.description !== undefined) assertDescription(req.description);
   if (req.name !== undefined) assertEniName(req.name);
   const params: RpcParams = {
@@ -267,6 +293,7 @@ async function createNetworkInterface(ctx: Ctx, req: CreateNetworkInterfaceReque
     ClientToken: ctx.token(req.clientToken),
   };
   if (req.secondaryIpCount > 0) params.SecondaryPrivateIpAddressCount = String(req.secondaryIpCount);
+  if (req.ipv4PrefixCount !== undefined) params.Ipv4PrefixCount = String(req.ipv4PrefixCount);
   if (req.description !== undefined) params.Description = req.description;
   if (req.name !== undefined) params.NetworkInterfaceName = req.name;
   const body = await ctx.caller.call("CreateNetworkInterface", params);
@@ -387,13 +414,29 @@ async function assignPrivateIpAddresses(ctx: Ctx, req: AssignPrivateIpAddressesR
 async function unassignPrivateIpAddresses(ctx: Ctx, eniId: string, ips: string[]): Promise<void> {
   assertEniId(eniId);
   for (const ip of ips) assertIpv4(ip);
-  const unique = [...new Set(ips)];
+  await unassign(ctx, eniId, "PrivateIpAddress", ips);
+}
+
+async function unassignIpv4Prefixes(ctx: Ctx, eniId: string, prefixes: string[]): Promise<void> {
+  assertEniId(eniId);
+  for (const p of prefixes) assertIpv4Prefix(p);
+  await unassign(ctx, eniId, "Ipv4Prefix", prefixes);
+}
+
+/** UnassignPrivateIpAddresses of IPs or of prefixes (a call never mixes them), "already free" tolerated. */
+async function unassign(
+  ctx: Ctx,
+  eniId: string,
+  param: "PrivateIpAddress" | "Ipv4Prefix",
+  items: string[],
+): Promise<void> {
+  const unique = [...new Set(items)];
   if (unique.length === 0) return;
   const codes = ALREADY_DONE_CODES.UnassignPrivateIpAddresses;
   const send = (list: string[], tolerate: readonly CloudCode[]) =>
     ctx.caller.invoke(
       "UnassignPrivateIpAddresses",
-      { NetworkInterfaceId: eniId, ...repeatList("PrivateIpAddress", list) },
+      { NetworkInterfaceId: eniId, ...repeatList(param, list) },
       tolerate,
     );
   if (unique.length === 1) {
@@ -403,22 +446,42 @@ async function unassignPrivateIpAddresses(ctx: Ctx, eniId: string, ips: string[]
   try {
     await send(unique, ["InvalidEniId.NotFound"]);
   } catch (err) {
-    // One address already free may fail the whole batch: free the rest one by one.
+    // One address (or prefix) already free may fail the whole batch: free the rest one by one.
     if (!hasCode(err, ["InvalidIp.IpUnassigned"])) throw err;
-    ctx.log.info("unassign batch hit an address already free; unassigning one by one", {
+    ctx.log.info("unassign batch hit an item already free; unassigning one by one", {
       eniId,
+      param,
       count: unique.length,
     });
-    for (const ip of unique) await send([ip], codes);
+    for (const item of unique) await send([item], codes);
   }
 }
 
-async function describeInstanceTypes(ctx: Ctx, ids: string[]): Promise<InstanceTypeLimits[]> {
+async function assignIpv4Prefixes(ctx: Ctx, req: AssignIpv4PrefixesRequest): Promise<string[]> {
+  assertEniId(req.eniId);
+  assertIntInRange(req.count, 1, MAX_IPV4_PREFIXES_PER_CALL, "count");
+  const body = await ctx.caller.call("AssignPrivateIpAddresses", {
+    NetworkInterfaceId: req.eniId,
+    Ipv4PrefixCount: String(req.count),
+    ClientToken: ctx.token(req.clientToken),
+  });
+  const prefixes = parsed("AssignPrivateIpAddresses", body, () => parseAssignedPrefixes(body));
+  if (prefixes.length !== req.count)
+    ctx.log.warn("AssignPrivateIpAddresses returned a different number of prefixes", {
+      eniId: req.eniId,
+      asked: req.count,
+      got: prefixes.length,
+      requestId: str(body, "RequestId"),
+    });
+  return prefixes;
+}
+
+async function describeInstanceTypes(ctx: Ctx, ids: string[]): Promise<InstanceTypeInfo[]> {
   for (const id of ids) assertInstanceType(id);
   const action = "DescribeInstanceTypes";
-  const found = new Map<string, InstanceTypeLimits>();
+  const found = new Map<string, InstanceTypeInfo>();
   for (const group of chunk([...new Set(ids)], MAX_INSTANCE_TYPES_PER_CALL)) {
-    const read = async (token: string): Promise<Page<InstanceTypeLimits>> => {
+    const read = async (token: string): Promise<Page<InstanceTypeInfo>> => {
       const params: RpcParams = { ...repeatList("InstanceTypes", group), MaxResults: "100" };
       if (token !== "") params.NextToken = token;
       const body = await ctx.caller.call(action, params);
@@ -491,6 +554,8 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
     describeNetworkInterfaces: (filter) => describeNetworkInterfaces(ctx, filter),
     assignPrivateIpAddresses: (req) => assignPrivateIpAddresses(ctx, req),
     unassignPrivateIpAddresses: (eniId, ips) => unassignPrivateIpAddresses(ctx, eniId, ips),
+    assignIpv4Prefixes: (req) => assignIpv4Prefixes(ctx, req),
+    unassignIpv4Prefixes: (eniId, prefixes) => unassignIpv4Prefixes(ctx, eniId, prefixes),
     describeInstanceTypes: (ids) => describeInstanceTypes(ctx, ids),
     describeVSwitches: (req) => describeVSwitches(ctx, req),
     close: caller.close,

@@ -3,7 +3,7 @@
 // missing Type) and strict about what eniway relies on (ids, IPs, status).
 
 import { isObject, type Json } from "../lib/json.js";
-import { isIpv4 } from "../lib/net.js";
+import { isIpv4, isIpv4Prefix } from "../lib/net.js";
 import {
   ENI_STATUSES,
   type Eni,
@@ -86,6 +86,21 @@ function privateIps(o: Json, what: string): { primaryIp: string; privateIps: str
   return { primaryIp, privateIps: [...new Set(ips)] };
 }
 
+/** The /28s of `Ipv4PrefixSets.Ipv4PrefixSet[].Ipv4Prefix` (Describe and Create), each checked. */
+function ipv4Prefixes(o: Json, what: string): string[] {
+  const prefixes = nestedList(o, "Ipv4PrefixSets", "Ipv4PrefixSet")
+    .filter(isObject)
+    .map((s) => str(s, "Ipv4Prefix"));
+  return checkedPrefixes(prefixes, what);
+}
+
+function checkedPrefixes(prefixes: string[], what: string): string[] {
+  const bad = prefixes.find((p) => !isIpv4Prefix(p));
+  if (bad !== undefined)
+    throw new ResponseShapeError(`${what}: ${JSON.stringify(bad)} is not an IPv4 /28 prefix`);
+  return [...new Set(prefixes)];
+}
+
 /** A NetworkInterfaceSet item of DescribeNetworkInterfaces. */
 export function parseEni(w: unknown): Eni {
   if (!isObject(w)) throw new ResponseShapeError("NetworkInterfaceSet item is not an object");
@@ -103,6 +118,7 @@ export function parseEni(w: unknown): Eni {
     macAddress: str(w, "MacAddress").toLowerCase(),
     primaryIp,
     privateIps: ips,
+    ipv4Prefixes: ipv4Prefixes(w, what),
     securityGroupIds: nestedList(w, "SecurityGroupIds", "SecurityGroupId").map(String),
     tags: parseTags(w),
     creationTime: str(w, "CreationTime"),
@@ -128,7 +144,19 @@ export function parseAssignedIps(w: unknown): string[] {
   return ips;
 }
 
-export function parseInstanceType(w: unknown): InstanceTypeLimits {
+/** The prefixes AssignPrivateIpAddresses assigned (`AssignedPrivateIpAddressesSet.Ipv4PrefixSet.Ipv4Prefixes`). */
+export function parseAssignedPrefixes(w: unknown): string[] {
+  if (!isObject(w)) throw new ResponseShapeError("AssignPrivateIpAddresses response is not an object");
+  const prefixes = nestedList(obj(w, "AssignedPrivateIpAddressesSet"), "Ipv4PrefixSet", "Ipv4Prefixes").map(
+    String,
+  );
+  return checkedPrefixes(prefixes, "AssignPrivateIpAddresses");
+}
+
+/** An instance type's ENI quotas and its vCPUs (CpuCoreCount; 0 when the answer lacks it). */
+export type InstanceTypeInfo = InstanceTypeLimits & { cpuCoreCount: number };
+
+export function parseInstanceType(w: unknown): InstanceTypeInfo {
   if (!isObject(w)) throw new ResponseShapeError("InstanceType item is not an object");
   const id = requiredStr(w, "InstanceTypeId", "InstanceType item");
   const what = `instance type ${id}`;
@@ -138,6 +166,7 @@ export function parseInstanceType(w: unknown): InstanceTypeLimits {
     eniPrivateIpAddressQuantity: num(w, "EniPrivateIpAddressQuantity", what),
     eniIpv6AddressQuantity:
       w.EniIpv6AddressQuantity === undefined ? 0 : num(w, "EniIpv6AddressQuantity", what),
+    cpuCoreCount: w.CpuCoreCount === undefined ? 0 : num(w, "CpuCoreCount", what),
   };
 }
 

@@ -67,6 +67,8 @@ export interface Eni {
   primaryIp: string;
   /** All private IPv4 addresses, the primary one first. */
   privateIps: string[];
+  /** The IPv4 prefixes (/28) assigned to the ENI (Ipv4PrefixSets). */
+  ipv4Prefixes: string[];
   securityGroupIds: string[];
   tags: Record<string, string>;
   creationTime: string;

@@ -17,7 +17,10 @@ import {
   VSWITCH_ID,
   ZONE_ID,
 } from "../lib/ids.js";
-import { isIpv4, isMac } from "../lib/net.js";
+import { isIpv4, isIpv4Prefix, isMac } from "../lib/net.js";
+
+/** ECS: IPv4 prefixes per AssignPrivateIpAddresses or CreateNetworkInterface (Ipv4PrefixCount, Ipv4Prefix.N). */
+export const MAX_IPV4_PREFIXES_PER_CALL = 10;
 
 export class InvalidArgumentError extends Error {
   constructor(message: string) {
@@ -70,6 +73,10 @@ export function assertInstanceType(v: unknown): asserts v is string {
 }
 export function assertIpv4(v: unknown): asserts v is string {
   check(isStr(v) && isIpv4(v), "IPv4 address", v);
+}
+/** An IPv4 /28 prefix without host bits, as ENIs carry them. */
+export function assertIpv4Prefix(v: unknown): asserts v is string {
+  check(isStr(v) && isIpv4Prefix(v), "IPv4 prefix (a /28)", v);
 }
 /** Lower-case, colon-separated, as the metadata service lists them. */
 export function assertMac(v: unknown): asserts v is string {

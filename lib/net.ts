@@ -77,3 +77,20 @@ export function formatCidr(c: Cidr): string {
 export function prefixToNetmask(prefix: number): string {
   return intToIp(prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
 }
+
+/** An IPv4 prefix as ENIs carry them: a /28, 16 addresses, every one a pod's IP. */
+export const IPV4_PREFIX_LENGTH = 28;
+export const IPV4_PREFIX_SIZE = 2 ** (32 - IPV4_PREFIX_LENGTH);
+
+/** A /28 without host bits set, e.g. 10.0.1.64/28. */
+export function isIpv4Prefix(s: string): boolean {
+  const m = /^([0-9.]+)\/28$/.exec(s);
+  return m !== null && isIpv4(m[1]!) && ipToInt(m[1]!) % IPV4_PREFIX_SIZE === 0;
+}
+
+/** The 16 addresses of a /28, lowest first. */
+export function ipv4PrefixAddresses(prefix: string): string[] {
+  if (!isIpv4Prefix(prefix)) throw new Error(`invalid IPv4 prefix: ${JSON.stringify(prefix)}`);
+  const base = ipToInt(prefix.slice(0, prefix.indexOf("/")));
+  return Array.from({ length: IPV4_PREFIX_SIZE }, (_, i) => intToIp(base + i));
+}

@@ -13,7 +13,7 @@ import {
 } from "./allocation.js";
 import { type Datastore, type DatastoreView, type IpRecord, podKey } from "./datastore/datastore.js";
 import type { Owner } from "./store.js";
-import type { PoolTargets } from "./targets.js";
+import type { PoolMode, PoolTargets } from "./targets.js";
 import { createWaiters } from "./waiters.js";
 
 export interface AllocatorDeps {
@@ -59,19 +59,43 @@ const ownedBy = (ds: DatastoreView, key: string): IpRecord | undefined =>
 const heldIpOf = (ds: DatastoreView, key: string): IpRecord | undefined =>
   ds.ips().find((r) => r.phase === "cooling" && r.heldFor === key && ds.eni(r.eniId)?.phase === "ready");
 
-/** An idle IP on a ready ENI: of the ENI that carries the most pods (so others can drain), idle the longest. */
-function pickIdle(ds: DatastoreView): IpRecord | undefined {
+/**
+ * An idle IP on a ready ENI, packed so that whole units drain: of the mode's
+ * own unit first (what the other mode left drains), then of the prefix with
+ * the most pods, then of the ENI that carries the most pods, idle the longest.
+ */
+function pickIdle(ds: DatastoreView, mode: PoolMode): IpRecord | undefined {
   const ips = ds.ips();
-  const load = new Map<string, number>();
-  for (const r of ips) if (r.phase !== "idle") load.set(r.eniId, (load.get(r.eniId) ?? 0) + 1);
-  const loadOf = (r: IpRecord): number => load.get(r.eniId) ?? 0;
+  const eniLoad = new Map<string, number>();
+  const prefixPods = new Map<string, number>();
+  for (const r of ips) {
+    if (r.phase !== "idle") eniLoad.set(r.eniId, (eniLoad.get(r.eniId) ?? 0) + 1);
+    if (r.phase === "assigned" && r.prefix !== undefined)
+      prefixPods.set(r.prefix, (prefixPods.get(r.prefix) ?? 0) + 1);
+  }
+  const rank = (r: IpRecord): number[] => [
+    (r.prefix !== undefined) === (mode === "prefix") ? 1 : 0,
+    r.prefix === undefined ? 0 : (prefixPods.get(r.prefix) ?? 0),
+    eniLoad.get(r.eniId) ?? 0,
+    -r.idleSince,
+  ];
   let best: IpRecord | undefined;
+  let bestRank: number[] = [];
   for (const r of ips) {
     if (r.phase !== "idle" || ds.eni(r.eniId)?.phase !== "ready") continue;
-    if (!best || loadOf(r) > loadOf(best) || (loadOf(r) === loadOf(best) && r.idleSince < best.idleSince))
+    const k = rank(r);
+    if (!best || before(k, bestRank)) {
       best = r;
+      bestRank = k;
+    }
   }
   return best;
+}
+
+/** Does rank `a` come before rank `b` (higher first, position by position)? */
+function before(a: number[], b: number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return (a[i] ?? 0) > (b[i] ?? 0);
+  return false;
 }
 
 export function createAllocator(deps: AllocatorDeps): Allocator {
@@ -83,7 +107,7 @@ export function createAllocator(deps: AllocatorDeps): Allocator {
     ds,
     now: deps.now,
     targets,
-    pickIdle: () => pickIdle(ds),
+    pickIdle: () => pickIdle(ds, targets.mode),
     assign,
     kick: deps.kick,
   });
@@ -95,7 +119,7 @@ export function createAllocator(deps: AllocatorDeps): Allocator {
       deps.onAllocate?.(result, (performance.now() - started) / 1000);
     const owner = ownerOf(req);
     const held = req.pod.name ? heldIpOf(ds, podKey(req.pod)) : undefined;
-    const ip = held ?? (waiters.count() === 0 ? pickIdle(ds) : undefined);
+    const ip = held ?? (waiters.count() === 0 ? pickIdle(ds, targets.mode) : undefined);
     if (ip && early) {
       const { value, durable } = ds.writeEarly(
         (tx) => toAllocation(tx.assign(ip.ip, owner), ds.eni(ip.eniId))!,

@@ -9,6 +9,7 @@ import { isTreated } from "../cloud/errors.js";
 import type { MetadataClient } from "../cloud/metadata.js";
 import type { Eni } from "../cloud/types.js";
 import type { Logger } from "../lib/log.js";
+import { ipv4PrefixAddresses } from "../lib/net.js";
 import { attachIntent, createAttacher } from "./attach.js";
 import type { Datastore, IntentRecord, Transitions } from "./datastore/datastore.js";
 import { type CloudFailure, createSetbacks, isDefinite, type Setbacks } from "./failures.js";
@@ -40,9 +41,13 @@ export interface ExecutorDeps {
 }
 
 export interface Executor {
-  create(vSwitchId: string, ipCount: number): Promise<void>;
+  /** A new ENI with `ipCount` IPs (its primary included), or with its primary IP and `prefixCount` prefixes. */
+  create(vSwitchId: string, ipCount: number, prefixCount?: number): Promise<void>;
   assign(eniId: string, count: number): Promise<void>;
+  assignPrefixes(eniId: string, count: number): Promise<void>;
   unassign(eniId: string, ips: string[]): Promise<void>;
+  /** Give back the prefixes whose 16 addresses are all idle when the intent is written. */
+  unassignPrefixes(eniId: string, prefixes: string[]): Promise<void>;
   remove(eniId: string): Promise<void>;
   /** Finish (or undo) an intent found in the store after a restart. */
   resume(intent: IntentRecord): Promise<void>;
@@ -57,8 +62,19 @@ interface CallContext {
   setbacks: Setbacks;
 }
 
+/**
+ * What a failure to get prefixes says besides the cloud's error: a vSwitch
+ * without free prefixes has no reserved CIDR block left, or none at all
+ * (the operator reserves them: eniway never does).
+ */
+function prefixFailure(err: unknown, vSwitchId: string | undefined): string | undefined {
+  if (!vSwitchId || !isTreated(err, "vSwitchExhausted")) return undefined;
+  return `vSwitch ${vSwitchId} has no free IPv4 prefix: prefixes come from its reserved CIDR blocks (VSwitchCidrReservation), which are used up or missing`;
+}
+
 /** From nothing to a created (Available) ENI with its first IPs, attaching (its own intent) in the same write. */
 function createCall({ deps, setbacks }: CallContext, intent: IntentOf<"create">): IntentCall<Eni> {
+  const prefixCount = intent.prefixCount ?? 0;
   return {
     intent,
     call: () =>
@@ -67,6 +83,7 @@ function createCall({ deps, setbacks }: CallContext, intent: IntentOf<"create">)
         securityGroupIds: deps.securityGroupIds,
         tags: deps.tags,
         secondaryIpCount: intent.ipCount - 1,
+        ...(prefixCount > 0 ? { ipv4PrefixCount: prefixCount } : {}),
         clientToken: intent.clientToken,
         description: "created by eniway",
       }),
@@ -79,9 +96,14 @@ function createCall({ deps, setbacks }: CallContext, intent: IntentOf<"create">)
         primaryIp: eni.primaryIp,
       });
       tx.addIdle(eni.eniId, eni.privateIps);
+      tx.addIdlePrefixes(eni.eniId, eni.ipv4Prefixes);
     },
     failed: async (err) => {
-      setbacks.report("CreateENIFailed", err);
+      setbacks.report(
+        "CreateENIFailed",
+        err,
+        prefixCount > 0 ? prefixFailure(err, intent.vSwitchId) : undefined,
+      );
       await setbacks.note(err, intent.vSwitchId);
       // An exhausted vSwitch is blocked instead: the others may still be used at once.
       if (!isTreated(err, "vSwitchExhausted")) await setbacks.backOffCreates();
@@ -91,33 +113,44 @@ function createCall({ deps, setbacks }: CallContext, intent: IntentOf<"create">)
   };
 }
 
-/** More IPs on an ENI: idle once assigned (if the ENI is still the pool's). */
+/** More IPs, or prefixes, on an ENI: idle once assigned (if the ENI is still the pool's). */
 function assignCall({ deps, ds, setbacks }: CallContext, intent: IntentOf<"assign">): IntentCall<string[]> {
   const { eniId, count, clientToken } = intent;
+  const prefixes = intent.unit === "prefixes";
   return {
     intent,
-    call: () => deps.cloud.assignPrivateIpAddresses({ eniId, count, clientToken }),
-    done: (tx, ips) => {
-      if (ds.eni(eniId)) tx.addIdle(eniId, ips);
+    call: () =>
+      prefixes
+        ? deps.cloud.assignIpv4Prefixes({ eniId, count, clientToken })
+        : deps.cloud.assignPrivateIpAddresses({ eniId, count, clientToken }),
+    done: (tx, items) => {
+      if (!ds.eni(eniId)) return;
+      if (prefixes) tx.addIdlePrefixes(eniId, items);
+      else tx.addIdle(eniId, items);
     },
     failed: async (err) => {
-      setbacks.report("AssignIPFailed", err);
-      await setbacks.note(err, ds.eni(eniId)?.vSwitchId);
+      const vSwitchId = ds.eni(eniId)?.vSwitchId;
+      setbacks.report("AssignIPFailed", err, prefixes ? prefixFailure(err, vSwitchId) : undefined);
+      await setbacks.note(err, vSwitchId);
       return isDefinite(err) ? nothing : "keep";
     },
   };
 }
 
 /**
- * IPs back to the cloud: those the intent took from the idle ones when it
- * was written, which the call resolves to. Not released: they go back to idle.
+ * IPs, or prefixes, back to the cloud: those the intent took from the idle
+ * ones when it was written (`ips`: the IPs, or the prefixes' addresses),
+ * which the call resolves to. Not released: they go back to idle.
  */
 function unassignCall({ deps }: CallContext, intent: IntentOf<"unassign">): IntentCall<readonly string[]> {
+  const prefixes = intent.prefixes ?? [];
   return {
     intent,
     call: async () => {
-      if (intent.ips.length > 0) await deps.cloud.unassignPrivateIpAddresses(intent.eniId, [...intent.ips]);
-      return intent.ips;
+      if (prefixes.length > 0) await deps.cloud.unassignIpv4Prefixes(intent.eniId, [...prefixes]);
+      else if (intent.ips.length > 0)
+        await deps.cloud.unassignPrivateIpAddresses(intent.eniId, [...intent.ips]);
+      return prefixes.length > 0 ? prefixes : intent.ips;
     },
     done: (tx) => tx.forget(intent.ips),
     failed: async () => (tx) => tx.giveBack(intent.ips),
@@ -134,12 +167,21 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   const ctx: CallContext = { deps, ds, setbacks };
 
   const created = async (eni: Eni): Promise<void> => {
-    log.info("ENI created", { eniId: eni.eniId, vSwitchId: eni.vSwitchId, ips: eni.privateIps.length });
+    log.info("ENI created", {
+      eniId: eni.eniId,
+      vSwitchId: eni.vSwitchId,
+      ips: eni.privateIps.length,
+      ...(eni.ipv4Prefixes.length > 0 ? { prefixes: eni.ipv4Prefixes } : {}),
+    });
     await attacher.attachAndWait({ eniId: eni.eniId, mac: eni.macAddress }, true);
   };
-  const assigned = (eniId: string, ips: string[]): void => log.info("IPs assigned", { eniId, ips });
-  const released = (eniId: string, ips: readonly string[]): void =>
-    log.info("IPs released to the cloud", { eniId, ips });
+  const assigned = (eniId: string, ips: string[], unit?: "prefixes"): void =>
+    log.info(unit ? "prefixes assigned" : "IPs assigned", { eniId, [unit ?? "ips"]: ips });
+  const released = (intent: IntentOf<"unassign">, items: readonly string[]): void =>
+    log.info(intent.prefixes?.length ? "prefixes released to the cloud" : "IPs released to the cloud", {
+      eniId: intent.eniId,
+      [intent.prefixes?.length ? "prefixes" : "ips"]: items,
+    });
 
   const resume = async (intent: IntentRecord): Promise<void> => {
     log.info("resuming intent", { intent: intent.id, kind: intent.kind });
@@ -153,9 +195,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       }
       case "assign":
         if (!ds.eni(intent.eniId)) return drop();
-        return assigned(intent.eniId, await runner.run(assignCall(ctx, intent)));
+        return assigned(intent.eniId, await runner.run(assignCall(ctx, intent)), intent.unit);
       case "unassign":
-        return released(intent.eniId, await runner.run(unassignCall(ctx, intent)));
+        return released(intent, await runner.run(unassignCall(ctx, intent)));
       case "delete":
         return attacher.finishDelete(intent.eniId);
     }
@@ -169,22 +211,44 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     at: deps.now(),
   });
 
+  /** An unassign whose intent names what `take` took from the idle ones, in the intent's own write. */
+  const unassignWith = async (
+    take: (tx: Transitions) => Pick<IntentOf<"unassign">, "eniId" | "ips" | "prefixes">,
+  ): Promise<void> => {
+    const base = { id: newId("unassign"), kind: "unassign" as const, at: deps.now() };
+    const written: { intent?: IntentOf<"unassign"> } = {};
+    const begin = (tx: Transitions): IntentCall<readonly string[]> => {
+      written.intent = { ...base, ...take(tx) };
+      return unassignCall(ctx, written.intent);
+    };
+    const items = await runner.start(begin);
+    if (written.intent) released(written.intent, items);
+  };
+
   return {
-    async create(vSwitchId, ipCount) {
-      const intent: IntentOf<"create"> = { ...withToken("create"), vSwitchId, ipCount };
+    async create(vSwitchId, ipCount, prefixCount = 0) {
+      const intent: IntentOf<"create"> = {
+        ...withToken("create"),
+        vSwitchId,
+        ipCount,
+        ...(prefixCount > 0 ? { prefixCount } : {}),
+      };
       await created(await runner.start(() => createCall(ctx, intent)));
     },
     async assign(eniId, count) {
       const intent: IntentOf<"assign"> = { ...withToken("assign"), eniId, count };
       assigned(eniId, await runner.start(() => assignCall(ctx, intent)));
     },
-    async unassign(eniId, ips) {
-      const id = newId("unassign");
-      const at = deps.now();
-      const begin = (tx: Transitions): IntentCall<readonly string[]> =>
-        unassignCall(ctx, { id, kind: "unassign", eniId, ips: tx.takeForRelease(eniId, ips), at });
-      released(eniId, await runner.start(begin));
+    async assignPrefixes(eniId, count) {
+      const intent: IntentOf<"assign"> = { ...withToken("assign"), eniId, count, unit: "prefixes" };
+      assigned(eniId, await runner.start(() => assignCall(ctx, intent)), "prefixes");
     },
+    unassign: (eniId, ips) => unassignWith((tx) => ({ eniId, ips: tx.takeForRelease(eniId, ips) })),
+    unassignPrefixes: (eniId, prefixes) =>
+      unassignWith((tx) => {
+        const taken = tx.takePrefixesForRelease(eniId, prefixes);
+        return { eniId, ips: taken.flatMap(ipv4PrefixAddresses), prefixes: taken };
+      }),
     remove: attacher.remove,
     resume,
   };

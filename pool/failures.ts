@@ -31,8 +31,8 @@ export interface SetbackDeps {
 }
 
 export interface Setbacks {
-  /** Tell of a failure with the most precise reason the error allows. */
-  report(fallback: CloudFailureReason, err: unknown): void;
+  /** Tell of a failure with the most precise reason the error allows; `context` leads its message. */
+  report(fallback: CloudFailureReason, err: unknown, context?: string): void;
   /** Block the vSwitch it exhausted, or back off creates at the ENI limit. */
   note(err: unknown, vSwitchId?: string): Promise<void>;
   /**
@@ -49,15 +49,17 @@ export function createSetbacks(deps: SetbackDeps): Setbacks {
   const { ds, log, config } = deps;
   let createFailures = 0;
   return {
-    report(fallback, err) {
+    report(fallback, err, context) {
+      const code = err instanceof CloudError ? err.code : "";
+      if (context) log.warn(context, { code });
       if (!deps.onFailure) return;
       const reason: CloudFailureReason = isTreated(err, "vSwitchExhausted")
         ? "VSwitchIPExhausted"
         : isTreated(err, "eniLimit")
           ? "ENIQuotaExceeded"
           : fallback;
-      const code = err instanceof CloudError ? err.code : "";
-      const message = err instanceof Error ? err.message : String(err);
+      const said = err instanceof Error ? err.message : String(err);
+      const message = context ? `${context} (${said})` : said;
       deps.onFailure({ reason, code, message: message.slice(0, 500) });
     },
     async note(err, vSwitchId) {

@@ -1,17 +1,25 @@
 // The pool's cloud operations in flight: the ENIs they run on (busy), the
-// IPs on their way to each, the ENIs being created, and a way to wait for
-// them all.
+// IPs and prefixes on their way to each, the ENIs being created, and a way
+// to wait for them all.
+
+/** What an operation brings: single IPs and IPv4 prefixes. */
+export interface Pending {
+  ips: number;
+  prefixes: number;
+}
+
+export const NOTHING_PENDING: Pending = { ips: 0, prefixes: 0 };
 
 export interface InFlight {
   /**
    * Run a cloud operation as the pool's own: on `eniId` (marked busy, with
-   * `pendingIps` on their way), or creating an ENI when `eniId` is null.
+   * `pending` on its way), or creating an ENI when `eniId` is null.
    */
-  track<T>(eniId: string | null, pendingIps: number, work: () => Promise<T>): Promise<T>;
+  track<T>(eniId: string | null, pending: Pending, work: () => Promise<T>): Promise<T>;
   busy(): ReadonlySet<string>;
-  pendingIps(eniId: string): number;
-  /** The ENIs being created: a placeholder id each, with the IPs it will bring. */
-  creating(): [placeholder: string, ips: number][];
+  pending(eniId: string): Pending;
+  /** The ENIs being created: a placeholder id each, with what it will bring. */
+  creating(): [placeholder: string, pending: Pending][];
   /** Resolves once nothing runs. */
   idle(): Promise<void>;
 }
@@ -19,17 +27,17 @@ export interface InFlight {
 /** `settled`: told after each operation ends, however it ended. */
 export function createInFlight(settled: () => void): InFlight {
   const busy = new Set<string>();
-  const pendingByEni = new Map<string, number>();
-  const creating = new Map<string, number>();
+  const pendingByEni = new Map<string, Pending>();
+  const creating = new Map<string, Pending>();
   const running = new Set<Promise<unknown>>();
   let seq = 0;
 
-  const track = <T>(eniId: string | null, pendingIps: number, work: () => Promise<T>): Promise<T> => {
+  const track = <T>(eniId: string | null, pending: Pending, work: () => Promise<T>): Promise<T> => {
     const placeholder = eniId === null ? `creating-${++seq}` : null;
-    if (placeholder) creating.set(placeholder, pendingIps);
+    if (placeholder) creating.set(placeholder, pending);
     else {
       busy.add(eniId!);
-      pendingByEni.set(eniId!, pendingIps);
+      pendingByEni.set(eniId!, pending);
     }
     const p = work().finally(() => {
       if (placeholder) creating.delete(placeholder);
@@ -47,7 +55,7 @@ export function createInFlight(settled: () => void): InFlight {
   return {
     track,
     busy: () => busy,
-    pendingIps: (eniId) => pendingByEni.get(eniId) ?? 0,
+    pending: (eniId) => pendingByEni.get(eniId) ?? NOTHING_PENDING,
     creating: () => [...creating],
     async idle() {
       while (running.size > 0) await Promise.allSettled([...running]);

@@ -8,7 +8,7 @@ import type { Logger } from "../lib/log.js";
 import type { Datastore, IpRecord } from "./datastore/datastore.js";
 import type { Executor } from "./executor.js";
 import { describeError } from "./failures.js";
-import { createInFlight, type InFlight } from "./in-flight.js";
+import { createInFlight, type InFlight, NOTHING_PENDING, type Pending } from "./in-flight.js";
 import { type EniView, type PlanAction, type PlanInput, plan } from "./planner.js";
 import type { PoolLimits, PoolTargets } from "./targets.js";
 
@@ -75,27 +75,38 @@ function planInputOf(deps: PlanLoopDeps, inFlight: InFlight, backoff: EniBackoff
     list.push(r);
     byEni.set(r.eniId, list);
   }
-  const enis: EniView[] = ds.enis().map((e) => ({
-    eniId: e.eniId,
-    vSwitchId: e.vSwitchId,
-    phase: e.phase,
-    primaryIp: e.primaryIp,
-    ips: (byEni.get(e.eniId) ?? []).map((r) => ({ ip: r.ip, phase: r.phase, idleSince: r.idleSince })),
-    pendingIps: inFlight.pendingIps(e.eniId),
-    busy: inFlight.busy().has(e.eniId) || backoff.holds(e.eniId, now),
-  }));
-  for (const [id, n] of inFlight.creating())
+  const enis: EniView[] = ds.enis().map((e) => {
+    const pending = inFlight.pending(e.eniId);
+    return {
+      eniId: e.eniId,
+      vSwitchId: e.vSwitchId,
+      phase: e.phase,
+      primaryIp: e.primaryIp,
+      ips: (byEni.get(e.eniId) ?? []).map((r) => ({
+        ip: r.ip,
+        phase: r.phase,
+        idleSince: r.idleSince,
+        ...(r.prefix === undefined ? {} : { prefix: r.prefix }),
+      })),
+      pendingIps: pending.ips,
+      pendingPrefixes: pending.prefixes,
+      busy: inFlight.busy().has(e.eniId) || backoff.holds(e.eniId, now),
+    };
+  });
+  for (const [id, pending] of inFlight.creating())
     enis.push({
       eniId: id,
       vSwitchId: "",
       phase: "creating",
       primaryIp: "",
       ips: [],
-      pendingIps: n,
+      pendingIps: pending.ips,
+      pendingPrefixes: pending.prefixes,
       busy: true,
     });
   return {
     now,
+    mode: targets.mode,
     enis,
     limits: deps.limits,
     targets: {
@@ -111,6 +122,32 @@ function planInputOf(deps: PlanLoopDeps, inFlight: InFlight, backoff: EniBackoff
   };
 }
 
+/** An action handed to the executor, as the pool's own operation (with what it brings). */
+function runner(executor: Executor, inFlight: InFlight): (a: PlanAction) => Promise<void> {
+  const on = (eniId: string | null, pending: Pending, work: () => Promise<void>): Promise<void> =>
+    inFlight.track(eniId, pending, work);
+  return (a) => {
+    switch (a.kind) {
+      case "create": {
+        const prefixes = a.prefixCount ?? 0;
+        return on(null, { ips: a.ipCount, prefixes }, () =>
+          executor.create(a.vSwitchId, a.ipCount, prefixes),
+        );
+      }
+      case "assign":
+        return on(a.eniId, { ips: a.count, prefixes: 0 }, () => executor.assign(a.eniId, a.count));
+      case "assignPrefixes":
+        return on(a.eniId, { ips: 0, prefixes: a.count }, () => executor.assignPrefixes(a.eniId, a.count));
+      case "unassign":
+        return on(a.eniId, NOTHING_PENDING, () => executor.unassign(a.eniId, a.ips));
+      case "unassignPrefixes":
+        return on(a.eniId, NOTHING_PENDING, () => executor.unassignPrefixes(a.eniId, a.prefixes));
+      case "delete":
+        return on(a.eniId, NOTHING_PENDING, () => executor.remove(a.eniId));
+    }
+  };
+}
+
 export function createPlanLoop(deps: PlanLoopDeps): PlanLoop {
   const { ds, executor, log } = deps;
   const inFlight = createInFlight(() => {
@@ -118,6 +155,7 @@ export function createPlanLoop(deps: PlanLoopDeps): PlanLoop {
     kick();
   });
   const backoff = createEniBackoff(deps.now);
+  const run = runner(executor, inFlight);
   let kickScheduled = false;
   let stopped = false;
 
@@ -125,14 +163,7 @@ export function createPlanLoop(deps: PlanLoopDeps): PlanLoop {
 
   const dispatch = (a: PlanAction): void => {
     log.debug("plan", { action: a });
-    const work =
-      a.kind === "create"
-        ? inFlight.track(null, a.ipCount, () => executor.create(a.vSwitchId, a.ipCount))
-        : a.kind === "assign"
-          ? inFlight.track(a.eniId, a.count, () => executor.assign(a.eniId, a.count))
-          : a.kind === "unassign"
-            ? inFlight.track(a.eniId, 0, () => executor.unassign(a.eniId, a.ips))
-            : inFlight.track(a.eniId, 0, () => executor.remove(a.eniId));
+    const work = run(a);
     // A failed action on an ENI is not planned again at once: a refusal that
     // persists would otherwise be retried as fast as the cloud answers.
     const eniId = a.kind === "create" ? null : a.eniId;

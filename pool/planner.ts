@@ -1,9 +1,19 @@
 // The pool's decisions, as a pure function of its state, the limits, the
 // targets and the time. It returns the cloud actions to take now; the
 // executor runs them. Nothing here talks to the cloud, the disk or a clock.
+//
+// The mode says what the pool asks the cloud for: single secondary IPs (ip)
+// or IPv4 prefixes, /28s of 16 addresses (prefix). Either way the targets
+// count addresses, and an ENI's quota counts slots: its primary IP, each
+// single IP and each prefix take one. What the other mode left behind keeps
+// serving and goes back first once idle: single IPs one by one, prefixes
+// only whole.
 
+import { IPV4_PREFIX_SIZE } from "../lib/net.js";
 import { byText } from "../lib/order.js";
+import { perCallOf, shrink } from "./shrink.js";
 
+export type PoolMode = "ip" | "prefix";
 export type IpPhase = "idle" | "assigned" | "cooling" | "releasing";
 export type EniPhase = "creating" | "attaching" | "ready" | "deleting";
 
@@ -12,6 +22,8 @@ export interface IpView {
   phase: IpPhase;
   /** When the IP last became idle (ms). */
   idleSince: number;
+  /** The IPv4 prefix the address belongs to; none for a single IP. */
+  prefix?: string;
 }
 
 export interface EniView {
@@ -19,26 +31,31 @@ export interface EniView {
   vSwitchId: string;
   phase: EniPhase;
   primaryIp: string;
-  /** The IPs the pool knows on this ENI, the primary included. */
+  /** The addresses the pool knows on this ENI: the primary, single IPs and each prefix's 16. */
   ips: IpView[];
-  /** IPs being added by an Assign in flight (or by the Create of a creating ENI). */
+  /** Single IPs being added by an Assign in flight (or by the Create of a creating ENI). */
   pendingIps: number;
+  /** Prefixes being added by an Assign in flight (or by the Create of a creating ENI). */
+  pendingPrefixes: number;
   /** A cloud call on this ENI is in flight; one at a time per ENI. */
   busy: boolean;
 }
 
 export interface PlanInput {
   now: number;
+  /** What the pool grows by: single IPs or IPv4 prefixes. */
+  mode: PoolMode;
   enis: EniView[];
   limits: {
     /** eniQuantity − 1: the primary ENI is the node's own. */
     maxSecondaryEnis: number;
-    /** eniPrivateIpAddressQuantity: IPs per ENI including its primary IP. */
+    /** eniPrivateIpAddressQuantity: slots per ENI including its primary IP (a prefix takes one). */
     ipsPerEni: number;
   };
   targets: {
     minIdle: number;
     maxIdle: number;
+    /** IPs, or prefixes, per Assign, Unassign and (prefixes) Create call; prefixes at most the API's 10. */
     maxIpsPerCall: number;
     idleReclaimMs: number;
   };
@@ -54,8 +71,11 @@ export interface PlanInput {
 
 export type PlanAction =
   | { kind: "assign"; eniId: string; count: number }
-  | { kind: "create"; vSwitchId: string; ipCount: number }
+  | { kind: "assignPrefixes"; eniId: string; count: number }
+  /** `prefixCount` (prefix mode only): the ENI comes with its primary IP (`ipCount` 1) and these prefixes. */
+  | { kind: "create"; vSwitchId: string; ipCount: number; prefixCount?: number }
   | { kind: "unassign"; eniId: string; ips: string[] }
+  | { kind: "unassignPrefixes"; eniId: string; prefixes: string[] }
   | { kind: "delete"; eniId: string };
 
 export interface PlanSummary {
@@ -65,17 +85,32 @@ export interface PlanSummary {
   deficit: number;
 }
 
+/** Addresses on their way to an ENI. */
+const pendingOf = (e: EniView): number => e.pendingIps + e.pendingPrefixes * IPV4_PREFIX_SIZE;
+
 export function summarize(input: PlanInput): PlanSummary {
   let idle = 0;
   let pending = 0;
   for (const e of input.enis) {
-    pending += e.pendingIps;
+    pending += pendingOf(e);
     if (e.phase === "ready") idle += e.ips.filter((i) => i.phase === "idle").length;
     else if (e.phase !== "deleting") pending += e.ips.length;
   }
   const wanted = input.targets.minIdle + input.waiting;
   return { idle, pending, wanted, deficit: wanted - idle - pending };
 }
+
+/** The ENI's prefixes, each once. */
+const prefixesOf = (e: EniView): string[] => [
+  ...new Set(e.ips.flatMap((i) => (i.prefix === undefined ? [] : [i.prefix]))),
+];
+
+/** Quota slots the ENI uses: its single IPs (the primary included), its prefixes and what is on its way. */
+const slotsUsed = (e: EniView): number =>
+  e.ips.filter((i) => i.prefix === undefined).length +
+  prefixesOf(e).length +
+  e.pendingIps +
+  e.pendingPrefixes;
 
 const isBlocked = (input: PlanInput, vSwitchId: string): boolean =>
   (input.blockedVSwitches[vSwitchId] ?? 0) > input.now;
@@ -87,35 +122,47 @@ export function plan(input: PlanInput): PlanAction[] {
 }
 
 function grow(input: PlanInput, deficit: number): PlanAction[] {
-  const { ipsPerEni } = input.limits;
+  const prefixes = input.mode === "prefix";
+  const unit = prefixes ? IPV4_PREFIX_SIZE : 1;
   const actions: PlanAction[] = [];
   let need = deficit;
   // Fill the ready ENI with the most free slots first, one call per ENI.
   const ready = input.enis
     .filter((e) => e.phase === "ready" && !e.busy && !isBlocked(input, e.vSwitchId))
-    .map((e) => ({ e, free: ipsPerEni - e.ips.length - e.pendingIps }))
+    .map((e) => ({ e, free: input.limits.ipsPerEni - slotsUsed(e) }))
     .filter((x) => x.free > 0)
     .sort((a, b) => b.free - a.free || byText(a.e.eniId, b.e.eniId));
+  const perCall = perCallOf(input);
   for (const { e, free } of ready) {
     if (need <= 0) break;
-    const count = Math.min(need, free, input.targets.maxIpsPerCall);
-    actions.push({ kind: "assign", eniId: e.eniId, count });
-    need -= count;
+    const count = Math.min(Math.ceil(need / unit), free, perCall);
+    actions.push({ kind: prefixes ? "assignPrefixes" : "assign", eniId: e.eniId, count });
+    need -= count * unit;
   }
   if (need <= 0 || input.now < input.createBackoffUntil) return actions;
-  // Then new ENIs, each created with its first IPs, in the vSwitch with the most free addresses.
-  // An ENI costs a Create and a slow Attach, so a new one brings up to maxIdle − minIdle IPs of
-  // headroom besides what is needed now; the pool still ends at or below maxIdle idle IPs.
+  return [...actions, ...(prefixes ? createWithPrefixes(input, need) : createWithIps(input, need))];
+}
+
+/** Usable vSwitches (copies, their free addresses counted down as creates take them). */
+const freeVSwitches = (input: PlanInput): { vSwitchId: string; available: number }[] =>
+  input.vSwitches.filter((v) => !isBlocked(input, v.vSwitchId) && v.available > 0).map((v) => ({ ...v }));
+
+/**
+ * New ENIs, each created with its first IPs, in the vSwitch with the most free addresses.
+ * An ENI costs a Create and a slow Attach, so a new one brings up to maxIdle − minIdle IPs of
+ * headroom besides what is needed now; the pool still ends at or below maxIdle idle IPs.
+ */
+function createWithIps(input: PlanInput, deficit: number): PlanAction[] {
+  const actions: PlanAction[] = [];
+  let need = deficit;
   let headroom = Math.max(0, input.targets.maxIdle - input.targets.minIdle);
-  const vsws = input.vSwitches
-    .filter((v) => !isBlocked(input, v.vSwitchId) && v.available > 0)
-    .map((v) => ({ ...v }));
+  const vsws = freeVSwitches(input);
   let enis = input.enis.length;
   while (need > 0 && enis < input.limits.maxSecondaryEnis) {
     vsws.sort((a, b) => b.available - a.available);
     const v = vsws[0];
     if (!v || v.available <= 0) break;
-    const ipCount = Math.min(need + headroom, ipsPerEni, v.available);
+    const ipCount = Math.min(need + headroom, input.limits.ipsPerEni, v.available);
     actions.push({ kind: "create", vSwitchId: v.vSwitchId, ipCount });
     v.available -= ipCount;
     headroom -= Math.max(0, ipCount - need);
@@ -125,42 +172,33 @@ function grow(input: PlanInput, deficit: number): PlanAction[] {
   return actions;
 }
 
-function shrink(input: PlanInput, s: PlanSummary): PlanAction[] {
-  const { now } = input;
-  const { maxIdle, idleReclaimMs, maxIpsPerCall } = input.targets;
-  // Only IPs idle for longer than the reclaim delay count; nothing shrinks while IPs are in flight.
-  if (s.pending > 0 || input.waiting > 0) return [];
-  let excess = s.idle - Math.max(maxIdle, s.wanted);
-  if (excess <= 0) return [];
-  const aged = (i: IpView): boolean => i.phase === "idle" && now - i.idleSince >= idleReclaimMs;
+/**
+ * New ENIs with prefixes: each its primary IP (from the vSwitch's free
+ * addresses) and the prefixes the need takes, plus whole prefixes that fit
+ * in the headroom up to maxIdle, at most maxIpsPerCall and its quota.
+ */
+function createWithPrefixes(input: PlanInput, deficit: number): PlanAction[] {
   const actions: PlanAction[] = [];
-  const candidates = input.enis.filter((e) => e.phase === "ready" && !e.busy);
-  // Whole ENIs first, the smallest that fit: an ENI is deleted only when all its IPs are free.
-  const empty = candidates
-    .filter((e) => e.ips.every(aged))
-    .sort((a, b) => a.ips.length - b.ips.length || byText(a.eniId, b.eniId));
-  const deleted = new Set<string>();
-  for (const e of empty) {
-    if (e.ips.length > excess) continue;
-    actions.push({ kind: "delete", eniId: e.eniId });
-    deleted.add(e.eniId);
-    excess -= e.ips.length;
-  }
-  // Then secondary IPs, from the ENIs with the fewest pods first so they drain.
-  const assigned = (e: EniView): number => e.ips.filter((i) => i.phase !== "idle").length;
-  const rest = candidates
-    .filter((e) => !deleted.has(e.eniId))
-    .sort((a, b) => assigned(a) - assigned(b) || byText(a.eniId, b.eniId));
-  for (const e of rest) {
-    if (excess <= 0) break;
-    const ips = e.ips
-      .filter((i) => aged(i) && i.ip !== e.primaryIp)
-      .sort((a, b) => a.idleSince - b.idleSince)
-      .slice(0, Math.min(excess, maxIpsPerCall))
-      .map((i) => i.ip);
-    if (ips.length === 0) continue;
-    actions.push({ kind: "unassign", eniId: e.eniId, ips });
-    excess -= ips.length;
+  let need = deficit;
+  let headroom = Math.max(0, input.targets.maxIdle - input.targets.minIdle);
+  const most = Math.min(input.limits.ipsPerEni - 1, perCallOf(input));
+  const vsws = freeVSwitches(input);
+  let enis = input.enis.length;
+  while (need > 0 && enis < input.limits.maxSecondaryEnis && most > 0) {
+    vsws.sort((a, b) => b.available - a.available);
+    const v = vsws[0];
+    if (!v || v.available <= 0) break;
+    // The primary IP serves too: the prefixes cover the rest of the need.
+    const needed = Math.max(1, Math.ceil((need - 1) / IPV4_PREFIX_SIZE));
+    const surplus = 1 + needed * IPV4_PREFIX_SIZE - need;
+    const extra = Math.max(0, Math.floor((headroom - surplus) / IPV4_PREFIX_SIZE));
+    const prefixCount = Math.min(needed + extra, most);
+    actions.push({ kind: "create", vSwitchId: v.vSwitchId, ipCount: 1, prefixCount });
+    const brought = 1 + prefixCount * IPV4_PREFIX_SIZE;
+    v.available -= 1;
+    headroom -= Math.max(0, brought - need);
+    need -= brought;
+    enis++;
   }
   return actions;
 }

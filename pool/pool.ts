@@ -5,8 +5,9 @@
 import type { AllocateRequest, AllocateResult, Allocation } from "./allocation.js";
 import { type Allocated, type AllocateOptions, createAllocator } from "./allocator.js";
 import type { Datastore } from "./datastore/datastore.js";
+import type { Pending } from "./in-flight.js";
 import { createPlanLoop, type LoopNode } from "./plan-loop.js";
-import { allocationsOf, ipsOf, type PoolSummary, poolSummary } from "./views.js";
+import { allocationsOf, ipsOf, type PoolIp, type PoolSummary, poolSummary } from "./views.js";
 
 export {
   type AllocateRequest,
@@ -16,8 +17,9 @@ export {
   toAllocation,
 } from "./allocation.js";
 export type { Allocated, AllocateOptions } from "./allocator.js";
-export type { PoolTargets } from "./targets.js";
-export type { PoolSummary } from "./views.js";
+export type { Pending } from "./in-flight.js";
+export type { PoolLimits, PoolMode, PoolTargets } from "./targets.js";
+export type { PoolIp, PoolSummary } from "./views.js";
 
 /** The executor, log, clock, limits, targets and vSwitches of the node (LoopNode), and its datastore. */
 export interface PoolDeps extends LoopNode {
@@ -35,7 +37,7 @@ export interface Pool {
   release(containerId: string, ifname: string, opts?: { hold?: boolean }): Promise<Allocation | null>;
   allocations(): Allocation[];
   /** Every IP the pool tracks, with its ENI and phase. */
-  ips(): { ip: string; eniId: string; phase: string }[];
+  ips(): PoolIp[];
   summary(): PoolSummary;
   /**
    * vSwitches a refresh saw with free addresses again: their block (after
@@ -47,7 +49,7 @@ export interface Pool {
   /** The ENIs a cloud operation of the pool is running on now (resync keeps away from them). */
   busyEnis(): ReadonlySet<string>;
   /** Run a cloud operation as the pool's own (marks the ENI busy). */
-  track<T>(eniId: string | null, pendingIps: number, work: () => Promise<T>): Promise<T>;
+  track<T>(eniId: string | null, pending: Pending, work: () => Promise<T>): Promise<T>;
   /** Wait for every running cloud operation. */
   idle(): Promise<void>;
   stop(): Promise<void>;

@@ -1,7 +1,8 @@
 // Restart and periodic resync: rebuild the pool's picture from the store,
 // the metadata service and DescribeNetworkInterfaces. Resume or undo
-// intents, adopt our IPs the store does not know, drop entries whose IP or
-// ENI is gone (loudly, if a pod held one), and delete leaked ENIs.
+// intents, adopt our IPs and IPv4 prefixes the store does not know, drop
+// entries whose IP, prefix or ENI is gone (loudly, if a pod held one), and
+// delete leaked ENIs. The cloud's Ipv4PrefixSets are the truth for prefixes.
 
 import type { CloudApi } from "../cloud/api.js";
 import type { MetadataClient } from "../cloud/metadata.js";
@@ -10,12 +11,14 @@ import type { Logger } from "../lib/log.js";
 import {
   type Datastore,
   type EniNet,
+  type IntentRecord,
   type IpRecord,
   intentEni,
   type Transitions,
 } from "./datastore/datastore.js";
 import type { Executor } from "./executor.js";
 import { describeError } from "./failures.js";
+import { NOTHING_PENDING, type Pending } from "./in-flight.js";
 import type { Pool } from "./pool.js";
 
 export interface ReconcileDeps {
@@ -38,8 +41,12 @@ export interface ReconcileReport {
   resumedIntents: number;
   adoptedEnis: string[];
   adoptedIps: string[];
+  /** Prefixes the store did not know (their addresses are in adoptedIps too). */
+  adoptedPrefixes: string[];
   droppedEnis: string[];
   droppedIps: string[];
+  /** Prefixes the cloud no longer has (their addresses are in droppedIps too). */
+  droppedPrefixes: string[];
   brokenAllocations: { ip: string; containerId: string; ifname: string; pod: string }[];
   leakedEnisDeleted: string[];
 }
@@ -62,8 +69,10 @@ export async function reconcile(deps: ReconcileDeps, startup: boolean): Promise<
     resumedIntents: 0,
     adoptedEnis: [],
     adoptedIps: [],
+    adoptedPrefixes: [],
     droppedEnis: [],
     droppedIps: [],
+    droppedPrefixes: [],
     brokenAllocations: [],
     leakedEnisDeleted: [],
   };
@@ -87,9 +96,8 @@ async function resumeIntents(deps: ReconcileDeps, startup: boolean, report: Reco
   });
   const resumes = resumable.map((i) => {
     report.resumedIntents++;
-    const n = i.kind === "create" ? i.ipCount : i.kind === "assign" ? i.count : 0;
     return pool
-      .track(intentEni(i), n, () => deps.executor.resume(i))
+      .track(intentEni(i), pendingOf(i), () => deps.executor.resume(i))
       .catch((err: unknown) =>
         log.warn("intent not finished; will retry at the next resync", {
           intent: i.id,
@@ -99,6 +107,13 @@ async function resumeIntents(deps: ReconcileDeps, startup: boolean, report: Reco
       );
   });
   if (startup) await Promise.all(resumes);
+}
+
+/** What an intent brings when it is resumed. */
+function pendingOf(i: IntentRecord): Pending {
+  if (i.kind === "create") return { ips: i.ipCount, prefixes: i.prefixCount ?? 0 };
+  if (i.kind !== "assign") return NOTHING_PENDING;
+  return i.unit === "prefixes" ? { ips: 0, prefixes: i.count } : { ips: i.count, prefixes: 0 };
 }
 
 /** 2. The cloud's view of this instance, and the ENI generations it was read under. */
@@ -146,10 +161,7 @@ function apply(ds: Datastore, tx: Transitions, view: CloudView, report: Reconcil
     } else if (known.phase !== "ready") {
       continue;
     }
-    report.adoptedIps.push(...tx.addIdle(e.eniId, e.privateIps));
-    const cloudIps = new Set(e.privateIps);
-    for (const rec of ds.ips())
-      if (rec.eniId === e.eniId && !cloudIps.has(rec.ip)) dropped(tx.dropIp(rec.ip));
+    syncAddresses(ds, tx, e, report, dropped);
   }
   for (const e of ds.enis()) {
     if (seen.has(e.eniId) || !view.untouched(e.eniId)) continue;
@@ -158,6 +170,40 @@ function apply(ds: Datastore, tx: Transitions, view: CloudView, report: Reconcil
   }
 }
 
+/** A ready ENI's single IPs and prefixes as the cloud has them: the new ones idle, the gone ones dropped. */
+function syncAddresses(
+  ds: Datastore,
+  tx: Transitions,
+  e: Eni,
+  report: ReconcileReport,
+  dropped: (rec: IpRecord | undefined) => void,
+): void {
+  report.adoptedIps.push(...tx.addIdle(e.eniId, e.privateIps));
+  const prefixes = tx.addIdlePrefixes(e.eniId, e.ipv4Prefixes);
+  report.adoptedPrefixes.push(...prefixes);
+  report.adoptedIps.push(...prefixes.flatMap((p) => prefixAddressesOf(ds, e.eniId, p)));
+  const cloudIps = new Set(e.privateIps);
+  const cloudPrefixes = new Set(e.ipv4Prefixes);
+  const gonePrefixes = new Set<string>();
+  for (const rec of ds.ips()) {
+    if (rec.eniId !== e.eniId) continue;
+    if (rec.prefix === undefined) {
+      if (!cloudIps.has(rec.ip)) dropped(tx.dropIp(rec.ip));
+    } else if (!cloudPrefixes.has(rec.prefix)) gonePrefixes.add(rec.prefix);
+  }
+  for (const p of gonePrefixes) {
+    report.droppedPrefixes.push(p);
+    for (const rec of tx.dropPrefix(e.eniId, p)) dropped(rec);
+  }
+}
+
+/** The addresses of the ENI's prefix, as the pool now tracks them. */
+const prefixAddressesOf = (ds: Datastore, eniId: string, prefix: string): string[] =>
+  ds
+    .ips()
+    .filter((r) => r.eniId === eniId && r.prefix === prefix)
+    .map((r) => r.ip);
+
 function logChanges(log: Logger, report: ReconcileReport): void {
   for (const b of report.brokenAllocations)
     log.error("allocation lost: its IP is no longer on our ENI in the cloud", { ...b });
@@ -165,11 +211,13 @@ function logChanges(log: Logger, report: ReconcileReport): void {
     log.warn("adopted cloud resources the store did not know", {
       enis: report.adoptedEnis,
       ips: report.adoptedIps,
+      prefixes: report.adoptedPrefixes,
     });
   if (report.droppedEnis.length || report.droppedIps.length)
     log.warn("dropped store entries the cloud no longer has", {
       enis: report.droppedEnis,
       ips: report.droppedIps,
+      prefixes: report.droppedPrefixes,
     });
 }
 
@@ -182,7 +230,7 @@ async function deleteLeaked(deps: ReconcileDeps, report: ReconcileReport): Promi
     const created = Date.parse(e.creationTime);
     if (!Number.isFinite(created) || deps.now() - created < deps.leakGraceMs) continue;
     try {
-      await deps.pool.track(e.eniId, 0, () => cloud.deleteNetworkInterface(e.eniId));
+      await deps.pool.track(e.eniId, NOTHING_PENDING, () => cloud.deleteNetworkInterface(e.eniId));
       report.leakedEnisDeleted.push(e.eniId);
       log.warn("deleted a leaked ENI", { eniId: e.eniId, created: e.creationTime });
     } catch (err) {

@@ -13,9 +13,15 @@ import type { EniPhase, IpPhase } from "./planner.js";
  * 2: an owner names its CNI network and the pod's namespace path. A format 1
  * store is read as format 2 (its owners' network and namespace unknown: "")
  * and written back as format 2.
+ * 3: the addresses of IPv4 prefixes (`StoredIp.prefix`) and intents about
+ * prefixes. Format 3 adds only optional fields, so a format 2 store reads as
+ * it is; a store is written as format 3 only while it holds any of them, so
+ * an older eniway refuses it then (it would take a prefix's addresses for
+ * single IPs the cloud lacks, and drop their pods) and reads it otherwise.
  */
-export const STORE_FORMAT = 2;
-const READABLE_FORMATS = [1, STORE_FORMAT];
+export const STORE_FORMAT = 3;
+export const STORE_BASE_FORMAT = 2;
+const READABLE_FORMATS = [1, STORE_BASE_FORMAT, STORE_FORMAT];
 
 export interface PodRef {
   namespace: string;
@@ -48,6 +54,11 @@ export interface StoredIp {
   assignedAt?: number;
   /** A StatefulSet pod's IP, cooling for its return: "namespace/name" gets it back. */
   heldFor?: string;
+  /**
+   * The IPv4 prefix (/28) the address belongs to; none for a single IP (an
+   * ENI's primary or secondary IP). A prefix's 16 addresses come and go together.
+   */
+  prefix?: string;
 }
 
 export interface StoredEni {
@@ -62,12 +73,34 @@ export interface StoredEni {
   createdAt: number;
 }
 
-/** A cloud call written ahead, so a crash at any instant can be resumed or undone. */
+/**
+ * A cloud call written ahead, so a crash at any instant can be resumed or
+ * undone. A create's `prefixCount` is the IPv4 prefixes its ENI comes with
+ * (its `ipCount` then 1, the primary IP); an assign's `unit` says whether
+ * `count` counts IPs (left out) or prefixes; an unassign's `prefixes` are the
+ * prefixes it gives back, `ips` then their addresses.
+ */
 export type Intent =
-  | { id: string; kind: "create"; clientToken: string; vSwitchId: string; ipCount: number; at: number }
+  | {
+      id: string;
+      kind: "create";
+      clientToken: string;
+      vSwitchId: string;
+      ipCount: number;
+      prefixCount?: number;
+      at: number;
+    }
   | { id: string; kind: "attach"; eniId: string; at: number }
-  | { id: string; kind: "assign"; clientToken: string; eniId: string; count: number; at: number }
-  | { id: string; kind: "unassign"; eniId: string; ips: string[]; at: number }
+  | {
+      id: string;
+      kind: "assign";
+      clientToken: string;
+      eniId: string;
+      count: number;
+      unit?: "prefixes";
+      at: number;
+    }
+  | { id: string; kind: "unassign"; eniId: string; ips: string[]; prefixes?: string[]; at: number }
   | { id: string; kind: "delete"; eniId: string; at: number };
 
 export interface StoreDoc {
@@ -97,7 +130,7 @@ export class StoreError extends Error {
 
 function emptyDoc(instanceId: string): StoreDoc {
   return {
-    format: STORE_FORMAT,
+    format: STORE_BASE_FORMAT,
     instanceId,
     enis: {},
     ips: {},
@@ -134,7 +167,19 @@ function migrate(doc: StoreDoc): StoreDoc {
     const old: Partial<Owner> | undefined = ip.owner;
     if (ip.owner) ip.owner = { ...ip.owner, network: old?.network ?? "", netns: old?.netns ?? "" };
   }
-  return { ...doc, format: STORE_FORMAT };
+  return { ...doc, format: formatOf(doc) };
+}
+
+/** The format a document is written in: 3 while it holds a prefix's address or an intent about prefixes, else 2. */
+export function formatOf(doc: StoreDoc): number {
+  const prefixIntent = (i: Intent): boolean =>
+    (i.kind === "create" && (i.prefixCount ?? 0) > 0) ||
+    (i.kind === "assign" && i.unit === "prefixes") ||
+    (i.kind === "unassign" && (i.prefixes?.length ?? 0) > 0);
+  const usesPrefixes =
+    Object.values(doc.ips ?? {}).some((r) => r.prefix !== undefined) ||
+    Object.values(doc.intents ?? {}).some(prefixIntent);
+  return usesPrefixes ? STORE_FORMAT : STORE_BASE_FORMAT;
 }
 
 /** Is another process with this pid alive? (Our own pid counts as a dead writer's.) */
@@ -200,6 +245,7 @@ export async function openStore(
       next = null;
       try {
         const started = performance.now();
+        db.data.format = formatOf(db.data);
         await db.write();
         onWrite?.((performance.now() - started) / 1000);
         batch.resolve();

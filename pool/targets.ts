@@ -1,15 +1,26 @@
 // The numbers the pool keeps to: the instance type's limits and the
 // operator's targets (the daemon's configuration, or a test's).
 
+import type { PoolMode } from "./planner.js";
+
+export type { PoolMode } from "./planner.js";
+
 /** From the instance type. */
 export interface PoolLimits {
   /** eniQuantity − 1: the primary ENI is the node's own. */
   maxSecondaryEnis: number;
-  /** eniPrivateIpAddressQuantity: IPs per ENI including its primary IP. */
+  /** eniPrivateIpAddressQuantity: IPs per ENI including its primary IP (an IPv4 prefix counts as one). */
   ipsPerEni: number;
+  /** The instance type's vCPUs (CpuCoreCount), which cap its pods; unknown: 0. */
+  cpuCount?: number;
 }
 
 export interface PoolTargets {
+  /**
+   * What the pool asks the cloud for: single secondary IPs, or IPv4 prefixes
+   * (/28s) whose 16 addresses it serves. minIdle and maxIdle count addresses either way.
+   */
+  mode: PoolMode;
   minIdle: number;
   maxIdle: number;
   cooldownMs: number;

@@ -2,9 +2,10 @@
 // the API, the metrics and the dashboard), its allocations and its IPs.
 
 import { type Allocation, toAllocation } from "./allocation.js";
+import { podCapacity } from "./capacity.js";
 import type { DatastoreView } from "./datastore/datastore.js";
 import { type PlanInput, summarize } from "./planner.js";
-import type { PoolLimits, PoolTargets } from "./targets.js";
+import type { PoolLimits, PoolMode, PoolTargets } from "./targets.js";
 
 export interface PoolSummary {
   enis: {
@@ -13,8 +14,11 @@ export interface PoolSummary {
     vSwitchId: string;
     mac: string;
     gateway: string;
+    /** Addresses the pool holds on the ENI: single IPs and each prefix's 16. */
     ips: number;
     assigned: number;
+    /** The ENI's IPv4 prefixes. */
+    prefixes: string[];
   }[];
   idle: number;
   assigned: number;
@@ -24,7 +28,9 @@ export interface PoolSummary {
   waiting: number;
   intents: number;
   limits: PoolLimits;
-  targets: { minIdle: number; maxIdle: number };
+  /** The pods the node can hold as the mode gets their IPs (capacity.ts). */
+  capacity: number;
+  targets: { mode: PoolMode; minIdle: number; maxIdle: number };
   blockedVSwitches: Record<string, number>;
   createBackoffUntil: number;
 }
@@ -48,6 +54,9 @@ export function poolSummary(
       gateway: e.gateway,
       ips: ips.filter((r) => r.eniId === e.eniId).length,
       assigned: ips.filter((r) => r.eniId === e.eniId && r.phase === "assigned").length,
+      prefixes: [
+        ...new Set(ips.flatMap((r) => (r.eniId === e.eniId && r.prefix !== undefined ? [r.prefix] : []))),
+      ].sort(),
     })),
     idle: s.idle,
     assigned: count("assigned"),
@@ -57,7 +66,8 @@ export function poolSummary(
     waiting: input.waiting,
     intents: ds.intents().length,
     limits,
-    targets: { minIdle: targets.minIdle, maxIdle: targets.maxIdle },
+    capacity: podCapacity(limits, targets.mode),
+    targets: { mode: targets.mode, minIdle: targets.minIdle, maxIdle: targets.maxIdle },
     blockedVSwitches: ds.blockedVSwitches(),
     createBackoffUntil: ds.createBackoffUntil(),
   };
@@ -69,5 +79,18 @@ export const allocationsOf = (ds: DatastoreView): Allocation[] =>
     .map((r) => toAllocation(r, ds.eni(r.eniId)))
     .filter((a): a is Allocation => a !== null);
 
-export const ipsOf = (ds: DatastoreView): { ip: string; eniId: string; phase: string }[] =>
-  ds.ips().map((r) => ({ ip: r.ip, eniId: r.eniId, phase: r.phase }));
+/** Every address with its ENI and phase, and the prefix it belongs to (none for a single IP). */
+export const ipsOf = (ds: DatastoreView): PoolIp[] =>
+  ds.ips().map((r) => ({
+    ip: r.ip,
+    eniId: r.eniId,
+    phase: r.phase,
+    ...(r.prefix === undefined ? {} : { prefix: r.prefix }),
+  }));
+
+export interface PoolIp {
+  ip: string;
+  eniId: string;
+  phase: string;
+  prefix?: string;
+}

@@ -5,12 +5,13 @@
 import { type AllocateResult, type Allocation, TryAgainError } from "./allocation.js";
 import type { DatastoreView, IpRecord } from "./datastore/datastore.js";
 import type { Owner } from "./store.js";
+import type { PoolMode } from "./targets.js";
 
 export interface WaitersDeps {
   ds: DatastoreView;
   now(): number;
   /** Read at every wait: the node's targets may change while it runs. */
-  targets: { allocateTimeoutMs: number };
+  targets: { allocateTimeoutMs: number; mode: PoolMode };
   /** An idle IP to give, if there is one. */
   pickIdle(): IpRecord | undefined;
   /** Give the IP to the owner, durably. */
@@ -38,13 +39,16 @@ interface Waiter {
 }
 
 /** Why the pool could not serve in time, for the ADD's error. */
-function whyEmpty(ds: DatastoreView, now: number): string {
+function whyEmpty(ds: DatastoreView, now: number, mode: PoolMode): string {
   const blocked = Object.entries(ds.blockedVSwitches()).filter(([, until]) => until > now);
+  const free =
+    mode === "prefix"
+      ? "no free IPv4 prefixes (its reserved CIDR blocks are used up or missing; used again"
+      : "no free addresses (used again when a resync sees some,";
   if (blocked.length > 0)
     return blocked
       .map(
-        ([id, until]) =>
-          `vSwitch ${id} has no free addresses (used again when a resync sees some, at the latest in ${Math.ceil((until - now) / 1000)} s)`,
+        ([id, until]) => `vSwitch ${id} has ${free} at the latest in ${Math.ceil((until - now) / 1000)} s)`,
       )
       .join("; ");
   if (ds.createBackoffUntil() > now) return "creating ENIs is backing off after cloud errors";
@@ -60,7 +64,7 @@ export function createWaiters(deps: WaitersDeps): Waiters {
       const timer = setTimeout(() => {
         waiters = waiters.filter((w) => w.key !== key);
         told("try_again");
-        const why = whyEmpty(deps.ds, deps.now());
+        const why = whyEmpty(deps.ds, deps.now(), targets.mode);
         reject(new TryAgainError(`no IP became available within ${targets.allocateTimeoutMs} ms; ${why}`));
       }, targets.allocateTimeoutMs);
       waiters.push({

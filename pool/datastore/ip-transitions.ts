@@ -1,7 +1,10 @@
 // The named transitions of one IP: idle → assigned → cooling → idle, and
 // idle → releasing → gone (or back to idle). Each checks the state it starts
-// from and refuses one it may not take (TransitionError).
+// from and refuses one it may not take (TransitionError). The 16 addresses of
+// an IPv4 prefix are IPs too (each with its `prefix`), but come into the pool,
+// go out for release and leave it together.
 
+import { ipv4PrefixAddresses } from "../../lib/net.js";
 import type { Owner, StoredIp } from "../store.js";
 import { type IpRecord, podKey, TransitionError, type TxContext, without } from "./records.js";
 
@@ -19,14 +22,33 @@ export interface IpTransitions {
   expireCooling(): number;
   /** IPs new to the pool on a known ENI → idle; one the pool tracks is left alone (it may be a pod's). The new ones. */
   addIdle(eniId: string, ips: readonly string[]): string[];
-  /** The ENI's idle IPs among `ips` → releasing: out of the allocatable set. Those taken. */
+  /**
+   * Prefixes new to the pool on a known ENI → their 16 addresses idle (an
+   * address the pool tracks already is left alone). The new prefixes.
+   */
+  addIdlePrefixes(eniId: string, prefixes: readonly string[]): string[];
+  /** The ENI's single idle IPs among `ips` → releasing: out of the allocatable set. Those taken. */
   takeForRelease(eniId: string, ips: readonly string[]): string[];
+  /**
+   * The ENI's prefixes among `prefixes` whose 16 addresses are all idle →
+   * every address releasing. Those taken (a prefix with any address in use stays).
+   */
+  takePrefixesForRelease(eniId: string, prefixes: readonly string[]): string[];
   /** Releasing → idle: the cloud did not release them. */
   giveBack(ips: readonly string[]): void;
   /** Releasing → gone: the cloud released them. */
   forget(ips: readonly string[]): void;
   /** Any phase → gone: the cloud no longer has the IP. Its last record, if the pool had it. */
   dropIp(ip: string): IpRecord | undefined;
+  /** Every address of the ENI's prefix, any phase → gone: the cloud no longer has it. Their last records. */
+  dropPrefix(eniId: string, prefix: string): IpRecord[];
+}
+
+/** The records of a prefix's addresses that the pool tracks as that prefix's (on any ENI). */
+export function prefixRecords(doc: TxContext["doc"], prefix: string): IpRecord[] {
+  return ipv4PrefixAddresses(prefix)
+    .map((ip) => doc.ips[ip])
+    .filter((r): r is IpRecord => r?.prefix === prefix);
 }
 
 export function ipTransitions(ctx: TxContext): IpTransitions {
@@ -96,13 +118,38 @@ export function ipTransitions(ctx: TxContext): IpTransitions {
       if (added.length > 0) ctx.touch(eniId);
       return added;
     },
+    addIdlePrefixes(eniId, prefixes) {
+      if (!doc.enis[eniId])
+        throw new TransitionError(`cannot add prefixes to ${eniId}: it is not in the pool`);
+      const added: string[] = [];
+      for (const prefix of new Set(prefixes)) {
+        if (prefixRecords(doc, prefix).length > 0) continue;
+        for (const ip of ipv4PrefixAddresses(prefix))
+          if (!doc.ips[ip]) put({ ip, eniId, phase: "idle", idleSince: ctx.now, prefix });
+        added.push(prefix);
+      }
+      if (added.length > 0) ctx.touch(eniId);
+      return added;
+    },
     takeForRelease(eniId, ips) {
       const taken: string[] = [];
       for (const ip of ips) {
         const rec = doc.ips[ip];
-        if (rec?.phase !== "idle" || rec.eniId !== eniId) continue;
+        if (rec?.phase !== "idle" || rec.eniId !== eniId || rec.prefix !== undefined) continue;
         put({ ...rec, phase: "releasing" });
         taken.push(ip);
+      }
+      if (taken.length > 0) ctx.touch(eniId);
+      return taken;
+    },
+    takePrefixesForRelease(eniId, prefixes) {
+      const taken: string[] = [];
+      for (const prefix of new Set(prefixes)) {
+        const recs = prefixRecords(doc, prefix);
+        const whole = recs.length === ipv4PrefixAddresses(prefix).length;
+        if (!whole || !recs.every((r) => r.eniId === eniId && r.phase === "idle")) continue;
+        for (const rec of recs) put({ ...rec, phase: "releasing" });
+        taken.push(prefix);
       }
       if (taken.length > 0) ctx.touch(eniId);
       return taken;
@@ -125,6 +172,12 @@ export function ipTransitions(ctx: TxContext): IpTransitions {
       journal.remove("ips", ip);
       ctx.touch(rec.eniId);
       return rec;
+    },
+    dropPrefix(eniId, prefix) {
+      const recs = prefixRecords(doc, prefix).filter((r) => r.eniId === eniId);
+      for (const rec of recs) journal.remove("ips", rec.ip);
+      if (recs.length > 0) ctx.touch(eniId);
+      return recs;
     },
   };
 }

@@ -21,7 +21,11 @@ export interface NodeTransitions {
 /** The ENI an intent is about; a create's is not known yet. */
 export const intentEni = (i: IntentRecord): string | null => (i.kind === "create" ? null : i.eniId);
 
-const copyOf = (i: IntentRecord): Intent => (i.kind === "unassign" ? { ...i, ips: [...i.ips] } : { ...i });
+const copyOf = (i: IntentRecord): Intent => {
+  if (i.kind !== "unassign") return { ...i };
+  const { prefixes, ...rest } = i;
+  return { ...rest, ips: [...i.ips], ...(prefixes ? { prefixes: [...prefixes] } : {}) };
+};
 
 export function nodeTransitions(ctx: TxContext): NodeTransitions {
   const { doc, journal } = ctx;

@@ -58,7 +58,7 @@ export async function ctl(cmd: CtlCommand, f: CtlFlags, out: (s: string) => void
       return show({ ready: ready.ready, ...s }, () =>
         [
           `ready:     ${ready.ready ? "yes" : "no"}`,
-          `ENIs:      ${s.enis.length} of ${s.limits.maxSecondaryEnis} (${s.limits.ipsPerEni} IPs each)`,
+          `ENIs:      ${s.enis.length} of ${s.limits.maxSecondaryEnis} (${s.limits.ipsPerEni} IPs each; ${s.targets.mode} mode, ${s.capacity} pods)`,
           `IPs:       ${s.idle} idle, ${s.assigned} assigned, ${s.cooling} cooling, ${s.pending} pending, ${s.releasing} releasing`,
           `targets:   minIdle ${s.targets.minIdle}, maxIdle ${s.targets.maxIdle}`,
           `waiting:   ${s.waiting} allocation(s)`,

@@ -73,10 +73,23 @@ const cloudSchema = obj({
 });
 
 const poolSchema = obj({
-  minIdle: opt(num({ min: 0, max: 1000, int: true }), 2, "idle IPs kept ready at least"),
+  mode: opt(
+    str({ oneOf: ["ip", "prefix"] }),
+    "ip",
+    "`ip`: the pool asks for single secondary IPs; `prefix`: for IPv4 prefixes (/28s from the vSwitches' reserved CIDR blocks), 16 pod IPs each, whole ones given back. Pods keep their IPs when it changes",
+  ),
+  minIdle: opt(
+    num({ min: 0, max: 1000, int: true }),
+    2,
+    "idle IPs kept ready at least (addresses, in prefix mode too)",
+  ),
   maxIdle: opt(num({ min: 0, max: 1000, int: true }), 8, "idle IPs kept at most (>= `pool.minIdle`)"),
   cooldownSeconds: opt(seconds(0, 3600), 30, "a released IP is not reused before this (persisted)"),
-  maxIpsPerCall: opt(num({ min: 1, max: 10, int: true }), 10, "IPs per AssignPrivateIpAddresses"),
+  maxIpsPerCall: opt(
+    num({ min: 1, max: 10, int: true }),
+    10,
+    "IPs (in prefix mode, prefixes) per AssignPrivateIpAddresses",
+  ),
   idleReclaimSeconds: opt(seconds(0, 86_400), 300, "idle IPs above `pool.maxIdle` are given back after this"),
   allocateTimeoutSeconds: opt(
     seconds(0.1, 600),
@@ -94,7 +107,7 @@ const poolSchema = obj({
   vSwitchBlockSeconds: opt(
     seconds(0, 86_400),
     600,
-    "a vSwitch that answered IpNotEnough is skipped this long, or until a resync sees free addresses in it",
+    "a vSwitch that answered IpNotEnough is skipped this long, or (ip mode) until a resync sees free addresses in it",
   ),
   eniLimitBackoffSeconds: opt(
     seconds(0, 3600),

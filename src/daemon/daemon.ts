@@ -79,6 +79,7 @@ export function kubeClientOf(
 function nodePort(node: Node, found: Discovered, kube: Kubernetes): NodePort {
   return {
     limits: found.limits,
+    mode: node.targets.mode,
     allocations: () => node.pool.allocations(),
     release: async (a) => {
       if (node.cni) await node.cni.del({ containerId: a.containerId, ifname: a.ifname });
@@ -140,6 +141,7 @@ async function discover(
     const limits = {
       maxSecondaryEnis: Math.max(0, type.eniQuantity - 1),
       ipsPerEni: type.eniPrivateIpAddressQuantity,
+      cpuCount: type.cpuCoreCount,
     };
     return { instanceId, cloud, limits, vSwitchIds, securityGroupIds };
   } catch (e) {
@@ -164,6 +166,7 @@ export function nodeSpecOf(
     clusterId: config.clusterId,
     tags: config.eni.tags,
     targets: {
+      mode: p.mode === "prefix" ? "prefix" : "ip",
       minIdle: p.minIdle,
       maxIdle: p.maxIdle,
       cooldownMs: p.cooldownSeconds * 1000,

@@ -3,7 +3,7 @@
 // mapping does). The comparison is a pure function of the three views.
 
 import type { CloudApi } from "../../cloud/api.js";
-import { ipToInt } from "../../lib/net.js";
+import { ipToInt, ipv4PrefixAddresses } from "../../lib/net.js";
 import type { Allocation, Pool } from "../../pool/pool.js";
 import type { KubeApi, PodInfo } from "../kubernetes/api.js";
 
@@ -117,6 +117,9 @@ export async function gatherMapping(deps: {
     poolIps: deps.pool.ips(),
     allocations: deps.pool.allocations(),
     pods,
-    cloudIps: cloudEnis.flatMap((e) => e.privateIps.map((ip) => ({ ip, eniId: e.eniId }))),
+    // A prefix's addresses are the ENI's as much as its single IPs.
+    cloudIps: cloudEnis.flatMap((e) =>
+      [...e.privateIps, ...e.ipv4Prefixes.flatMap(ipv4PrefixAddresses)].map((ip) => ({ ip, eniId: e.eniId })),
+    ),
   });
 }

@@ -28,6 +28,7 @@ import {
   type Allocation,
   createPool,
   type Pool,
+  type PoolLimits,
   type PoolTargets,
   TryAgainError,
 } from "../../pool/pool.js";
@@ -56,7 +57,7 @@ export interface NodeSpec {
   log: Logger;
   stateDir: string;
   clusterId: string;
-  limits: { maxSecondaryEnis: number; ipsPerEni: number };
+  limits: PoolLimits;
   vSwitchIds: string[];
   securityGroupIds: string[];
   /** The user's tags for every ENI we create (ours are added). */
@@ -219,13 +220,14 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
   const resync = (startup = false): Promise<ReconcileReport> => {
     resyncing ??= (async () => {
       try {
+        // Free single addresses say nothing of a vSwitch's prefixes: in prefix mode a block lasts.
         await vSwitches
           .refresh()
           .then(() =>
             pool.unblockVSwitches(
               vSwitches
                 .list()
-                .filter((v) => v.available > 0)
+                .filter((v) => v.available > 0 && spec.targets.mode === "ip")
                 .map((v) => v.vSwitchId),
             ),
           )

@@ -129,7 +129,7 @@ export async function dashboardData(
       waiting: s.waiting,
       limits: s.limits,
       targets: s.targets,
-      maxIps: s.limits.maxSecondaryEnis * s.limits.ipsPerEni,
+      maxIps: s.capacity,
     },
     enis: s.enis.map((e) => ({
       eniId: e.eniId,

@@ -2,6 +2,8 @@
 // pod holds any more, what the ENIPoolReady condition says, and the node's
 // pod IP capacity.
 
+import { podCapacity } from "../../pool/capacity.js";
+import type { PoolLimits, PoolMode } from "../../pool/pool.js";
 import type { PodInfo } from "./api.js";
 
 export interface HeldIp {
@@ -91,7 +93,7 @@ export function poolCondition(h: PoolHealth): PoolCondition {
   };
 }
 
-/** The pod IPs the node can hold: secondary ENIs × IPs per ENI. */
-export function maxPods(limits: { maxSecondaryEnis: number; ipsPerEni: number }): number {
-  return limits.maxSecondaryEnis * limits.ipsPerEni;
+/** The node's pod capacity (pool/capacity.ts): what its max-pods annotation says. */
+export function maxPods(limits: PoolLimits, mode: PoolMode = "ip"): number {
+  return podCapacity(limits, mode);
 }

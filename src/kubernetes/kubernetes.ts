@@ -6,6 +6,7 @@
 
 import type { Logger } from "../../lib/log.js";
 import type { CloudFailure } from "../../pool/executor.js";
+import type { PoolLimits, PoolMode } from "../../pool/pool.js";
 import type { KubeApi, NodeCondition, PodInfo } from "./api.js";
 import {
   allocationKey,
@@ -40,7 +41,9 @@ interface PodRef {
 
 /** What the Kubernetes side needs of the node it serves. */
 export interface NodePort {
-  limits: { maxSecondaryEnis: number; ipsPerEni: number };
+  limits: PoolLimits;
+  /** What the pool asks the cloud for, which its pod capacity follows. */
+  mode: PoolMode;
   allocations(): HeldIp[];
   /** Unwire and release, as a DEL does. */
   release(a: HeldIp): Promise<void>;
@@ -171,7 +174,7 @@ export function createKubernetes(deps: KubernetesDeps): Kubernetes {
   const syncNode = async (n: NodePort): Promise<void> => {
     const t = now();
     if (t - nodeCheckedAt >= NODE_RECHECK_MS || nodeCheckedAt === 0) {
-      const capacity = maxPods(n.limits);
+      const capacity = maxPods(n.limits, n.mode);
       await api.annotateNode(nodeName, { [MAX_PODS_ANNOTATION]: String(capacity) });
       const info = await api.getNode(nodeName);
       nodeCheckedAt = t;

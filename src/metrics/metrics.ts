@@ -135,10 +135,12 @@ export function createMetrics(): Metrics {
   gauge("eniway_pool_max_enis", "Secondary ENIs this node may have.", [], (g) =>
     g.set(view!.summary().limits.maxSecondaryEnis),
   );
-  gauge("eniway_pool_max_ips", "Pod IPs this node can hold (secondary ENIs x IPs per ENI).", [], (g) => {
-    const l = view!.summary().limits;
-    g.set(l.maxSecondaryEnis * l.ipsPerEni);
-  });
+  gauge(
+    "eniway_pool_max_ips",
+    "Pod IPs this node can hold: secondary ENIs x IPs per ENI, or x prefixes of 16 in prefix mode, capped as max-pods.",
+    [],
+    (g) => g.set(view!.summary().capacity),
+  );
   gauge("eniway_pool_ips_per_eni", "IPs one ENI can carry.", [], (g) =>
     g.set(view!.summary().limits.ipsPerEni),
   );

@@ -116,7 +116,12 @@ export function requireTools(log: Logger): void {
 export function sandboxWorld(
   nodes: number,
   prefix = "eniway",
-  opts: { hosts?: number; instanceType?: { eniQuantity: number; eniPrivateIpAddressQuantity: number } } = {},
+  opts: {
+    hosts?: number;
+    instanceType?: { eniQuantity: number; eniPrivateIpAddressQuantity: number };
+    /** vsw-sandbox-a's blocks reserved for IP prefixes (prefix mode), e.g. ["10.0.1.128/25"]. */
+    reservations?: string[];
+  } = {},
 ): World {
   const letters = "abcdefghijklmnopqrstuvwxyz";
   if (nodes < 1 || nodes > letters.length) throw new Error(`--nodes must be 1..${letters.length}`);
@@ -133,7 +138,12 @@ export function sandboxWorld(
     credentials: [{ accessKeyId: "LTAI-sandbox", accessKeySecret: "sandbox-secret-do-not-log" }],
     vpc: { vpcId: "vpc-sandbox", cidr: "10.0.0.0/16" },
     vSwitches: [
-      { vSwitchId: "vsw-sandbox-a", zoneId: "cn-hangzhou-k", cidr: "10.0.1.0/24" },
+      {
+        vSwitchId: "vsw-sandbox-a",
+        zoneId: "cn-hangzhou-k",
+        cidr: "10.0.1.0/24",
+        reservations: opts.reservations ?? [],
+      },
       { vSwitchId: "vsw-sandbox-b", zoneId: "cn-hangzhou-k", cidr: "10.0.2.0/24" },
     ],
     securityGroups: ["sg-sandbox"],

@@ -1,7 +1,7 @@
 // Pool figures: daemon-side allocate latency from a warm pool (p50/p99, from
 // the daemon's own allocation histogram), a burst of 60 allocations on a cold
-// pool with realistic simulator latencies against its lower bound, and what
-// /metrics and /dashboard cost with 200 pods.
+// pool with realistic simulator latencies against its lower bound, in ip mode
+// and in prefix mode, and what /metrics and /dashboard cost with 200 pods.
 
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,7 +21,10 @@ function world(latency: Record<string, number | number[]>) {
     regionId: "cn-hangzhou",
     credentials: [{ accessKeyId: "AK", accessKeySecret: "SK-crash-secret" }],
     vpc: { vpcId: "vpc-bench", cidr: "10.40.0.0/16" },
-    vSwitches: [{ vSwitchId: "vsw-bench", zoneId: "z1", cidr: "10.40.0.0/20" }],
+    // A /22 of it reserved for IPv4 prefixes (64 of them), as an operator does for prefix mode.
+    vSwitches: [
+      { vSwitchId: "vsw-bench", zoneId: "z1", cidr: "10.40.0.0/20", reservations: ["10.40.8.0/22"] },
+    ],
     securityGroups: ["sg-bench"],
     // ecs.g7.4xlarge: 8 ENIs, 30 private IPs each.
     instanceTypes: [{ instanceTypeId: "ecs.g7.4xlarge", eniQuantity: 8, eniPrivateIpAddressQuantity: 30 }],
@@ -105,11 +108,21 @@ export interface BurstFigures {
   p50Ms: number;
   /** When each allocation was served, in ms since the burst started, in the order they were asked. */
   servedAtMs: number[];
+  /** The same burst with `pool.mode: prefix` (IPv4 prefixes from the reserved block). */
+  prefix?: Omit<BurstFigures, "prefix" | "servedAtMs">;
 }
 
+/** The cold burst in ip mode, then the same in prefix mode. */
 export async function coldBurst(pods = 60): Promise<BurstFigures> {
+  const ip = await burstIn("ip", pods);
+  const { servedAtMs: _, ...prefix } = await burstIn("prefix", pods);
+  return { ...ip, prefix };
+}
+
+async function burstIn(mode: "ip" | "prefix", pods: number): Promise<BurstFigures> {
   const latency = { "*": [100, 300], AttachNetworkInterface: 1500, DetachNetworkInterface: 1500 };
-  return withDaemon(latency, { minIdle: 0, maxIdle: 80, allocateTimeoutSeconds: 60 }, async (socket, url) => {
+  const pool = { mode, minIdle: 0, maxIdle: 80, allocateTimeoutSeconds: 60 };
+  return withDaemon(latency, pool, async (socket, url) => {
     const before = (await readSimStats(url)).calls;
     const t0 = performance.now();
     const done = await Promise.all(
@@ -130,9 +143,10 @@ export async function coldBurst(pods = 60): Promise<BurstFigures> {
     const cloudCalls: Record<string, number> = {};
     for (const [k, v] of Object.entries(after))
       if (v - (before[k] ?? 0) > 0) cloudCalls[k] = v - (before[k] ?? 0);
-    // Lower bound: IPs come only with a ready ENI. Two ENIs of 30 IPs each, created and attached in
-    // parallel, cost at least the fastest Create (100 ms) + the fastest Attach call (100 ms) + the
-    // attach itself (1500 ms). No Assign is needed: Create carries up to 30 IPs.
+    // Lower bound: IPs come only with a ready ENI. Two ENIs of 30 IPs each (or one with 4 prefixes),
+    // created and attached in parallel, cost at least the fastest Create (100 ms) + the fastest
+    // Attach call (100 ms) + the attach itself (1500 ms). No Assign is needed: Create carries up to
+    // 30 IPs, or 10 prefixes.
     const lowerBoundMs = 100 + 100 + 1500;
     return {
       pods,

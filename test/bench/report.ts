@@ -65,7 +65,8 @@ export const BENCHES: { readonly [K in BenchName]: { heading: string; title: str
   },
   "cold-burst": {
     heading: "Burst on a cold pool",
-    title: "burst of 60 allocations on a cold pool (Attach 1.5 s, other calls 100-300 ms; 8 ENIs x 30 IPs)",
+    title:
+      "burst of 60 allocations on a cold pool (Attach 1.5 s, other calls 100-300 ms; 8 ENIs x 30 IPs), in ip mode and in prefix mode",
     source: "pool-bench.ts",
   },
   cni: {
@@ -117,6 +118,24 @@ export const BENCHES: { readonly [K in BenchName]: { heading: string; title: str
 };
 
 export const BENCH_NAMES = Object.keys(BENCHES) as BenchName[];
+
+/** The cold burst in ip mode against the same in prefix mode (`pool.mode: prefix`). */
+function prefixBurst(ip: BurstFigures, p: NonNullable<BurstFigures["prefix"]>): string[] {
+  const calls = [...new Set([...Object.keys(ip.cloudCalls), ...Object.keys(p.cloudCalls)])].sort();
+  return [
+    table(
+      ["", "ip mode", "prefix mode"],
+      [
+        ["all served (ms)", ip.allServedMs, p.allServedMs],
+        ["median served (ms)", ip.p50Ms, p.p50Ms],
+        ["all served / lower bound", `${ip.ratio}x`, `${p.ratio}x`],
+        ["cloud calls per allocated IP", ip.callsPerIp, p.callsPerIp],
+        ...calls.map((c) => [c, ip.cloudCalls[c] ?? 0, p.cloudCalls[c] ?? 0]),
+      ],
+    ),
+    "In prefix mode the pool asks for IPv4 prefixes (/28s of 16 addresses, from a /22 of the vSwitch reserved for them) instead of single IPs.",
+  ];
+}
 
 /** The plots, by file under docs/bench/, each drawn from one bench's figures. */
 const PLOTS: {
@@ -250,6 +269,7 @@ const SECTIONS: { [K in BenchName]: (v: BenchFigures[K]) => string[] } = {
       "cloud calls per allocated IP": b.callsPerIp,
     }),
     facts(b.cloudCalls, ["cloud call", "count"]),
+    ...(b.prefix ? prefixBurst(b, b.prefix) : []),
     "The lower bound is the fastest create (100 ms) + the fastest attach call (100 ms) + the attach itself (1500 ms): no IP can be served earlier.",
   ],
   cni: (c) => {

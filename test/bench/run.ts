@@ -87,6 +87,10 @@ const benches: Runner[] = [
         `all served after ${b.allServedMs} ms (first ${b.firstMs} ms, median ${b.p50Ms} ms); lower bound ${b.lowerBoundMs} ms; ratio ${b.ratio}x`,
       );
       console.log(`cloud calls: ${JSON.stringify(b.cloudCalls)}; ${b.callsPerIp} calls per allocated IP`);
+      if (b.prefix)
+        console.log(
+          `prefix mode: all served after ${b.prefix.allServedMs} ms (first ${b.prefix.firstMs} ms, median ${b.prefix.p50Ms} ms; ratio ${b.prefix.ratio}x); cloud calls: ${JSON.stringify(b.prefix.cloudCalls)}; ${b.prefix.callsPerIp} calls per allocated IP`,
+        );
     },
     json: ({ servedAtMs: _, ...rest }) => rest,
   }),

@@ -151,4 +151,21 @@ describe("maxPods", () => {
     expect(maxPods({ maxSecondaryEnis: 2, ipsPerEni: 6 })).toBe(12);
     expect(maxPods({ maxSecondaryEnis: 0, ipsPerEni: 10 })).toBe(0);
   });
+
+  it("follows the mode; prefix mode is capped as the AWS VPC CNI caps it (110, or 250 above 30 vCPUs)", () => {
+    const cases: [limits: Parameters<typeof maxPods>[0], mode: "ip" | "prefix", pods: number][] = [
+      // Prefix mode: each ENI's primary IP and a /28 in each of its other slots.
+      [{ maxSecondaryEnis: 1, ipsPerEni: 3 }, "prefix", 1 + 2 * 16],
+      [{ maxSecondaryEnis: 2, ipsPerEni: 6 }, "prefix", 110],
+      [{ maxSecondaryEnis: 2, ipsPerEni: 6, cpuCount: 30 }, "prefix", 110],
+      [{ maxSecondaryEnis: 2, ipsPerEni: 6, cpuCount: 32 }, "prefix", 162],
+      [{ maxSecondaryEnis: 7, ipsPerEni: 30, cpuCount: 64 }, "prefix", 250],
+      [{ maxSecondaryEnis: 0, ipsPerEni: 6 }, "prefix", 0],
+      // ip mode: the ENIs' quota is the limit, uncapped (the AWS VPC CNI caps prefix delegation only).
+      [{ maxSecondaryEnis: 7, ipsPerEni: 20, cpuCount: 16 }, "ip", 140],
+      [{ maxSecondaryEnis: 7, ipsPerEni: 30, cpuCount: 64 }, "ip", 210],
+    ];
+    for (const [limits, mode, pods] of cases)
+      expect(maxPods(limits, mode), JSON.stringify([limits, mode])).toBe(pods);
+  });
 });

@@ -8,9 +8,17 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { ipv4PrefixAddresses } from "../../lib/net.js";
 import { packageRoot } from "../../lib/process.js";
 import { createDatastore, type Datastore, TransitionError } from "../../pool/datastore/datastore.js";
-import { type Owner, openStore, type Store, type StoreDoc } from "../../pool/store.js";
+import {
+  type Owner,
+  openStore,
+  STORE_BASE_FORMAT,
+  STORE_FORMAT,
+  type Store,
+  type StoreDoc,
+} from "../../pool/store.js";
 
 const INSTANCE = "i-ds";
 const ENI = { eniId: "eni-1", mac: "00:16:3e:00:00:01", vSwitchId: "vsw-a", primaryIp: "10.0.1.10" };
@@ -224,6 +232,100 @@ describe("IP transitions", () => {
     expect(dropped?.owner).toEqual(owner("a"));
     expect((await f.onDisk()).ips[IPS[1]!]).toBeUndefined();
     expect(await f.ds.write((tx) => tx.dropIp(IPS[1]!))).toBeUndefined();
+  });
+});
+
+describe("prefix transitions", () => {
+  const P1 = "10.0.1.64/28";
+  const P2 = "10.0.1.80/28";
+  const addressesOf = (prefix: string): string[] => ipv4PrefixAddresses(prefix);
+
+  it("addIdlePrefixes adds a new prefix's 16 addresses idle, each with its prefix; a known prefix is left alone", async () => {
+    const f = await fixture();
+    await readyEni(f);
+    f.clock.t = 2_000;
+    expect(await f.ds.write((tx) => tx.addIdlePrefixes(ENI.eniId, [P1, P1]))).toEqual([P1]);
+    const gen = f.ds.generation(ENI.eniId);
+    await f.ds.write((tx) => tx.assign("10.0.1.70", owner("a")));
+    // Known already (one of its addresses a pod's): nothing changes, the ENI's generation stays.
+    expect(await f.ds.write((tx) => tx.addIdlePrefixes(ENI.eniId, [P1]))).toEqual([]);
+    expect(f.ds.generation(ENI.eniId)).toBe(gen);
+    const disk = await f.reopen();
+    expect(disk.format).toBe(STORE_FORMAT);
+    for (const ip of addressesOf(P1))
+      expect(disk.ips[ip]).toMatchObject({
+        eniId: ENI.eniId,
+        prefix: P1,
+        phase: ip === "10.0.1.70" ? "assigned" : "idle",
+      });
+    expect(Object.keys(disk.ips)).toHaveLength(IPS.length + 16);
+    await expectRefused(
+      f,
+      () => f.ds.write((tx) => tx.addIdlePrefixes("eni-other", [P2])),
+      /not in the pool/,
+    );
+  });
+
+  it("takePrefixesForRelease takes a prefix only when all 16 addresses are idle (cooling counts as in use); giveBack and forget end it", async () => {
+    const f = await fixture();
+    await readyEni(f);
+    await f.ds.write((tx) => tx.addIdlePrefixes(ENI.eniId, [P1, P2]));
+    await f.ds.write((tx) => tx.assign("10.0.1.81", owner("a")));
+    await f.ds.write((tx) => tx.cool("10.0.1.81", { forMs: 1_000, heldFor: null }));
+    expect(await f.ds.write((tx) => tx.takePrefixesForRelease(ENI.eniId, [P1, P2]))).toEqual([P1]);
+    expect(
+      f.ds
+        .ips()
+        .filter((r) => r.prefix === P1)
+        .every((r) => r.phase === "releasing"),
+    ).toBe(true);
+    expect(f.ds.ips().filter((r) => r.prefix === P2 && r.phase === "idle")).toHaveLength(15);
+    // Of another ENI, or released already: nothing.
+    expect(await f.ds.write((tx) => tx.takePrefixesForRelease("eni-other", [P2]))).toEqual([]);
+    expect(await f.ds.write((tx) => tx.takePrefixesForRelease(ENI.eniId, [P1]))).toEqual([]);
+    // A single IP is not a prefix's: takeForRelease leaves a prefix's address alone.
+    expect(await f.ds.write((tx) => tx.takeForRelease(ENI.eniId, ["10.0.1.82", IPS[1]!]))).toEqual([IPS[1]]);
+    await f.ds.write((tx) => tx.giveBack(addressesOf(P1)));
+    expect(
+      f.ds
+        .ips()
+        .filter((r) => r.prefix === P1)
+        .every((r) => r.phase === "idle"),
+    ).toBe(true);
+    await f.ds.write((tx) => tx.takePrefixesForRelease(ENI.eniId, [P1]));
+    await f.ds.write((tx) => tx.forget(addressesOf(P1)));
+    const disk = await f.reopen();
+    expect(addressesOf(P1).filter((ip) => disk.ips[ip])).toEqual([]);
+    expect(addressesOf(P2).filter((ip) => disk.ips[ip])).toHaveLength(16);
+  });
+
+  it("a prefix's address is assigned, cooled and expired as any IP; dropPrefix forgets all 16 whatever their phase", async () => {
+    const f = await fixture();
+    await readyEni(f);
+    await f.ds.write((tx) => tx.addIdlePrefixes(ENI.eniId, [P1]));
+    await f.ds.write((tx) => tx.assign("10.0.1.64", owner("a")));
+    const dropped = await f.ds.write((tx) => tx.dropPrefix(ENI.eniId, P1));
+    expect(dropped.map((r) => r.ip).sort()).toEqual([...addressesOf(P1)].sort());
+    expect(dropped.find((r) => r.ip === "10.0.1.64")?.owner).toEqual(owner("a"));
+    expect(await f.ds.write((tx) => tx.dropPrefix(ENI.eniId, P1))).toEqual([]);
+    const disk = await f.reopen();
+    expect(Object.keys(disk.ips).sort()).toEqual([...IPS].sort());
+    // Nothing of a prefix is left: the store is written as the older format again.
+    expect(disk.format).toBe(STORE_BASE_FORMAT);
+  });
+
+  it("an ENI with prefixes is deletable only with all its addresses idle; deleting takes them all", async () => {
+    const f = await fixture();
+    await readyEni(f);
+    await f.ds.write((tx) => tx.addIdlePrefixes(ENI.eniId, [P1]));
+    await f.ds.write((tx) => tx.assign("10.0.1.79", owner("a")));
+    expect(f.ds.deletable(ENI.eniId)).toBe(false);
+    await f.ds.write((tx) => tx.cool("10.0.1.79", { forMs: 0, heldFor: null }));
+    await f.ds.write((tx) => tx.expireCooling());
+    expect(f.ds.deletable(ENI.eniId)).toBe(true);
+    await f.ds.write((tx) => tx.eniDeleting(ENI.eniId));
+    expect(f.ds.ips().every((r) => r.phase === "releasing")).toBe(true);
+    expect(await f.ds.write((tx) => tx.dropEni(ENI.eniId))).toHaveLength(IPS.length + 16);
   });
 });
 

@@ -26,6 +26,7 @@ import {
   OWN_TAG_CREATOR_VALUE,
   ownTags,
 } from "../../src/daemon/node.js";
+import { client as popClient, VPC_VERSION } from "../helpers/sim.js";
 import { readSimStats, type SimStats } from "../helpers/sim-stats.js";
 
 export type { Simulator };
@@ -147,6 +148,7 @@ export interface Harness {
 }
 
 export const DEFAULT_TARGETS: PoolTargets = {
+  mode: "ip",
   minIdle: 2,
   maxIdle: 8,
   cooldownMs: 200,
@@ -272,7 +274,7 @@ export function enisOn(sim: Simulator, instanceId = NODE): SimEni[] {
   return [...sim.state.enis.values()].filter((e) => e.instanceId === instanceId);
 }
 
-export { calls, errors, type SimStats } from "../helpers/sim-stats.js";
+export { calls, errors, errorTotal, type SimStats } from "../helpers/sim-stats.js";
 
 export const simStats = (sim: Simulator): Promise<SimStats> => readSimStats(sim.url);
 
@@ -302,3 +304,25 @@ export const req = (n: number | string, ifname = "eth0") => ({
   ifname,
   pod: pod(`p${n}`),
 });
+
+/**
+ * Reserves IPv4 CIDR blocks of a vSwitch for prefixes (the VPC's
+ * CreateVSwitchCidrReservation, through pop-core as an operator would), and
+ * waits until they are Assigned: the pool takes prefixes only from them.
+ */
+export async function reservePrefixes(sim: Simulator, cidrs: string[], vSwitchId = VSW): Promise<void> {
+  const vpc = popClient(sim.url, VPC_VERSION, { accessKeyId: AK, accessKeySecret: SK });
+  for (const cidr of cidrs)
+    await vpc.request(
+      "CreateVSwitchCidrReservation",
+      { RegionId: REGION, VSwitchId: vSwitchId, VSwitchCidrReservationCidr: cidr },
+      { method: "POST", formatParams: false },
+    );
+  await sim.settle();
+}
+
+/** The IPv4 prefixes of our ENIs, as the simulator holds them. */
+export const cloudPrefixes = (sim: Simulator): string[] =>
+  ourEnis(sim)
+    .flatMap((e) => e.ipv4Prefixes)
+    .sort();

@@ -23,6 +23,7 @@ function eni(id: string, spec: string, extra: Partial<EniView> = {}, idleSince =
     primaryIp: list[0]?.ip ?? "",
     ips: list,
     pendingIps: 0,
+    pendingPrefixes: 0,
     busy: false,
     ...extra,
   };
@@ -31,6 +32,7 @@ function eni(id: string, spec: string, extra: Partial<EniView> = {}, idleSince =
 function input(over: Partial<PlanInput> = {}): PlanInput {
   return {
     now: T0,
+    mode: "ip",
     enis: [],
     limits: { maxSecondaryEnis: 2, ipsPerEni: 6 },
     targets: { minIdle: 2, maxIdle: 8, maxIpsPerCall: 10, idleReclaimMs: 5 * MIN },
@@ -190,6 +192,189 @@ describe("planner", () => {
         enis: [eni("e1", "iiiiii", { pendingIps: 0 }), eni("e2", "iiiiii", { pendingIps: 1, busy: true })],
       }),
       out: [],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      expect(plan(c.in)).toEqual(c.out);
+    });
+  }
+});
+
+/**
+ * An ENI in prefix mode: its primary IP (`primary`: a letter as in `ips`), then
+ * a prefix per spec, each of 16 addresses written as runs, e.g. "a3i13".
+ */
+function pfxEni(
+  id: string,
+  primary: string,
+  prefixes: string[],
+  extra: Partial<EniView> = {},
+  idleSince = T0,
+): EniView {
+  const e = eni(id, primary, extra, idleSince);
+  prefixes.forEach((spec, n) => {
+    const letters = spec.replace(/([a-z])(\d+)/g, (_, ch: string, k: string) => ch.repeat(Number(k)));
+    if (letters.length !== 16) throw new Error(`a prefix has 16 addresses: ${spec}`);
+    const prefix = `${id}/p${n}`;
+    for (const [i, ip] of ips(`${prefix}`, letters, idleSince).entries())
+      e.ips.push({ ...ip, ip: `${prefix}.${i}`, prefix });
+  });
+  return e;
+}
+
+describe("planner in prefix mode", () => {
+  const pin = (over: Partial<PlanInput> = {}): PlanInput => input({ mode: "prefix", ...over });
+  const zero = { minIdle: 0, maxIdle: 0, maxIpsPerCall: 10, idleReclaimMs: 5 * MIN };
+  const cases: { name: string; in: PlanInput; out: ReturnType<typeof plan> }[] = [
+    {
+      name: "cold pool: one ENI with its primary IP and one prefix",
+      in: pin(),
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 1, prefixCount: 1 }],
+    },
+    {
+      name: "a cold burst of 60: one ENI with the four prefixes they need",
+      in: pin({ waiting: 60 }),
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 1, prefixCount: 4 }],
+    },
+    {
+      name: "a larger burst: ENIs up to the quota, each with at most ipsPerEni − 1 prefixes",
+      in: pin({ waiting: 200 }),
+      out: [
+        { kind: "create", vSwitchId: "vsw-b", ipCount: 1, prefixCount: 5 },
+        { kind: "create", vSwitchId: "vsw-b", ipCount: 1, prefixCount: 5 },
+      ],
+    },
+    {
+      name: "a new ENI brings the whole prefixes that fit in the headroom up to maxIdle",
+      in: pin({ targets: { minIdle: 2, maxIdle: 40, maxIpsPerCall: 10, idleReclaimMs: 5 * MIN } }),
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 1, prefixCount: 2 }],
+    },
+    {
+      name: "grows a ready ENI by the prefixes the need takes",
+      in: pin({ enis: [pfxEni("e1", "a", ["a16"])], waiting: 5 }),
+      out: [{ kind: "assignPrefixes", eniId: "e1", count: 1 }],
+    },
+    {
+      name: "a slot is a single IP or a prefix: an ENI with the primary, 2 IPs and 3 prefixes is full",
+      in: pin({ enis: [pfxEni("e1", "aaa", ["a16", "a16", "a16"])], waiting: 1 }),
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 1, prefixCount: 1 }],
+    },
+    {
+      name: "prefixes in flight count as their 16 addresses and as slots",
+      in: pin({ enis: [pfxEni("e1", "a", ["a16"], { pendingPrefixes: 1, busy: true })], waiting: 3 }),
+      out: [],
+    },
+    {
+      name: "at most maxIpsPerCall prefixes in one Assign",
+      in: pin({
+        limits: { maxSecondaryEnis: 1, ipsPerEni: 30 },
+        targets: { minIdle: 2, maxIdle: 8, maxIpsPerCall: 3, idleReclaimMs: 5 * MIN },
+        enis: [pfxEni("e1", "a", [])],
+        waiting: 100,
+      }),
+      out: [{ kind: "assignPrefixes", eniId: "e1", count: 3 }],
+    },
+    {
+      name: "never more than the API's 10 prefixes in one call",
+      in: pin({
+        limits: { maxSecondaryEnis: 1, ipsPerEni: 30 },
+        targets: { minIdle: 2, maxIdle: 8, maxIpsPerCall: 30, idleReclaimMs: 5 * MIN },
+        waiting: 400,
+      }),
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 1, prefixCount: 10 }],
+    },
+    {
+      name: "a blocked vSwitch gets no prefix; a new ENI goes to another",
+      in: pin({
+        enis: [pfxEni("e1", "a", ["a16"], { vSwitchId: "vsw-b" })],
+        blockedVSwitches: { "vsw-b": T0 + 1 },
+      }),
+      out: [{ kind: "create", vSwitchId: "vsw-a", ipCount: 1, prefixCount: 1 }],
+    },
+    {
+      name: "a new ENI needs one free address in its vSwitch, for its primary IP",
+      in: pin({ vSwitches: [{ vSwitchId: "vsw-a", available: 0 }] }),
+      out: [],
+    },
+    {
+      name: "gives back a whole prefix whose 16 addresses are idle and aged, not one in use",
+      in: pin({ now: T0 + 6 * MIN, targets: zero, enis: [pfxEni("e1", "a", ["a1i15", "i16"])] }),
+      out: [{ kind: "unassignPrefixes", eniId: "e1", prefixes: ["e1/p1"] }],
+    },
+    {
+      name: "a prefix with a cooling address stays",
+      in: pin({ now: T0 + 6 * MIN, targets: zero, enis: [pfxEni("e1", "a", ["c1i15"])] }),
+      out: [],
+    },
+    {
+      name: "an idle prefix younger than the reclaim delay stays",
+      in: pin({ now: T0 + 4 * MIN, targets: zero, enis: [pfxEni("e1", "a", ["i16"])] }),
+      out: [],
+    },
+    {
+      name: "above maxIdle, a prefix goes only while the pool keeps minIdle",
+      in: pin({ now: T0 + 6 * MIN, enis: [pfxEni("e1", "a", ["i16", "i16", "a16"])] }),
+      out: [{ kind: "unassignPrefixes", eniId: "e1", prefixes: ["e1/p0"] }],
+    },
+    {
+      name: "one idle prefix above maxIdle stays when giving it back would leave less than minIdle",
+      in: pin({ now: T0 + 6 * MIN, enis: [pfxEni("e1", "a", ["i16", "a16"])] }),
+      out: [],
+    },
+    {
+      name: "single IPs that ip mode left go back first (one call per ENI); prefixes of other ENIs too",
+      in: pin({
+        now: T0 + 6 * MIN,
+        targets: zero,
+        enis: [pfxEni("e1", "aii", ["i16"]), pfxEni("e2", "a", ["i16"])],
+      }),
+      out: [
+        { kind: "unassign", eniId: "e1", ips: ["e1.1", "e1.2"] },
+        { kind: "unassignPrefixes", eniId: "e2", prefixes: ["e2/p0"] },
+      ],
+    },
+    {
+      name: "an ENI whose addresses are all idle and aged is deleted whole",
+      in: pin({
+        now: T0 + 6 * MIN,
+        targets: zero,
+        enis: [pfxEni("e1", "a", ["a16"]), pfxEni("e2", "i", ["i16"])],
+      }),
+      out: [{ kind: "delete", eniId: "e2" }],
+    },
+    {
+      name: "nothing shrinks while prefixes are in flight",
+      in: pin({
+        now: T0 + 6 * MIN,
+        targets: zero,
+        enis: [pfxEni("e1", "a", ["i16"]), pfxEni("e2", "a", [], { pendingPrefixes: 1, busy: true })],
+      }),
+      out: [],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      expect(plan(c.in)).toEqual(c.out);
+    });
+  }
+});
+
+describe("planner in ip mode with what prefix mode left", () => {
+  const cases: { name: string; in: PlanInput; out: ReturnType<typeof plan> }[] = [
+    {
+      name: "a prefix takes one slot: the ENI still has room for single IPs",
+      in: input({ enis: [pfxEni("e1", "a", ["a16"])], waiting: 1 }),
+      out: [{ kind: "assign", eniId: "e1", count: 3 }],
+    },
+    {
+      name: "an idle prefix goes back whole, before single IPs",
+      in: input({
+        now: T0 + 6 * MIN,
+        targets: { minIdle: 0, maxIdle: 0, maxIpsPerCall: 10, idleReclaimMs: 5 * MIN },
+        enis: [pfxEni("e1", "ai", ["i16"])],
+      }),
+      out: [{ kind: "unassignPrefixes", eniId: "e1", prefixes: ["e1/p0"] }],
     },
   ];
   for (const c of cases) {

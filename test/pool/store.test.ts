@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { writeDurably } from "../../lib/durable.js";
-import { openStore, STORE_FORMAT, type StoreDoc, StoreError } from "../../pool/store.js";
+import { openStore, STORE_BASE_FORMAT, STORE_FORMAT, type StoreDoc, StoreError } from "../../pool/store.js";
 
 /** Every rename the store makes (one per durable write), counted; the real rename runs. */
 const renames = vi.hoisted(() => [] as string[]);
@@ -44,7 +44,7 @@ describe("store", () => {
     const store = await openStore(dir, "i-a");
     expect(store.file).toBe(join(dir, "pool.json"));
     expect(store.data).toMatchObject({
-      format: STORE_FORMAT,
+      format: STORE_BASE_FORMAT,
       instanceId: "i-a",
       enis: {},
       ips: {},
@@ -56,7 +56,7 @@ describe("store", () => {
       d.createBackoffUntil = 1;
     });
     const doc = await readDoc(store.file);
-    expect(doc.format).toBe(STORE_FORMAT);
+    expect(doc.format).toBe(STORE_BASE_FORMAT);
     expect(doc.instanceId).toBe("i-a");
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
   });
@@ -176,7 +176,7 @@ describe("store", () => {
     await writeFile(join(dir, deadTmp), "{half");
     await writeFile(join(dir, liveTmp), "{in progress");
     const again = await openStore(dir, "i-a");
-    expect(again.data.format).toBe(STORE_FORMAT);
+    expect(again.data.format).toBe(STORE_BASE_FORMAT);
     expect((await readdir(dir)).sort()).toEqual([liveTmp, "pool.json", "pool.lock"].sort());
   });
 
@@ -210,7 +210,7 @@ describe("store", () => {
   it("opens a store of this format and instance and keeps its content", async () => {
     const dir = await tempDir();
     const doc = {
-      format: STORE_FORMAT,
+      format: STORE_BASE_FORMAT,
       instanceId: "i-a",
       enis: {},
       ips: { "10.0.1.9": { ip: "10.0.1.9", eniId: "eni-1", phase: "idle", idleSince: 5 } },
@@ -240,13 +240,55 @@ describe("store", () => {
     };
     await writeFile(join(dir, "pool.json"), JSON.stringify(v1));
     const store = await openStore(dir, "i-a");
-    expect(store.data.format).toBe(STORE_FORMAT);
+    expect(store.data.format).toBe(STORE_BASE_FORMAT);
     expect(store.data.ips["10.0.1.9"]?.owner).toEqual({ ...owner, network: "", netns: "" });
     expect(store.data.ips["10.0.1.10"]?.owner).toBeUndefined();
     await store.close();
     const written = (await readDoc(store.file)) as unknown as StoreDoc;
     expect(written.format).toBe(2);
     expect(written.ips["10.0.1.9"]?.owner).toEqual({ ...owner, network: "", netns: "" });
+  });
+
+  it("is written as format 3 only while it holds a prefix's addresses or an intent about prefixes", async () => {
+    const dir = await tempDir();
+    const store = await openStore(dir, "i-a");
+    const prefixIp = {
+      ip: "10.0.1.64",
+      eniId: "eni-1",
+      phase: "idle" as const,
+      idleSince: 5,
+      prefix: "10.0.1.64/28",
+    };
+    await store.update((d) => {
+      d.ips[prefixIp.ip] = prefixIp;
+    });
+    expect((await readDoc(store.file)).format).toBe(STORE_FORMAT);
+    await store.update((d) => {
+      delete d.ips[prefixIp.ip];
+      d.intents.a = {
+        id: "a",
+        kind: "assign",
+        clientToken: "t",
+        eniId: "eni-1",
+        count: 1,
+        unit: "prefixes",
+        at: 1,
+      };
+    });
+    expect((await readDoc(store.file)).format).toBe(STORE_FORMAT);
+    await store.update((d) => {
+      d.intents.a = { id: "a", kind: "assign", clientToken: "t", eniId: "eni-1", count: 1, at: 1 };
+    });
+    expect((await readDoc(store.file)).format).toBe(STORE_BASE_FORMAT);
+    await store.update((d) => {
+      d.ips[prefixIp.ip] = prefixIp;
+    });
+    await store.close();
+    // A format 3 store opens as it is.
+    const again = await openStore(dir, "i-a");
+    expect(again.data.format).toBe(STORE_FORMAT);
+    expect(again.data.ips[prefixIp.ip]).toEqual(prefixIp);
+    await again.close();
   });
 
   it("close() flushes, then gives up its own lock; a lock another live process took is left alone", async () => {

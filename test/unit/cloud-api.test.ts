@@ -194,8 +194,94 @@ describe("wire parameters", () => {
         eniQuantity: 3,
         eniPrivateIpAddressQuantity: 6,
         eniIpv6AddressQuantity: 6,
+        cpuCoreCount: 0,
       },
     ]);
+  });
+
+  it("IPv4 prefixes: Assign with Ipv4PrefixCount, Unassign with Ipv4Prefix.N, Create with Ipv4PrefixCount; Describe's and DescribeInstanceTypes' fields", async () => {
+    const rec = recorder();
+    const withPrefixes = (id: string) =>
+      wireEni(id, {
+        Ipv4PrefixSets: { Ipv4PrefixSet: [{ Ipv4Prefix: "10.0.1.64/28" }, { Ipv4Prefix: "10.0.1.80/28" }] },
+      });
+    expectCalls(ECS, rec, [
+      ok({
+        AssignedPrivateIpAddressesSet: {
+          NetworkInterfaceId: "eni-a1",
+          PrivateIpSet: { PrivateIpAddress: [] },
+          Ipv4PrefixSet: { Ipv4Prefixes: ["10.0.1.64/28", "10.0.1.80/28"] },
+        },
+      }),
+      ok(),
+      ok(withPrefixes("eni-new1")),
+      ok({ NextToken: "", NetworkInterfaceSets: { NetworkInterfaceSet: [withPrefixes("eni-a1")] } }),
+      ok({
+        NextToken: "",
+        InstanceTypes: {
+          InstanceType: [
+            {
+              InstanceTypeId: "ecs.g7.8xlarge",
+              EniQuantity: 8,
+              EniPrivateIpAddressQuantity: 20,
+              CpuCoreCount: 32,
+            },
+          ],
+        },
+      }),
+    ]);
+    const a = use(testApi());
+    const prefixes = await a.assignIpv4Prefixes({ eniId: "eni-a1", count: 2, clientToken: "tok-p" });
+    expect(prefixes).toEqual(["10.0.1.64/28", "10.0.1.80/28"]);
+    await a.unassignIpv4Prefixes("eni-a1", ["10.0.1.64/28", "10.0.1.80/28"]);
+    const created = await a.createNetworkInterface({
+      vSwitchId: "vsw-a",
+      securityGroupIds: ["sg-1"],
+      tags: {},
+      secondaryIpCount: 0,
+      ipv4PrefixCount: 2,
+    });
+    expect(created.ipv4Prefixes).toEqual(["10.0.1.64/28", "10.0.1.80/28"]);
+    const [described] = await a.describeNetworkInterfaces({ eniIds: ["eni-a1"] });
+    expect(described?.ipv4Prefixes).toEqual(["10.0.1.64/28", "10.0.1.80/28"]);
+    const [type] = await a.describeInstanceTypes(["ecs.g7.8xlarge"]);
+    expect(type?.cpuCoreCount).toBe(32);
+    const [assign, unassign, create] = rec.requests;
+    expect(Object.fromEntries(assign!)).toMatchObject({
+      Action: "AssignPrivateIpAddresses",
+      NetworkInterfaceId: "eni-a1",
+      Ipv4PrefixCount: "2",
+      ClientToken: "tok-p",
+    });
+    expect(assign!.has("SecondaryPrivateIpAddressCount")).toBe(false);
+    expect(Object.fromEntries(unassign!)).toMatchObject({
+      Action: "UnassignPrivateIpAddresses",
+      "Ipv4Prefix.1": "10.0.1.64/28",
+      "Ipv4Prefix.2": "10.0.1.80/28",
+    });
+    expect(unassign!.has("PrivateIpAddress.1")).toBe(false);
+    expect(Object.fromEntries(create!)).toMatchObject({
+      Action: "CreateNetworkInterface",
+      Ipv4PrefixCount: "2",
+    });
+    expect(create!.has("SecondaryPrivateIpAddressCount")).toBe(false);
+  });
+
+  it("an answer with a malformed prefix is the cloud's invalid response", async () => {
+    const rec = recorder();
+    expectCalls(ECS, rec, [
+      ok({
+        AssignedPrivateIpAddressesSet: {
+          NetworkInterfaceId: "eni-a1",
+          Ipv4PrefixSet: { Ipv4Prefixes: ["10.0.1.65/28"] },
+        },
+      }),
+    ]);
+    const err = await use(testApi())
+      .assignIpv4Prefixes({ eniId: "eni-a1", count: 1 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CloudError);
+    expect((err as CloudError).detail).toMatch(/10\.0\.1\.65\/28.*not an IPv4 \/28 prefix/);
   });
 
   it("rejects malformed identifiers before sending anything", async () => {
@@ -223,6 +309,17 @@ describe("wire parameters", () => {
       }),
     ).rejects.toThrow(/tag key/);
     await expect(a.assignPrivateIpAddresses({ eniId: "eni-a1", count: 0 })).rejects.toThrow(/count/);
+    await expect(a.assignIpv4Prefixes({ eniId: "eni-a1", count: 11 })).rejects.toThrow(/count \(1\.\.10\)/);
+    await expect(a.assignIpv4Prefixes({ eniId: "eni-a1", count: 0 })).rejects.toThrow(/count/);
+    for (const bad of ["10.0.1.65/28", "10.0.1.64/27", "10.0.1.64", "fd00::/80"])
+      await expect(a.unassignIpv4Prefixes("eni-a1", [bad]), bad).rejects.toThrow(/invalid IPv4 prefix/);
+    const create = { vSwitchId: "vsw-a", securityGroupIds: ["sg-1"], tags: {} };
+    await expect(
+      a.createNetworkInterface({ ...create, secondaryIpCount: 1, ipv4PrefixCount: 1 }),
+    ).rejects.toThrow(/cannot be combined/);
+    await expect(
+      a.createNetworkInterface({ ...create, secondaryIpCount: 0, ipv4PrefixCount: 11 }),
+    ).rejects.toThrow(/ipv4PrefixCount/);
     await expect(a.describeNetworkInterfaces({ eniIds: ["eni-ok", "bad"] })).rejects.toThrow(
       /invalid ENI id/,
     );
@@ -635,6 +732,22 @@ describe("already done counts as success", () => {
       "10.0.1.5",
       "10.0.1.6",
       "10.0.1.7",
+    ]);
+  });
+
+  it("Unassign of a prefix already free succeeds; a batch that hits one frees the others one by one", async () => {
+    const rec = recorder();
+    expectCalls(ECS, rec, [
+      apiError(403, "InvalidIp.IpUnassigned"),
+      apiError(403, "InvalidIp.IpUnassigned"),
+      ok(),
+      apiError(403, "InvalidIp.IpUnassigned"),
+    ]);
+    const a = use(testApi());
+    await expect(a.unassignIpv4Prefixes("eni-a1", ["10.0.1.64/28"])).resolves.toBeUndefined();
+    await a.unassignIpv4Prefixes("eni-a1", ["10.0.1.80/28", "10.0.1.96/28"]);
+    expect(rec.requests.map((p) => [...p.keys()].filter((k) => k.startsWith("Ipv4Prefix.")).length)).toEqual([
+      1, 2, 1, 1,
     ]);
   });
 
