@@ -153,7 +153,7 @@ function parseDoc(file: string, instanceId: string): (text: string) => StoreDoc 
       throw new StoreError(`store ${file} has no format version; refusing to start`);
     if (!READABLE_FORMATS.includes(d.format))
       throw new StoreError(
-        `store ${file} has format ${d.format}; this eniway reads formats ${READABLE_FORMATS.join(" and ")}`,
+        `store ${file} has format ${d.format}; this eniway reads formats ${READABLE_FORMATS.join(", ")}`,
       );
     if (d.instanceId !== instanceId)
       throw new StoreError(`store ${file} belongs to instance ${d.instanceId}, not ${instanceId}`);

@@ -17,7 +17,7 @@ import { SUPPORTED_VERSIONS } from "../../cni/spec/spec.js";
 import { closeServer, listen } from "../../lib/http.js";
 import { silentLogger } from "../../lib/log.js";
 import { BUILT } from "../../lib/process.js";
-import { STORE_FORMAT, type StoreDoc } from "../../pool/store.js";
+import { STORE_BASE_FORMAT, type StoreDoc } from "../../pool/store.js";
 import { frame } from "../../src/daemon/cni-exec.js";
 import { loadConfig } from "../../src/daemon/config.js";
 import { startDaemon } from "../../src/daemon/daemon.js";
@@ -511,7 +511,7 @@ describe("eniway daemon (process)", () => {
     expect(await exists(s.socket)).toBe(false);
 
     const doc = JSON.parse(await readFile(join(s.stateDir, "pool.json"), "utf8")) as StoreDoc;
-    expect(doc.format).toBe(STORE_FORMAT);
+    expect(doc.format).toBe(STORE_BASE_FORMAT); // an ip-mode store: no prefix in it
     expect(doc.instanceId).toBe(NODE);
     expect(doc.intents).toEqual({});
     expect(doc.ips[ips[0]!]).toMatchObject({
