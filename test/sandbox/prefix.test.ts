@@ -114,7 +114,11 @@ describe("prefix mode on a two-node sandbox", () => {
     const mine = await enis(a.instanceId);
     const prefixes = prefixesOf(mine);
     expect(prefixes.length).toBeGreaterThanOrEqual(4);
-    for (const p of prefixes) expect(RESERVED.some((r) => inPrefix(p.split("/")[0]!, r)), p).toBe(true);
+    for (const p of prefixes)
+      expect(
+        RESERVED.some((r) => inPrefix(p.split("/")[0]!, r)),
+        p,
+      ).toBe(true);
     // Every pod's address is its node's: from a prefix of its ENIs, or an ENI's own primary IP.
     const singles = new Set(mine.flatMap((e) => e.PrivateIpSets.PrivateIpSet.map((s) => s.PrivateIpAddress)));
     for (const p of pods)
