@@ -105,12 +105,8 @@ export interface AssignPrivateIpAddressesRequest {
   clientToken?: string;
 }
 
-export interface AssignIpv4PrefixesRequest {
-  eniId: string;
-  /** 1–10 prefixes (Ipv4PrefixCount). */
-  count: number;
-  clientToken?: string;
-}
+/** The same request, `count` being 1–10 prefixes (Ipv4PrefixCount). */
+export type AssignIpv4PrefixesRequest = AssignPrivateIpAddressesRequest;
 
 export interface DescribeVSwitchesRequest {
   vSwitchIds?: string[];
@@ -392,23 +388,34 @@ function eniPages(ctx: Ctx, params: RpcParams): Promise<Eni[]> {
   );
 }
 
-async function assignPrivateIpAddresses(ctx: Ctx, req: AssignPrivateIpAddressesRequest): Promise<string[]> {
+/** What one AssignPrivateIpAddresses asks for: single IPs or IPv4 prefixes (a call never mixes them). */
+const ASSIGN_UNITS = {
+  ips: { param: "SecondaryPrivateIpAddressCount", max: MAX_SECONDARY_IPS, parse: parseAssignedIps },
+  prefixes: { param: "Ipv4PrefixCount", max: MAX_IPV4_PREFIXES_PER_CALL, parse: parseAssignedPrefixes },
+} as const;
+
+async function assign(
+  ctx: Ctx,
+  req: AssignPrivateIpAddressesRequest,
+  unit: keyof typeof ASSIGN_UNITS,
+): Promise<string[]> {
+  const u = ASSIGN_UNITS[unit];
   assertEniId(req.eniId);
-  assertIntInRange(req.count, 1, MAX_SECONDARY_IPS, "count");
+  assertIntInRange(req.count, 1, u.max, "count");
   const body = await ctx.caller.call("AssignPrivateIpAddresses", {
     NetworkInterfaceId: req.eniId,
-    SecondaryPrivateIpAddressCount: String(req.count),
+    [u.param]: String(req.count),
     ClientToken: ctx.token(req.clientToken),
   });
-  const ips = parsed("AssignPrivateIpAddresses", body, () => parseAssignedIps(body));
-  if (ips.length !== req.count)
-    ctx.log.warn("AssignPrivateIpAddresses returned a different number of IPs", {
+  const got = parsed("AssignPrivateIpAddresses", body, () => u.parse(body));
+  if (got.length !== req.count)
+    ctx.log.warn(`AssignPrivateIpAddresses returned a different number of ${unit === "ips" ? "IPs" : unit}`, {
       eniId: req.eniId,
       asked: req.count,
-      got: ips.length,
+      got: got.length,
       requestId: str(body, "RequestId"),
     });
-  return ips;
+  return got;
 }
 
 async function unassignPrivateIpAddresses(ctx: Ctx, eniId: string, ips: string[]): Promise<void> {
@@ -455,25 +462,6 @@ async function unassign(
     });
     for (const item of unique) await send([item], codes);
   }
-}
-
-async function assignIpv4Prefixes(ctx: Ctx, req: AssignIpv4PrefixesRequest): Promise<string[]> {
-  assertEniId(req.eniId);
-  assertIntInRange(req.count, 1, MAX_IPV4_PREFIXES_PER_CALL, "count");
-  const body = await ctx.caller.call("AssignPrivateIpAddresses", {
-    NetworkInterfaceId: req.eniId,
-    Ipv4PrefixCount: String(req.count),
-    ClientToken: ctx.token(req.clientToken),
-  });
-  const prefixes = parsed("AssignPrivateIpAddresses", body, () => parseAssignedPrefixes(body));
-  if (prefixes.length !== req.count)
-    ctx.log.warn("AssignPrivateIpAddresses returned a different number of prefixes", {
-      eniId: req.eniId,
-      asked: req.count,
-      got: prefixes.length,
-      requestId: str(body, "RequestId"),
-    });
-  return prefixes;
 }
 
 async function describeInstanceTypes(ctx: Ctx, ids: string[]): Promise<InstanceTypeInfo[]> {
@@ -552,9 +540,9 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
     detachNetworkInterface: (eniId, instanceId) => onEni(ctx, "DetachNetworkInterface", eniId, instanceId),
     deleteNetworkInterface: (eniId) => onEni(ctx, "DeleteNetworkInterface", eniId),
     describeNetworkInterfaces: (filter) => describeNetworkInterfaces(ctx, filter),
-    assignPrivateIpAddresses: (req) => assignPrivateIpAddresses(ctx, req),
+    assignPrivateIpAddresses: (req) => assign(ctx, req, "ips"),
     unassignPrivateIpAddresses: (eniId, ips) => unassignPrivateIpAddresses(ctx, eniId, ips),
-    assignIpv4Prefixes: (req) => assignIpv4Prefixes(ctx, req),
+    assignIpv4Prefixes: (req) => assign(ctx, req, "prefixes"),
     unassignIpv4Prefixes: (eniId, prefixes) => unassignIpv4Prefixes(ctx, eniId, prefixes),
     describeInstanceTypes: (ids) => describeInstanceTypes(ctx, ids),
     describeVSwitches: (req) => describeVSwitches(ctx, req),
