@@ -6,17 +6,15 @@
 // InvalidOperation.Ipv6CountExceeded, InvalidIp.*), EniIpv6AddressQuantity,
 // the metadata's IPv6 items, and a vSwitch's ipv6Cidr in the world file.
 
-import Ecs, * as $Ecs from "@alicloud/ecs20140526";
-import { $OpenApiUtil } from "@alicloud/openapi-core";
+import * as $Ecs from "@alicloud/ecs20140526";
 import { describe, expect, it } from "vitest";
 import { parseWorld } from "../../cloud/simulator/world.js";
+import { EcsClient, sdkConfig } from "../helpers/sdk.js";
 import {
-  AK,
   type Cloud,
   type DescribeInstanceTypesResponse,
   expectErrorShape,
   REGION,
-  SK,
   simHarness,
   worldJson,
 } from "../helpers/sim.js";
@@ -31,12 +29,6 @@ import {
   VPC6,
   VSW6,
 } from "./dual-stack.js";
-
-/** The class, whether the loader hands over module.exports (Node) or its default (vitest's interop). */
-function cjsDefault<T>(m: { default: T }): T {
-  return ((m as unknown as { default?: T }).default ?? m) as T;
-}
-const EcsClient = cjsDefault(Ecs);
 
 const h = simHarness();
 
@@ -338,15 +330,7 @@ describe("Alibaba Cloud's V3 SDK (@alicloud/ecs20140526)", () => {
   it("assigns IPv6 addresses and IPv4 prefixes and reads Describe's Ipv6Sets and Ipv4PrefixSets into its models", async () => {
     const c: Cloud = await h.start(dualWorld());
     await reserve(c, { VSwitchCidrReservationCidr: "10.0.1.64/28" });
-    const sdk = new EcsClient(
-      new $OpenApiUtil.Config({
-        accessKeyId: AK,
-        accessKeySecret: SK,
-        endpoint: new URL(c.url).host,
-        protocol: "http",
-        regionId: REGION,
-      }),
-    );
+    const sdk = new EcsClient(sdkConfig(c));
     const { NetworkInterfaceId: id } = await c.create();
     const v6 = await sdk.assignIpv6Addresses(
       new $Ecs.AssignIpv6AddressesRequest({ regionId: REGION, networkInterfaceId: id, ipv6AddressCount: 1 }),

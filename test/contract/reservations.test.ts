@@ -5,10 +5,10 @@
 // DeleteVSwitchCidrReservation refuses while prefixes are still assigned,
 // then Releasing → gone. At most 10 per vSwitch and IP version.
 
-import { $OpenApiUtil } from "@alicloud/openapi-core";
-import Vpc, * as $Vpc from "@alicloud/vpc20160428";
+import * as $Vpc from "@alicloud/vpc20160428";
 import { describe, expect, it } from "vitest";
-import { AK, type Cloud, expectErrorShape, REGION, SK, simHarness } from "../helpers/sim.js";
+import { sdkConfig, VpcClient } from "../helpers/sdk.js";
+import { type Cloud, expectErrorShape, REGION, simHarness } from "../helpers/sim.js";
 import {
   assignPrefixes,
   createReservation,
@@ -19,25 +19,11 @@ import {
   VSW6,
 } from "./dual-stack.js";
 
-/** The class, whether the loader hands over module.exports (Node) or its default (vitest's interop). */
-function cjsDefault<T>(m: { default: T }): T {
-  return ((m as unknown as { default?: T }).default ?? m) as T;
-}
-const VpcClient = cjsDefault(Vpc);
-
 const h = simHarness();
 const vpc = { api: "vpc" } as const;
 
 function vpcSdk(c: Cloud) {
-  return new VpcClient(
-    new $OpenApiUtil.Config({
-      accessKeyId: AK,
-      accessKeySecret: SK,
-      endpoint: new URL(c.url).host,
-      protocol: "http",
-      regionId: REGION,
-    }),
-  );
+  return new VpcClient(sdkConfig(c));
 }
 
 describe("CreateVSwitchCidrReservation / ListVSwitchCidrReservations", () => {

@@ -6,36 +6,16 @@
 
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
-import Ecs, * as $Ecs from "@alicloud/ecs20140526";
+import * as $Ecs from "@alicloud/ecs20140526";
 import { $OpenApiUtil } from "@alicloud/openapi-core";
-import Vpc, * as $Vpc from "@alicloud/vpc20160428";
+import * as $Vpc from "@alicloud/vpc20160428";
 import { RetryCondition, RetryOptions } from "@darabonba/typescript";
 import { describe, expect, it } from "vitest";
 import { canonicalRequestV3, sha256Hex, signV3, stringToSignV3 } from "../../cloud/simulator/auth.js";
+import { EcsClient, sdkConfig, VpcClient } from "../helpers/sdk.js";
 import { AK, type Cloud, REGION, SK, simHarness } from "../helpers/sim.js";
 
 const h = simHarness();
-
-/** The class, whether the loader hands over module.exports (Node) or its default (vitest's interop). */
-function cjsDefault<T>(m: { default: T }): T {
-  return ((m as unknown as { default?: T }).default ?? m) as T;
-}
-const EcsClient = cjsDefault(Ecs);
-const VpcClient = cjsDefault(Vpc);
-
-function config(
-  c: Cloud,
-  over: Partial<{ accessKeyId: string; accessKeySecret: string; securityToken: string }> = {},
-) {
-  return new $OpenApiUtil.Config({
-    accessKeyId: AK,
-    accessKeySecret: SK,
-    ...over,
-    endpoint: new URL(c.url).host,
-    protocol: "http",
-    regionId: REGION,
-  });
-}
 
 interface SdkError {
   code?: string;
@@ -89,8 +69,8 @@ describe("the official SDKs, default configuration (V3)", () => {
     const c = await h.start({
       latencyMs: { "*": [0, 0], AttachNetworkInterface: 50, DetachNetworkInterface: 50 },
     });
-    const ecs = new EcsClient(config(c));
-    const vpc = new VpcClient(config(c));
+    const ecs = new EcsClient(sdkConfig(c));
+    const vpc = new VpcClient(sdkConfig(c));
 
     const types = await ecs.describeInstanceTypes(
       new $Ecs.DescribeInstanceTypesRequest({ instanceTypes: ["ecs.t.small"] }),
@@ -176,15 +156,15 @@ describe("the official SDKs, default configuration (V3)", () => {
     const c = await h.start();
     const req = new $Ecs.DescribeInstanceTypesRequest({});
     const wrong = await failure(
-      new EcsClient(config(c, { accessKeySecret: "not-the-secret" })).describeInstanceTypes(req),
+      new EcsClient(sdkConfig(c, { accessKeySecret: "not-the-secret" })).describeInstanceTypes(req),
     );
     expect([wrong.code, wrong.statusCode]).toEqual(["SignatureDoesNotMatch", 400]);
     const unknown = await failure(
-      new EcsClient(config(c, { accessKeyId: "LTAInobody" })).describeInstanceTypes(req),
+      new EcsClient(sdkConfig(c, { accessKeyId: "LTAInobody" })).describeInstanceTypes(req),
     );
     expect(unknown.code).toBe("InvalidAccessKeyId.NotFound");
     const vpcErr = await failure(
-      new VpcClient(config(c, { accessKeySecret: "nope" })).describeVSwitches(
+      new VpcClient(sdkConfig(c, { accessKeySecret: "nope" })).describeVSwitches(
         new $Vpc.DescribeVSwitchesRequest({ regionId: REGION }),
       ),
     );
@@ -198,7 +178,7 @@ describe("the official SDKs, default configuration (V3)", () => {
       SecurityToken: string;
     };
     const withToken = new EcsClient(
-      config(c, {
+      sdkConfig(c, {
         accessKeyId: sts.AccessKeyId,
         accessKeySecret: sts.AccessKeySecret,
         securityToken: sts.SecurityToken,
@@ -206,14 +186,14 @@ describe("the official SDKs, default configuration (V3)", () => {
     );
     expect((await withToken.describeInstanceTypes(req)).statusCode).toBe(200);
     const noToken = new EcsClient(
-      config(c, { accessKeyId: sts.AccessKeyId, accessKeySecret: sts.AccessKeySecret }),
+      sdkConfig(c, { accessKeyId: sts.AccessKeyId, accessKeySecret: sts.AccessKeySecret }),
     );
     expect((await failure(noToken.describeInstanceTypes(req))).code).toBe("MissingSecurityToken");
   });
 
   it("a throttled call says when to retry (x-acs-retry-after, ms), and the SDK reads it", async () => {
     const c = await h.start({ throttle: { DescribeInstanceTypes: { qps: 2, burst: 1 } } });
-    const ecs = new EcsClient(config(c));
+    const ecs = new EcsClient(sdkConfig(c));
     const req = new $Ecs.DescribeInstanceTypesRequest({});
     await ecs.describeInstanceTypes(req);
     const t = await failure(ecs.describeInstanceTypes(req));
@@ -224,7 +204,7 @@ describe("the official SDKs, default configuration (V3)", () => {
     // With retries on, the SDK waits that long and the retry goes through.
     const retrying = new EcsClient(
       new $OpenApiUtil.Config({
-        ...config(c),
+        ...sdkConfig(c),
         retryOptions: new RetryOptions({
           retryable: true,
           retryCondition: [
