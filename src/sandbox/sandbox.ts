@@ -121,6 +121,8 @@ export function sandboxWorld(
     instanceType?: { eniQuantity: number; eniPrivateIpAddressQuantity: number };
     /** vsw-sandbox-a's blocks reserved for IP prefixes (prefix mode), e.g. ["10.0.1.128/25"]. */
     reservations?: string[];
+    /** IPv6 in the VPC: fd00:10::/56, each vSwitch a /64, as many IPv6 per ENI as IPv4 (dual stack). */
+    ipv6?: boolean;
   } = {},
 ): World {
   const letters = "abcdefghijklmnopqrstuvwxyz";
@@ -136,21 +138,28 @@ export function sandboxWorld(
   return parseWorld({
     regionId: "cn-hangzhou",
     credentials: [{ accessKeyId: "LTAI-sandbox", accessKeySecret: "sandbox-secret-do-not-log" }],
-    vpc: { vpcId: "vpc-sandbox", cidr: "10.0.0.0/16" },
+    vpc: { vpcId: "vpc-sandbox", cidr: "10.0.0.0/16", ...(opts.ipv6 ? { ipv6Cidr: "fd00:10::/56" } : {}) },
     vSwitches: [
       {
         vSwitchId: "vsw-sandbox-a",
         zoneId: "cn-hangzhou-k",
         cidr: "10.0.1.0/24",
         reservations: opts.reservations ?? [],
+        ...(opts.ipv6 ? { ipv6Cidr: "fd00:10:0:1::/64" } : {}),
       },
-      { vSwitchId: "vsw-sandbox-b", zoneId: "cn-hangzhou-k", cidr: "10.0.2.0/24" },
+      {
+        vSwitchId: "vsw-sandbox-b",
+        zoneId: "cn-hangzhou-k",
+        cidr: "10.0.2.0/24",
+        ...(opts.ipv6 ? { ipv6Cidr: "fd00:10:0:2::/64" } : {}),
+      },
     ],
     securityGroups: ["sg-sandbox"],
     instanceTypes: [
       {
         instanceTypeId: "ecs.g7.large",
         ...(opts.instanceType ?? { eniQuantity: 3, eniPrivateIpAddressQuantity: 6 }),
+        ...(opts.ipv6 ? { eniIpv6AddressQuantity: opts.instanceType?.eniPrivateIpAddressQuantity ?? 6 } : {}),
       },
     ],
     instances: [
