@@ -17,6 +17,7 @@ import {
   type InstanceTypeInfo,
   nestedList,
   parseAssignedIps,
+  parseAssignedIpv6s,
   parseAssignedPrefixes,
   parseCreatedEni,
   parseEni,
@@ -46,6 +47,7 @@ import {
   assertIntInRange,
   assertIpv4,
   assertIpv4Prefix,
+  assertIpv6,
   assertRegionId,
   assertSecurityGroupId,
   assertTags,
@@ -54,6 +56,7 @@ import {
   assertZoneId,
   InvalidArgumentError,
   MAX_IPV4_PREFIXES_PER_CALL,
+  MAX_IPV6_PER_CALL,
 } from "./validate.js";
 
 /** Error codes that mean the call's goal already holds; the call then succeeds. */
@@ -62,6 +65,7 @@ export const ALREADY_DONE_CODES = {
   DetachNetworkInterface: ["InvalidEniId.NotFound"],
   /** The IP is not (or no longer) on the ENI, or the ENI itself is gone. */
   UnassignPrivateIpAddresses: ["InvalidIp.IpUnassigned", "InvalidEniId.NotFound"],
+  UnassignIpv6Addresses: ["InvalidIp.IpUnassigned", "InvalidEniId.NotFound"],
 } as const satisfies Partial<Record<CloudAction, readonly CloudCode[]>>;
 
 export type { InstanceTypeInfo } from "./parse.js";
@@ -127,6 +131,10 @@ export interface CloudApi {
   assignIpv4Prefixes(req: AssignIpv4PrefixesRequest): Promise<string[]>;
   /** UnassignPrivateIpAddresses with Ipv4Prefix.N; a prefix already off the ENI counts as done. */
   unassignIpv4Prefixes(eniId: string, prefixes: string[]): Promise<void>;
+  /** AssignIpv6Addresses with Ipv6AddressCount (1–10 here); resolves to the new addresses (canonical text). */
+  assignIpv6Addresses(req: AssignPrivateIpAddressesRequest): Promise<string[]>;
+  /** UnassignIpv6Addresses with Ipv6Address.N; an address already off the ENI counts as done. */
+  unassignIpv6Addresses(eniId: string, ips: string[]): Promise<void>;
   describeInstanceTypes(ids: string[]): Promise<InstanceTypeInfo[]>;
   describeVSwitches(req: DescribeVSwitchesRequest): Promise<VSwitch[]>;
   /** Drops queued calls, stops retries, frees sockets. */
@@ -388,10 +396,29 @@ function eniPages(ctx: Ctx, params: RpcParams): Promise<Eni[]> {
   );
 }
 
-/** What one AssignPrivateIpAddresses asks for: single IPs or IPv4 prefixes (a call never mixes them). */
+/**
+ * What one assign call asks for: single IPs or IPv4 prefixes (AssignPrivateIpAddresses,
+ * a call never mixes them), or IPv6 addresses (AssignIpv6Addresses).
+ */
 const ASSIGN_UNITS = {
-  ips: { param: "SecondaryPrivateIpAddressCount", max: MAX_SECONDARY_IPS, parse: parseAssignedIps },
-  prefixes: { param: "Ipv4PrefixCount", max: MAX_IPV4_PREFIXES_PER_CALL, parse: parseAssignedPrefixes },
+  ips: {
+    action: "AssignPrivateIpAddresses",
+    param: "SecondaryPrivateIpAddressCount",
+    max: MAX_SECONDARY_IPS,
+    parse: parseAssignedIps,
+  },
+  prefixes: {
+    action: "AssignPrivateIpAddresses",
+    param: "Ipv4PrefixCount",
+    max: MAX_IPV4_PREFIXES_PER_CALL,
+    parse: parseAssignedPrefixes,
+  },
+  ipv6: {
+    action: "AssignIpv6Addresses",
+    param: "Ipv6AddressCount",
+    max: MAX_IPV6_PER_CALL,
+    parse: parseAssignedIpv6s,
+  },
 } as const;
 
 async function assign(
@@ -402,14 +429,14 @@ async function assign(
   const u = ASSIGN_UNITS[unit];
   assertEniId(req.eniId);
   assertIntInRange(req.count, 1, u.max, "count");
-  const body = await ctx.caller.call("AssignPrivateIpAddresses", {
+  const body = await ctx.caller.call(u.action, {
     NetworkInterfaceId: req.eniId,
     [u.param]: String(req.count),
     ClientToken: ctx.token(req.clientToken),
   });
-  const got = parsed("AssignPrivateIpAddresses", body, () => u.parse(body));
+  const got = parsed(u.action, body, () => u.parse(body));
   if (got.length !== req.count)
-    ctx.log.warn(`AssignPrivateIpAddresses returned a different number of ${unit === "ips" ? "IPs" : unit}`, {
+    ctx.log.warn(`${u.action} returned a different number of ${unit === "ips" ? "IPs" : unit}`, {
       eniId: req.eniId,
       asked: req.count,
       got: got.length,
@@ -430,22 +457,29 @@ async function unassignIpv4Prefixes(ctx: Ctx, eniId: string, prefixes: string[])
   await unassign(ctx, eniId, "Ipv4Prefix", prefixes);
 }
 
-/** UnassignPrivateIpAddresses of IPs or of prefixes (a call never mixes them), "already free" tolerated. */
+async function unassignIpv6Addresses(ctx: Ctx, eniId: string, ips: string[]): Promise<void> {
+  assertEniId(eniId);
+  for (const ip of ips) assertIpv6(ip);
+  for (let i = 0; i < ips.length; i += MAX_IPV6_PER_CALL)
+    await unassign(ctx, eniId, "Ipv6Address", ips.slice(i, i + MAX_IPV6_PER_CALL));
+}
+
+/**
+ * UnassignPrivateIpAddresses of IPs or of prefixes (a call never mixes
+ * them), or UnassignIpv6Addresses of IPv6 addresses; "already free" tolerated.
+ */
 async function unassign(
   ctx: Ctx,
   eniId: string,
-  param: "PrivateIpAddress" | "Ipv4Prefix",
+  param: "PrivateIpAddress" | "Ipv4Prefix" | "Ipv6Address",
   items: string[],
 ): Promise<void> {
   const unique = [...new Set(items)];
   if (unique.length === 0) return;
-  const codes = ALREADY_DONE_CODES.UnassignPrivateIpAddresses;
+  const action = param === "Ipv6Address" ? "UnassignIpv6Addresses" : "UnassignPrivateIpAddresses";
+  const codes = ALREADY_DONE_CODES[action];
   const send = (list: string[], tolerate: readonly CloudCode[]) =>
-    ctx.caller.invoke(
-      "UnassignPrivateIpAddresses",
-      { NetworkInterfaceId: eniId, ...repeatList(param, list) },
-      tolerate,
-    );
+    ctx.caller.invoke(action, { NetworkInterfaceId: eniId, ...repeatList(param, list) }, tolerate);
   if (unique.length === 1) {
     await send(unique, codes);
     return;
@@ -544,6 +578,8 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
     unassignPrivateIpAddresses: (eniId, ips) => unassignPrivateIpAddresses(ctx, eniId, ips),
     assignIpv4Prefixes: (req) => assign(ctx, req, "prefixes"),
     unassignIpv4Prefixes: (eniId, prefixes) => unassignIpv4Prefixes(ctx, eniId, prefixes),
+    assignIpv6Addresses: (req) => assign(ctx, req, "ipv6"),
+    unassignIpv6Addresses: (eniId, ips) => unassignIpv6Addresses(ctx, eniId, ips),
     describeInstanceTypes: (ids) => describeInstanceTypes(ctx, ids),
     describeVSwitches: (req) => describeVSwitches(ctx, req),
     close: caller.close,

@@ -24,6 +24,8 @@ export const DEFAULT_RATE_LIMITS: Readonly<Record<CloudAction, RateLimit>> = {
   DeleteNetworkInterface: { qps: 10, burst: 20 },
   AssignPrivateIpAddresses: { qps: 10, burst: 20 },
   UnassignPrivateIpAddresses: { qps: 10, burst: 20 },
+  AssignIpv6Addresses: { qps: 10, burst: 20 },
+  UnassignIpv6Addresses: { qps: 10, burst: 20 },
   DescribeNetworkInterfaces: { qps: 20, burst: 40 },
   DescribeInstanceTypes: { qps: 5, burst: 10 },
   DescribeVSwitches: { qps: 5, burst: 10 },

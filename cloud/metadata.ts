@@ -6,7 +6,7 @@
 import { type RetryOptions, retry, SCHEDULES } from "../lib/backoff.js";
 import { HTTP_URL } from "../lib/ids.js";
 import { type Logger, silentLogger } from "../lib/log.js";
-import { isIpv4, isMac } from "../lib/net.js";
+import { canonicalIpv6, isIpv4, isMac } from "../lib/net.js";
 import {
   assertEniId,
   assertInstanceId,
@@ -53,6 +53,8 @@ export interface EniMetadata {
   /** As the metadata service lists them (the primary IP normally first). */
   privateIps: string[];
   primaryIp: string;
+  /** The vSwitch's IPv6 gateway (ipv6-gateway); "" when the vSwitch has no IPv6. */
+  ipv6Gateway: string;
 }
 
 export interface RamRoleCredentials {
@@ -278,12 +280,13 @@ export function createMetadataClient(opts: MetadataClientOptions): MetadataClien
   async function eni(mac: string): Promise<EniMetadata> {
     const m = normaliseMac(mac);
     const dir = `network/interfaces/macs/${m}`;
-    const [eniId, gateway, vSwitchCidr, ipsText, primaryIp] = await Promise.all([
+    const [eniId, gateway, vSwitchCidr, ipsText, primaryIp, ipv6Gateway] = await Promise.all([
       value(`${dir}/network-interface-id`, assertEniId),
       value(`${dir}/gateway`, assertIpv4),
       value(`${dir}/vswitch-cidr-block`),
       get(`${dir}/private-ipv4s`),
       value(`${dir}/primary-ip-address`, assertIpv4),
+      ipv6GatewayOf(dir),
     ]);
     let privateIps: string[];
     try {
@@ -291,7 +294,20 @@ export function createMetadataClient(opts: MetadataClientOptions): MetadataClien
     } catch (err) {
       throw new MetadataError(`${dir}/private-ipv4s`, 200, `malformed list: ${(err as Error).message}`);
     }
-    return { mac: m, eniId, gateway, vSwitchCidr, privateIps, primaryIp };
+    return { mac: m, eniId, gateway, vSwitchCidr, privateIps, primaryIp, ipv6Gateway };
+  }
+
+  /** The ENI's IPv6 gateway in canonical text; "" when the metadata has none (a vSwitch without IPv6). */
+  async function ipv6GatewayOf(dir: string): Promise<string> {
+    const path = `${dir}/ipv6-gateway`;
+    const text = await value(path).catch((e: unknown) => {
+      if (e instanceof MetadataNotFoundError) return "";
+      throw e;
+    });
+    if (text === "") return "";
+    const gw = canonicalIpv6(text);
+    if (gw === null) throw new MetadataError(path, 200, `not an IPv6 address: ${JSON.stringify(text)}`);
+    return gw;
   }
 
   async function ramRoleCredentials(role: string): Promise<RamRoleCredentials> {

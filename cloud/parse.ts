@@ -3,7 +3,7 @@
 // missing Type) and strict about what eniway relies on (ids, IPs, status).
 
 import { isObject, type Json } from "../lib/json.js";
-import { isIpv4, isIpv4Prefix } from "../lib/net.js";
+import { canonicalIpv6, isIpv4, isIpv4Prefix } from "../lib/net.js";
 import {
   ENI_STATUSES,
   type Eni,
@@ -101,6 +101,33 @@ function checkedPrefixes(prefixes: string[], what: string): string[] {
   return [...new Set(prefixes)];
 }
 
+/** IPv6 addresses as the cloud wrote them → canonical text; one that is not an address fails the answer. */
+function checkedIpv6s(list: unknown[], what: string): string[] {
+  const out: string[] = [];
+  for (const v of list) {
+    const c = typeof v === "string" ? canonicalIpv6(v) : null;
+    if (c === null) throw new ResponseShapeError(`${what}: ${JSON.stringify(v)} is not an IPv6 address`);
+    out.push(c);
+  }
+  return [...new Set(out)];
+}
+
+/** `Ipv6Sets.Ipv6Set[].Ipv6Address` of Describe and Create. */
+function ipv6s(o: Json, what: string): string[] {
+  return checkedIpv6s(
+    nestedList(o, "Ipv6Sets", "Ipv6Set")
+      .filter(isObject)
+      .map((s) => s.Ipv6Address),
+    what,
+  );
+}
+
+/** The addresses AssignIpv6Addresses assigned (`Ipv6Sets.Ipv6Address`). */
+export function parseAssignedIpv6s(w: unknown): string[] {
+  if (!isObject(w)) throw new ResponseShapeError("AssignIpv6Addresses response is not an object");
+  return checkedIpv6s(nestedList(w, "Ipv6Sets", "Ipv6Address"), "AssignIpv6Addresses");
+}
+
 /** A NetworkInterfaceSet item of DescribeNetworkInterfaces. */
 export function parseEni(w: unknown): Eni {
   if (!isObject(w)) throw new ResponseShapeError("NetworkInterfaceSet item is not an object");
@@ -119,6 +146,7 @@ export function parseEni(w: unknown): Eni {
     primaryIp,
     privateIps: ips,
     ipv4Prefixes: ipv4Prefixes(w, what),
+    ipv6s: ipv6s(w, what),
     securityGroupIds: nestedList(w, "SecurityGroupIds", "SecurityGroupId").map(String),
     tags: parseTags(w),
     creationTime: str(w, "CreationTime"),

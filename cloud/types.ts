@@ -13,6 +13,8 @@ export const ECS_ACTIONS = [
   "DescribeNetworkInterfaces",
   "AssignPrivateIpAddresses",
   "UnassignPrivateIpAddresses",
+  "AssignIpv6Addresses",
+  "UnassignIpv6Addresses",
   "DescribeInstanceTypes",
 ] as const;
 export const VPC_ACTIONS = ["DescribeVSwitches"] as const;
@@ -25,18 +27,14 @@ export function isCloudAction(s: string): s is CloudAction {
   return (ALL_ACTIONS as readonly string[]).includes(s);
 }
 
-/**
- * Actions the simulator serves beyond those the client calls: IPv6 on ENIs
- * (ECS) and vSwitch CIDR reservations, where IP prefixes come from (VPC).
- */
-export const SIM_ECS_ACTIONS = ["AssignIpv6Addresses", "UnassignIpv6Addresses"] as const;
+/** Actions the simulator serves beyond those the client calls: vSwitch CIDR reservations, where IP prefixes come from (VPC). */
 export const SIM_VPC_ACTIONS = [
   "CreateVSwitchCidrReservation",
   "ListVSwitchCidrReservations",
   "DeleteVSwitchCidrReservation",
 ] as const;
-export type SimAction = CloudAction | (typeof SIM_ECS_ACTIONS)[number] | (typeof SIM_VPC_ACTIONS)[number];
-export const SIM_ACTIONS: readonly SimAction[] = [...ALL_ACTIONS, ...SIM_ECS_ACTIONS, ...SIM_VPC_ACTIONS];
+export type SimAction = CloudAction | (typeof SIM_VPC_ACTIONS)[number];
+export const SIM_ACTIONS: readonly SimAction[] = [...ALL_ACTIONS, ...SIM_VPC_ACTIONS];
 
 export function isSimAction(s: string): s is SimAction {
   return (SIM_ACTIONS as readonly string[]).includes(s);
@@ -69,6 +67,8 @@ export interface Eni {
   privateIps: string[];
   /** The IPv4 prefixes (/28) assigned to the ENI (Ipv4PrefixSets). */
   ipv4Prefixes: string[];
+  /** The IPv6 addresses assigned to the ENI (Ipv6Sets), in canonical text. */
+  ipv6s: string[];
   securityGroupIds: string[];
   tags: Record<string, string>;
   creationTime: string;

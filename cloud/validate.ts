@@ -17,8 +17,10 @@ import {
   VSWITCH_ID,
   ZONE_ID,
 } from "../lib/ids.js";
-import { isIpv4, isIpv4Prefix, isMac } from "../lib/net.js";
+import { isIpv4, isIpv4Prefix, isIpv6, isMac } from "../lib/net.js";
 
+/** ECS: IPv6 addresses per AssignIpv6Addresses and UnassignIpv6Addresses (Ipv6AddressCount, Ipv6Address.N). */
+export const MAX_IPV6_PER_CALL = 10;
 /** ECS: IPv4 prefixes per AssignPrivateIpAddresses or CreateNetworkInterface (Ipv4PrefixCount, Ipv4Prefix.N). */
 export const MAX_IPV4_PREFIXES_PER_CALL = 10;
 
@@ -73,6 +75,9 @@ export function assertInstanceType(v: unknown): asserts v is string {
 }
 export function assertIpv4(v: unknown): asserts v is string {
   check(isStr(v) && isIpv4(v), "IPv4 address", v);
+}
+export function assertIpv6(v: unknown): asserts v is string {
+  check(isStr(v) && isIpv6(v), "IPv6 address (canonical text)", v);
 }
 /** An IPv4 /28 prefix without host bits, as ENIs carry them. */
 export function assertIpv4Prefix(v: unknown): asserts v is string {

@@ -7,6 +7,8 @@ export const DEFAULT_SOCKET = "/run/eniway/eniway.sock";
 
 /** The pod's gateway: a link-local address the host veth answers for. */
 export const POD_GATEWAY = "169.254.1.1";
+/** The pod's IPv6 gateway (dual stack): link-local, a permanent neighbour with the host veth's MAC. */
+export const POD_GATEWAY6 = "fe80::1";
 
 /** Policy-rule priorities on the node: `to podIP lookup main`, then `from podIP lookup <ENI table>`. */
 export const RULE_TO_POD = 512;

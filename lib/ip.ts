@@ -51,12 +51,25 @@ export function run(ns: string, argv: string[], input?: string): Promise<string>
   return exec(inNetns(ns, argv), input);
 }
 
-/** One `ip -batch -` run. With force, every line runs and failures are ignored (teardown). */
-export async function ipBatch(ns: string, lines: string[], force = false): Promise<void> {
+/** `ip` with the options of a batch: `-6` (its `rule` lines are IPv6), `-force` (every line runs). */
+const batchArgv = (force: boolean, ipv6: boolean): string[] => [
+  "ip",
+  ...(ipv6 ? ["-6"] : []),
+  ...(force ? ["-force"] : []),
+  "-batch",
+  "-",
+];
+
+/**
+ * One `ip -batch -` run. With force, every line runs and failures are
+ * ignored (teardown). With ipv6, `ip -6`: a batch otherwise reads every
+ * `rule` line as IPv4 (routes, addresses and neighbours take either family).
+ */
+export async function ipBatch(ns: string, lines: string[], force = false, ipv6 = false): Promise<void> {
   if (lines.length === 0) return;
   for (const l of lines) if (/[\n\r\0]/.test(l)) throw new Error("ip batch line contains a line break");
   try {
-    await run(ns, force ? ["ip", "-force", "-batch", "-"] : ["ip", "-batch", "-"], `${lines.join("\n")}\n`);
+    await run(ns, batchArgv(force, ipv6), `${lines.join("\n")}\n`);
   } catch (e) {
     if (!force) throw e;
   }
@@ -120,7 +133,7 @@ interface LineError {
   text: string;
 }
 
-export function createIpSession(ns: string): IpSession {
+export function createIpSession(ns: string, opts: { ipv6?: boolean } = {}): IpSession {
   let child: ReturnType<typeof spawn> | null = null;
   let lineNo = 0;
   let stderr = "";
@@ -133,7 +146,7 @@ export function createIpSession(ns: string): IpSession {
   let queue: Promise<unknown> = Promise.resolve();
 
   const start = (): NonNullable<typeof child> => {
-    const cmd = inNetns(ns, ["ip", "-force", "-batch", "-"]);
+    const cmd = inNetns(ns, batchArgv(true, opts.ipv6 === true));
     const c = spawn(cmd[0]!, cmd.slice(1), { stdio: ["pipe", "ignore", "pipe"] });
     lineNo = 0;
     stderr = "";

@@ -33,6 +33,22 @@ export function netnsNameOf(path: string): string | null {
 }
 
 export const isIpv4 = (s: string): boolean => IPV4.test(s);
+
+/**
+ * An IPv6 address in its canonical text (RFC 5952: lower case, the longest
+ * run of zero groups compressed), or null when `s` is not one (no zone, no prefix).
+ */
+export function canonicalIpv6(s: string): string | null {
+  if (!/^[0-9A-Fa-f:.]{2,45}$/.test(s) || !s.includes(":")) return null;
+  try {
+    return new URL(`http://[${s}]/`).hostname.slice(1, -1);
+  } catch {
+    return null;
+  }
+}
+
+/** An IPv6 address in canonical text: what eniway stores, compares and hands to the kernel. */
+export const isIpv6 = (s: string): boolean => canonicalIpv6(s) === s;
 export const isMac = (s: string): boolean => MAC.test(s);
 export const isIfname = (s: string): boolean => IFNAME.test(s);
 

@@ -17,6 +17,9 @@ export interface Allocation {
   vSwitchId: string;
   gateway: string;
   cidr: string;
+  /** Dual stack: the pod's IPv6 address, of the same ENI, and the ENI's IPv6 gateway. */
+  ipv6?: string;
+  gateway6?: string;
   assignedAt: number;
 }
 
@@ -67,6 +70,7 @@ export function toAllocation(ip: IpRecord, eni: EniRecord | undefined): Allocati
     vSwitchId: eni?.vSwitchId ?? "",
     gateway: eni?.gateway ?? "",
     cidr: eni?.cidr ?? "",
+    ...(ip.owner.ipv6 ? { ipv6: ip.owner.ipv6, gateway6: eni?.gateway6 ?? "" } : {}),
     assignedAt: ip.assignedAt ?? 0,
   };
 }

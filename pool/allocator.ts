@@ -11,7 +11,13 @@ import {
   TryAgainError,
   toAllocation,
 } from "./allocation.js";
-import { type Datastore, type DatastoreView, type IpRecord, podKey } from "./datastore/datastore.js";
+import {
+  type Datastore,
+  type DatastoreView,
+  type IpRecord,
+  podKey,
+  type Transitions,
+} from "./datastore/datastore.js";
 import type { Owner } from "./store.js";
 import type { PoolMode, PoolTargets } from "./targets.js";
 import { createWaiters } from "./waiters.js";
@@ -64,7 +70,7 @@ const heldIpOf = (ds: DatastoreView, key: string): IpRecord | undefined =>
  * own unit first (what the other mode left drains), then of the prefix with
  * the most pods, then of the ENI that carries the most pods, idle the longest.
  */
-function pickIdle(ds: DatastoreView, mode: PoolMode): IpRecord | undefined {
+function pickIdle(ds: DatastoreView, mode: PoolMode, dual: boolean): IpRecord | undefined {
   const ips = ds.ips();
   const eniLoad = new Map<string, number>();
   const prefixPods = new Map<string, number>();
@@ -82,7 +88,7 @@ function pickIdle(ds: DatastoreView, mode: PoolMode): IpRecord | undefined {
   let best: IpRecord | undefined;
   let bestRank: number[] = [];
   for (const r of ips) {
-    if (r.phase !== "idle" || ds.eni(r.eniId)?.phase !== "ready") continue;
+    if (r.phase !== "idle" || ds.eni(r.eniId)?.phase !== "ready" || (dual && r.ipv6 === undefined)) continue;
     const k = rank(r);
     if (!best || before(k, bestRank)) {
       best = r;
@@ -101,13 +107,19 @@ function before(a: number[], b: number[]): boolean {
 export function createAllocator(deps: AllocatorDeps): Allocator {
   const { ds, targets } = deps;
   const inflight = new Map<string, Promise<Allocated>>();
+  const dual = (): boolean => targets.ipStack === "dual";
+  /** The pod's owner record; in dual stack with the IPv6 paired with its IPv4. */
+  const ownerFor = (ip: IpRecord, owner: Owner): Owner =>
+    dual() && ip.ipv6 !== undefined ? { ...owner, ipv6: ip.ipv6 } : owner;
+  const assignTx = (tx: Transitions, ip: IpRecord, owner: Owner): Allocation =>
+    toAllocation(tx.assign(ip.ip, ownerFor(ip, owner)), ds.eni(ip.eniId))!;
   const assign = (ip: IpRecord, owner: Owner): Promise<Allocation> =>
-    ds.write((tx) => toAllocation(tx.assign(ip.ip, owner), ds.eni(ip.eniId))!);
+    ds.write((tx) => assignTx(tx, ip, owner));
   const waiters = createWaiters({
     ds,
     now: deps.now,
     targets,
-    pickIdle: () => pickIdle(ds, targets.mode),
+    pickIdle: () => pickIdle(ds, targets.mode, dual()),
     assign,
     kick: deps.kick,
   });
@@ -119,11 +131,9 @@ export function createAllocator(deps: AllocatorDeps): Allocator {
       deps.onAllocate?.(result, (performance.now() - started) / 1000);
     const owner = ownerOf(req);
     const held = req.pod.name ? heldIpOf(ds, podKey(req.pod)) : undefined;
-    const ip = held ?? (waiters.count() === 0 ? pickIdle(ds, targets.mode) : undefined);
+    const ip = held ?? (waiters.count() === 0 ? pickIdle(ds, targets.mode, dual()) : undefined);
     if (ip && early) {
-      const { value, durable } = ds.writeEarly(
-        (tx) => toAllocation(tx.assign(ip.ip, owner), ds.eni(ip.eniId))!,
-      );
+      const { value, durable } = ds.writeEarly((tx) => assignTx(tx, ip, owner));
       told("ok");
       deps.kick();
       return { ...value, durable };

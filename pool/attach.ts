@@ -3,7 +3,7 @@
 // its ENI. Both run as intents, so a crash at any instant can be resumed.
 
 import type { CloudApi } from "../cloud/api.js";
-import type { MetadataClient } from "../cloud/metadata.js";
+import type { EniMetadata, MetadataClient } from "../cloud/metadata.js";
 import type { Eni } from "../cloud/types.js";
 import { delayFor, SCHEDULES } from "../lib/backoff.js";
 import type { Logger } from "../lib/log.js";
@@ -80,6 +80,13 @@ function semaphore(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
  * so it is read every ATTACH_METADATA_POLL_MS; the cloud is asked every
  * ATTACH_DESCRIBE_MS, to learn of an attach that failed.
  */
+/** What the pool keeps of an ENI's metadata: its gateways and its vSwitch's CIDR. */
+export const netOfMeta = (meta: EniMetadata): EniNet => ({
+  gateway: meta.gateway,
+  cidr: meta.vSwitchCidr,
+  ...(meta.ipv6Gateway ? { gateway6: meta.ipv6Gateway } : {}),
+});
+
 async function waitAttached(deps: AttachDeps, eni: EniRef): Promise<EniNet> {
   const { attachTimeoutMs } = deps.config;
   const deadline = deps.now() + attachTimeoutMs;
@@ -91,7 +98,7 @@ async function waitAttached(deps: AttachDeps, eni: EniRef): Promise<EniNet> {
     const listed = (await deps.metadata.macs().catch(() => [] as string[])).includes(eni.mac);
     if (listed) {
       const meta = await deps.metadata.eni(eni.mac);
-      return { gateway: meta.gateway, cidr: meta.vSwitchCidr };
+      return netOfMeta(meta);
     }
     if (deps.now() - described >= ATTACH_DESCRIBE_MS) {
       described = deps.now();

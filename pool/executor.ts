@@ -45,6 +45,10 @@ export interface Executor {
   create(vSwitchId: string, ipCount: number, prefixCount?: number): Promise<void>;
   assign(eniId: string, count: number): Promise<void>;
   assignPrefixes(eniId: string, count: number): Promise<void>;
+  /** Dual stack: IPv6 addresses for the ENI's IPv4s that have none, each paired with one. */
+  assignIpv6(eniId: string, count: number): Promise<void>;
+  /** IPv6 addresses on the ENI that no IPv4 of the pool is paired with, back to the cloud (no intent: a crash leaves them to the next resync). */
+  unassignIpv6(eniId: string, ipv6s: string[]): Promise<void>;
   unassign(eniId: string, ips: string[]): Promise<void>;
   /** Give back the prefixes whose 16 addresses are all idle when the intent is written. */
   unassignPrefixes(eniId: string, prefixes: string[]): Promise<void>;
@@ -113,19 +117,27 @@ function createCall({ deps, setbacks }: CallContext, intent: IntentOf<"create">)
   };
 }
 
-/** More IPs, or prefixes, on an ENI: idle once assigned (if the ENI is still the pool's). */
+/**
+ * More IPs, prefixes or IPv6 addresses on an ENI: idle once assigned, an
+ * IPv6 paired with an IPv4 (if the ENI is still the pool's). IPv6 addresses
+ * left over (an IPv4 went meanwhile) stay unpaired: the next resync gives them back.
+ */
 function assignCall({ deps, ds, setbacks }: CallContext, intent: IntentOf<"assign">): IntentCall<string[]> {
   const { eniId, count, clientToken } = intent;
   const prefixes = intent.unit === "prefixes";
+  const req = { eniId, count, clientToken };
   return {
     intent,
     call: () =>
-      prefixes
-        ? deps.cloud.assignIpv4Prefixes({ eniId, count, clientToken })
-        : deps.cloud.assignPrivateIpAddresses({ eniId, count, clientToken }),
+      intent.unit === "ipv6"
+        ? deps.cloud.assignIpv6Addresses(req)
+        : prefixes
+          ? deps.cloud.assignIpv4Prefixes(req)
+          : deps.cloud.assignPrivateIpAddresses(req),
     done: (tx, items) => {
       if (!ds.eni(eniId)) return;
-      if (prefixes) tx.addIdlePrefixes(eniId, items);
+      if (intent.unit === "ipv6") tx.pairIpv6(eniId, items);
+      else if (prefixes) tx.addIdlePrefixes(eniId, items);
       else tx.addIdle(eniId, items);
     },
     failed: async (err) => {
@@ -140,20 +152,28 @@ function assignCall({ deps, ds, setbacks }: CallContext, intent: IntentOf<"assig
 /**
  * IPs, or prefixes, back to the cloud: those the intent took from the idle
  * ones when it was written (`ips`: the IPs, or the prefixes' addresses),
- * which the call resolves to. Not released: they go back to idle.
+ * which the call resolves to, their paired IPv6 addresses first. Not
+ * released: they go back to idle (without their IPv6 if that went).
  */
 function unassignCall({ deps }: CallContext, intent: IntentOf<"unassign">): IntentCall<readonly string[]> {
   const prefixes = intent.prefixes ?? [];
+  const ipv6s = intent.ipv6s ?? [];
+  let ipv6Gone = false;
   return {
     intent,
     call: async () => {
+      if (ipv6s.length > 0) await deps.cloud.unassignIpv6Addresses(intent.eniId, [...ipv6s]);
+      ipv6Gone = true;
       if (prefixes.length > 0) await deps.cloud.unassignIpv4Prefixes(intent.eniId, [...prefixes]);
       else if (intent.ips.length > 0)
         await deps.cloud.unassignPrivateIpAddresses(intent.eniId, [...intent.ips]);
       return prefixes.length > 0 ? prefixes : intent.ips;
     },
     done: (tx) => tx.forget(intent.ips),
-    failed: async () => (tx) => tx.giveBack(intent.ips),
+    failed: async () => (tx) => {
+      if (ipv6Gone) tx.unpairIpv6(ipv6s);
+      tx.giveBack(intent.ips);
+    },
   };
 }
 
@@ -175,8 +195,11 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     });
     await attacher.attachAndWait({ eniId: eni.eniId, mac: eni.macAddress }, true);
   };
-  const assigned = (eniId: string, ips: string[], unit?: "prefixes"): void =>
-    log.info(unit ? "prefixes assigned" : "IPs assigned", { eniId, [unit ?? "ips"]: ips });
+  const assigned = (eniId: string, ips: string[], unit?: "prefixes" | "ipv6"): void =>
+    log.info(`${unit === "prefixes" ? "prefixes" : unit === "ipv6" ? "IPv6 addresses" : "IPs"} assigned`, {
+      eniId,
+      [unit === "ipv6" ? "ipv6s" : (unit ?? "ips")]: ips,
+    });
   const released = (intent: IntentOf<"unassign">, items: readonly string[]): void =>
     log.info(intent.prefixes?.length ? "prefixes released to the cloud" : "IPs released to the cloud", {
       eniId: intent.eniId,
@@ -213,7 +236,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
   /** An unassign whose intent names what `take` took from the idle ones, in the intent's own write. */
   const unassignWith = async (
-    take: (tx: Transitions) => Pick<IntentOf<"unassign">, "eniId" | "ips" | "prefixes">,
+    take: (tx: Transitions) => Pick<IntentOf<"unassign">, "eniId" | "ips" | "prefixes" | "ipv6s">,
   ): Promise<void> => {
     const base = { id: newId("unassign"), kind: "unassign" as const, at: deps.now() };
     const written: { intent?: IntentOf<"unassign"> } = {};
@@ -243,7 +266,22 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       const intent: IntentOf<"assign"> = { ...withToken("assign"), eniId, count, unit: "prefixes" };
       assigned(eniId, await runner.start(() => assignCall(ctx, intent)), "prefixes");
     },
-    unassign: (eniId, ips) => unassignWith((tx) => ({ eniId, ips: tx.takeForRelease(eniId, ips) })),
+    async assignIpv6(eniId, count) {
+      const intent: IntentOf<"assign"> = { ...withToken("assign"), eniId, count, unit: "ipv6" };
+      assigned(eniId, await runner.start(() => assignCall(ctx, intent)), "ipv6");
+    },
+    async unassignIpv6(eniId, ipv6s) {
+      const loose = ipv6s.filter((v6) => !ds.ips().some((r) => r.ipv6 === v6));
+      if (loose.length === 0) return;
+      await deps.cloud.unassignIpv6Addresses(eniId, loose);
+      log.info("unpaired IPv6 addresses released to the cloud", { eniId, ipv6s: loose });
+    },
+    unassign: (eniId, ips) =>
+      unassignWith((tx) => {
+        const taken = tx.takeForRelease(eniId, ips);
+        const ipv6s = taken.flatMap((ip) => ds.ip(ip)?.ipv6 ?? []);
+        return { eniId, ips: taken, ...(ipv6s.length > 0 ? { ipv6s } : {}) };
+      }),
     unassignPrefixes: (eniId, prefixes) =>
       unassignWith((tx) => {
         const taken = tx.takePrefixesForRelease(eniId, prefixes);

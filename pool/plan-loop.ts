@@ -87,6 +87,7 @@ function planInputOf(deps: PlanLoopDeps, inFlight: InFlight, backoff: EniBackoff
         phase: r.phase,
         idleSince: r.idleSince,
         ...(r.prefix === undefined ? {} : { prefix: r.prefix }),
+        ...(r.ipv6 === undefined ? {} : { paired: true }),
       })),
       pendingIps: pending.ips,
       pendingPrefixes: pending.prefixes,
@@ -107,6 +108,7 @@ function planInputOf(deps: PlanLoopDeps, inFlight: InFlight, backoff: EniBackoff
   return {
     now,
     mode: targets.mode,
+    dual: targets.ipStack === "dual",
     enis,
     limits: deps.limits,
     targets: {
@@ -138,6 +140,8 @@ function runner(executor: Executor, inFlight: InFlight): (a: PlanAction) => Prom
         return on(a.eniId, { ips: a.count, prefixes: 0 }, () => executor.assign(a.eniId, a.count));
       case "assignPrefixes":
         return on(a.eniId, { ips: 0, prefixes: a.count }, () => executor.assignPrefixes(a.eniId, a.count));
+      case "assignIpv6":
+        return on(a.eniId, NOTHING_PENDING, () => executor.assignIpv6(a.eniId, a.count));
       case "unassign":
         return on(a.eniId, NOTHING_PENDING, () => executor.unassign(a.eniId, a.ips));
       case "unassignPrefixes":

@@ -9,6 +9,7 @@
 // serving and goes back first once idle: single IPs one by one, prefixes
 // only whole.
 
+import { MAX_IPV6_PER_CALL } from "../cloud/validate.js";
 import { IPV4_PREFIX_SIZE } from "../lib/net.js";
 import { byText } from "../lib/order.js";
 import { perCallOf, shrink } from "./shrink.js";
@@ -24,6 +25,8 @@ export interface IpView {
   idleSince: number;
   /** The IPv4 prefix the address belongs to; none for a single IP. */
   prefix?: string;
+  /** Dual stack: an IPv6 address of the ENI is paired with it. */
+  paired?: boolean;
 }
 
 export interface EniView {
@@ -45,6 +48,11 @@ export interface PlanInput {
   now: number;
   /** What the pool grows by: single IPs or IPv4 prefixes. */
   mode: PoolMode;
+  /**
+   * Dual stack: an IPv4 serves a pod only once an IPv6 of its ENI is paired
+   * with it; until then it counts as pending, and its ENI gets IPv6 addresses first.
+   */
+  dual?: boolean;
   enis: EniView[];
   limits: {
     /** eniQuantity − 1: the primary ENI is the node's own. */
@@ -72,6 +80,8 @@ export interface PlanInput {
 export type PlanAction =
   | { kind: "assign"; eniId: string; count: number }
   | { kind: "assignPrefixes"; eniId: string; count: number }
+  /** Dual stack: IPv6 addresses for the ENI's IPv4s that have none. */
+  | { kind: "assignIpv6"; eniId: string; count: number }
   /** `prefixCount` (prefix mode only): the ENI comes with its primary IP (`ipCount` 1) and these prefixes. */
   | { kind: "create"; vSwitchId: string; ipCount: number; prefixCount?: number }
   | { kind: "unassign"; eniId: string; ips: string[] }
@@ -88,13 +98,20 @@ export interface PlanSummary {
 /** Addresses on their way to an ENI. */
 const pendingOf = (e: EniView): number => e.pendingIps + e.pendingPrefixes * IPV4_PREFIX_SIZE;
 
+/** Dual stack: the ENI's single IPv4s that wait for an IPv6 (idle or cooling ones; a pod's keeps what it has). */
+const unpairedOf = (e: EniView): IpView[] =>
+  e.ips.filter((i) => i.prefix === undefined && !i.paired && (i.phase === "idle" || i.phase === "cooling"));
+
 export function summarize(input: PlanInput): PlanSummary {
   let idle = 0;
   let pending = 0;
   for (const e of input.enis) {
     pending += pendingOf(e);
-    if (e.phase === "ready") idle += e.ips.filter((i) => i.phase === "idle").length;
-    else if (e.phase !== "deleting") pending += e.ips.length;
+    if (e.phase === "ready") {
+      const usable = e.ips.filter((i) => i.phase === "idle" && (!input.dual || i.paired)).length;
+      idle += usable;
+      if (input.dual) pending += e.ips.filter((i) => i.phase === "idle").length - usable;
+    } else if (e.phase !== "deleting") pending += e.ips.length;
   }
   const wanted = input.targets.minIdle + input.waiting;
   return { idle, pending, wanted, deficit: wanted - idle - pending };
@@ -116,9 +133,24 @@ const isBlocked = (input: PlanInput, vSwitchId: string): boolean =>
   (input.blockedVSwitches[vSwitchId] ?? 0) > input.now;
 
 export function plan(input: PlanInput): PlanAction[] {
-  const s = summarize(input);
-  if (s.deficit > 0) return grow(input, s.deficit);
-  return shrink(input, s);
+  const ipv6 = input.dual ? pairing(input) : [];
+  const busy = new Set(ipv6.map((a) => a.eniId));
+  const rest =
+    busy.size === 0
+      ? input
+      : { ...input, enis: input.enis.map((e) => (busy.has(e.eniId) ? { ...e, busy: true } : e)) };
+  const s = summarize(rest);
+  return [...ipv6, ...(s.deficit > 0 ? grow(rest, s.deficit) : shrink(rest, s))];
+}
+
+/** Dual stack: one AssignIpv6Addresses per ready ENI whose IPv4s wait for IPv6 (one call per ENI at a time). */
+function pairing(input: PlanInput): Extract<PlanAction, { kind: "assignIpv6" }>[] {
+  const perCall = Math.min(input.targets.maxIpsPerCall, MAX_IPV6_PER_CALL);
+  return input.enis
+    .filter((e) => e.phase === "ready" && !e.busy)
+    .map((e) => ({ e, count: Math.min(unpairedOf(e).length, perCall) }))
+    .filter((x) => x.count > 0)
+    .map(({ e, count }) => ({ kind: "assignIpv6" as const, eniId: e.eniId, count }));
 }
 
 function grow(input: PlanInput, deficit: number): PlanAction[] {

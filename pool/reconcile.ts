@@ -8,6 +8,7 @@ import type { CloudApi } from "../cloud/api.js";
 import type { MetadataClient } from "../cloud/metadata.js";
 import type { Eni } from "../cloud/types.js";
 import type { Logger } from "../lib/log.js";
+import { netOfMeta } from "./attach.js";
 import {
   type Datastore,
   type EniNet,
@@ -47,6 +48,12 @@ export interface ReconcileReport {
   droppedIps: string[];
   /** Prefixes the cloud no longer has (their addresses are in droppedIps too). */
   droppedPrefixes: string[];
+  /** IPv6 addresses of our ENIs the pool paired with an IPv4 it had none for. */
+  adoptedIpv6s: string[];
+  /** IPv6 addresses the cloud no longer has, unpaired from their IPv4s (a pod's among them: in brokenAllocations). */
+  droppedIpv6s: string[];
+  /** IPv6 addresses on our ENIs that no IPv4 of the pool took, given back. */
+  releasedIpv6s: string[];
   brokenAllocations: { ip: string; containerId: string; ifname: string; pod: string }[];
   leakedEnisDeleted: string[];
 }
@@ -56,6 +63,8 @@ interface CloudView {
   attached: Eni[];
   /** Gateway and CIDR of the attached ENIs the store does not know. */
   netOf: Map<string, EniNet>;
+  /** The IPv6 gateway of ready ENIs the store has none for while the cloud gives them IPv6 addresses. */
+  gateway6Of: Map<string, string>;
   untouched(eniId: string): boolean;
 }
 
@@ -73,13 +82,17 @@ export async function reconcile(deps: ReconcileDeps, startup: boolean): Promise<
     droppedEnis: [],
     droppedIps: [],
     droppedPrefixes: [],
+    adoptedIpv6s: [],
+    droppedIpv6s: [],
+    releasedIpv6s: [],
     brokenAllocations: [],
     leakedEnisDeleted: [],
   };
   await resumeIntents(deps, startup, report);
   const view = await readCloud(deps);
-  await deps.datastore.write((tx) => apply(deps.datastore, tx, view, report));
+  const loose = await deps.datastore.write((tx) => apply(deps.datastore, tx, view, report));
   logChanges(deps.log, report);
+  await releaseLoose(deps, loose, report);
   await deleteLeaked(deps, report);
   deps.pool.kick();
   return report;
@@ -112,7 +125,7 @@ async function resumeIntents(deps: ReconcileDeps, startup: boolean, report: Reco
 /** What an intent brings when it is resumed. */
 function pendingOf(i: IntentRecord): Pending {
   if (i.kind === "create") return { ips: i.ipCount, prefixes: i.prefixCount ?? 0 };
-  if (i.kind !== "assign") return NOTHING_PENDING;
+  if (i.kind !== "assign" || i.unit === "ipv6") return NOTHING_PENDING;
   return i.unit === "prefixes" ? { ips: 0, prefixes: i.count } : { ips: i.count, prefixes: 0 };
 }
 
@@ -127,17 +140,30 @@ async function readCloud(deps: ReconcileDeps): Promise<CloudView> {
   const untouched = (eniId: string): boolean =>
     !pool.busyEnis().has(eniId) && (gens.get(eniId) ?? 0) === ds.generation(eniId) && !hasIntent(ds, eniId);
   const netOf = new Map<string, EniNet>();
+  const gateway6Of = new Map<string, string>();
   for (const e of attached) {
-    if (e.status !== "InUse" || !macs.has(e.macAddress) || ds.eni(e.eniId)) continue;
-    if (!untouched(e.eniId)) continue;
-    const meta = await deps.metadata.eni(e.macAddress);
-    netOf.set(e.eniId, { gateway: meta.gateway, cidr: meta.vSwitchCidr });
+    if (e.status !== "InUse" || !macs.has(e.macAddress) || !untouched(e.eniId)) continue;
+    const known = ds.eni(e.eniId);
+    if (!known) netOf.set(e.eniId, netOfMeta(await deps.metadata.eni(e.macAddress)));
+    else if (known.phase === "ready" && !known.gateway6 && e.ipv6s.length > 0) {
+      const gw6 = (await deps.metadata.eni(e.macAddress)).ipv6Gateway;
+      if (gw6) gateway6Of.set(e.eniId, gw6);
+    }
   }
-  return { attached, netOf, untouched };
+  return { attached, netOf, gateway6Of, untouched };
 }
 
-/** 3. Apply, in one write, skipping any ENI the pool touched meanwhile. */
-function apply(ds: Datastore, tx: Transitions, view: CloudView, report: ReconcileReport): void {
+/**
+ * 3. Apply, in one write, skipping any ENI the pool touched meanwhile. Returns
+ * the IPv6 addresses of each ENI that no IPv4 took, to give back.
+ */
+function apply(
+  ds: Datastore,
+  tx: Transitions,
+  view: CloudView,
+  report: ReconcileReport,
+): Map<string, string[]> {
+  const loose = new Map<string, string[]>();
   const dropped = (rec: IpRecord | undefined): void => {
     if (!rec) return;
     if (rec.owner)
@@ -161,12 +187,63 @@ function apply(ds: Datastore, tx: Transitions, view: CloudView, report: Reconcil
     } else if (known.phase !== "ready") {
       continue;
     }
+    const gw6 = view.gateway6Of.get(e.eniId);
+    if (gw6) tx.eniGateway6(e.eniId, gw6);
     syncAddresses(ds, tx, e, report, dropped);
+    const left = syncIpv6(ds, tx, e, report);
+    if (left.length > 0) loose.set(e.eniId, left);
   }
   for (const e of ds.enis()) {
     if (seen.has(e.eniId) || !view.untouched(e.eniId)) continue;
     for (const rec of tx.dropEni(e.eniId)) dropped(rec);
     report.droppedEnis.push(e.eniId);
+  }
+  return loose;
+}
+
+/**
+ * A ready ENI's IPv6 addresses as the cloud has them: one gone leaves its
+ * IPv4 (and the pod that had it, loudly), a new one is paired with an IPv4
+ * that has none. Those no IPv4 took.
+ */
+function syncIpv6(ds: Datastore, tx: Transitions, e: Eni, report: ReconcileReport): string[] {
+  const cloud = new Set(e.ipv6s);
+  const paired = new Set<string>();
+  const gone: string[] = [];
+  for (const rec of ds.ips()) {
+    if (rec.eniId !== e.eniId || rec.ipv6 === undefined) continue;
+    if (cloud.has(rec.ipv6)) paired.add(rec.ipv6);
+    else gone.push(rec.ipv6);
+  }
+  for (const rec of tx.unpairIpv6(gone)) {
+    report.droppedIpv6s.push(rec.ipv6 ?? "");
+    if (rec.owner?.ipv6)
+      report.brokenAllocations.push({
+        ip: rec.owner.ipv6,
+        containerId: rec.owner.containerId,
+        ifname: rec.owner.ifname,
+        pod: `${rec.owner.pod.namespace}/${rec.owner.pod.name}`,
+      });
+  }
+  const fresh = e.ipv6s.filter((v6) => !paired.has(v6));
+  const left = tx.pairIpv6(e.eniId, fresh);
+  report.adoptedIpv6s.push(...fresh.filter((v6) => !left.includes(v6)));
+  return left;
+}
+
+/** 4. IPv6 addresses of our ENIs that no IPv4 took: back to the cloud (a failure waits for the next resync). */
+async function releaseLoose(
+  deps: ReconcileDeps,
+  loose: Map<string, string[]>,
+  report: ReconcileReport,
+): Promise<void> {
+  for (const [eniId, ipv6s] of loose) {
+    try {
+      await deps.pool.track(eniId, NOTHING_PENDING, () => deps.executor.unassignIpv6(eniId, ipv6s));
+      report.releasedIpv6s.push(...ipv6s);
+    } catch (err) {
+      deps.log.warn("could not release unpaired IPv6 addresses", { eniId, ipv6s, error: describeError(err) });
+    }
   }
 }
 
@@ -213,15 +290,18 @@ function logChanges(log: Logger, report: ReconcileReport): void {
       ips: report.adoptedIps,
       prefixes: report.adoptedPrefixes,
     });
-  if (report.droppedEnis.length || report.droppedIps.length)
+  if (report.droppedEnis.length || report.droppedIps.length || report.droppedIpv6s.length)
     log.warn("dropped store entries the cloud no longer has", {
       enis: report.droppedEnis,
       ips: report.droppedIps,
       prefixes: report.droppedPrefixes,
+      ipv6s: report.droppedIpv6s,
     });
+  if (report.adoptedIpv6s.length)
+    log.info("paired IPv6 addresses of our ENIs with IPv4s", { ipv6s: report.adoptedIpv6s });
 }
 
-/** 4. Leaked ENIs: ours (tags and cluster), detached, older than the grace period, unknown to the pool. */
+/** 5. Leaked ENIs: ours (tags and cluster), detached, older than the grace period, unknown to the pool. */
 async function deleteLeaked(deps: ReconcileDeps, report: ReconcileReport): Promise<void> {
   const { cloud, datastore: ds, log } = deps;
   const loose = await cloud.describeNetworkInterfaces({ tags: deps.ownTags, status: "Available" });

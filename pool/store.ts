@@ -41,6 +41,8 @@ export interface Owner {
   network: string;
   /** The pod's network namespace path (CNI_NETNS) at its ADD; "" when unknown. */
   netns: string;
+  /** Dual stack: the IPv6 address the pod got with this IPv4 (the record's `ipv6` at its ADD). */
+  ipv6?: string;
 }
 
 export interface StoredIp {
@@ -59,6 +61,11 @@ export interface StoredIp {
    * ENI's primary or secondary IP). A prefix's 16 addresses come and go together.
    */
   prefix?: string;
+  /**
+   * Dual stack: the IPv6 address of the same ENI paired with this IPv4; a
+   * pod that gets the IPv4 gets it too. Assigned after the IPv4, released with it.
+   */
+  ipv6?: string;
 }
 
 export interface StoredEni {
@@ -70,6 +77,8 @@ export interface StoredEni {
   /** The vSwitch gateway and CIDR, from metadata once attached. */
   gateway: string;
   cidr: string;
+  /** The vSwitch's IPv6 gateway (metadata ipv6-gateway); none when it has no IPv6. */
+  gateway6?: string;
   createdAt: number;
 }
 
@@ -77,8 +86,9 @@ export interface StoredEni {
  * A cloud call written ahead, so a crash at any instant can be resumed or
  * undone. A create's `prefixCount` is the IPv4 prefixes its ENI comes with
  * (its `ipCount` then 1, the primary IP); an assign's `unit` says whether
- * `count` counts IPs (left out) or prefixes; an unassign's `prefixes` are the
- * prefixes it gives back, `ips` then their addresses.
+ * `count` counts IPs (left out), prefixes or IPv6 addresses; an unassign's
+ * `prefixes` are the prefixes it gives back, `ips` then their addresses, and
+ * its `ipv6s` the IPv6 addresses paired with its `ips` (they go first).
  */
 export type Intent =
   | {
@@ -97,10 +107,18 @@ export type Intent =
       clientToken: string;
       eniId: string;
       count: number;
-      unit?: "prefixes";
+      unit?: "prefixes" | "ipv6";
       at: number;
     }
-  | { id: string; kind: "unassign"; eniId: string; ips: string[]; prefixes?: string[]; at: number }
+  | {
+      id: string;
+      kind: "unassign";
+      eniId: string;
+      ips: string[];
+      prefixes?: string[];
+      ipv6s?: string[];
+      at: number;
+    }
   | { id: string; kind: "delete"; eniId: string; at: number };
 
 export interface StoreDoc {

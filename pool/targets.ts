@@ -5,6 +5,8 @@ import type { PoolMode } from "./planner.js";
 
 export type { PoolMode } from "./planner.js";
 
+export type IpStack = "ipv4" | "dual";
+
 /** From the instance type. */
 export interface PoolLimits {
   /** eniQuantity − 1: the primary ENI is the node's own. */
@@ -21,6 +23,11 @@ export interface PoolTargets {
    * (/28s) whose 16 addresses it serves. minIdle and maxIdle count addresses either way.
    */
   mode: PoolMode;
+  /**
+   * ipv4, or dual: every pod also gets an IPv6 address of the same ENI
+   * (the pool pairs one with each IPv4 it serves; ip mode only).
+   */
+  ipStack?: IpStack;
   minIdle: number;
   maxIdle: number;
   cooldownMs: number;

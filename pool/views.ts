@@ -5,7 +5,7 @@ import { type Allocation, toAllocation } from "./allocation.js";
 import { podCapacity } from "./capacity.js";
 import type { DatastoreView } from "./datastore/datastore.js";
 import { type PlanInput, summarize } from "./planner.js";
-import type { PoolLimits, PoolMode, PoolTargets } from "./targets.js";
+import type { IpStack, PoolLimits, PoolMode, PoolTargets } from "./targets.js";
 
 export interface PoolSummary {
   enis: {
@@ -14,11 +14,15 @@ export interface PoolSummary {
     vSwitchId: string;
     mac: string;
     gateway: string;
+    /** The vSwitch's IPv6 gateway; none without IPv6. */
+    gateway6?: string;
     /** Addresses the pool holds on the ENI: single IPs and each prefix's 16. */
     ips: number;
     assigned: number;
     /** The ENI's IPv4 prefixes. */
     prefixes: string[];
+    /** Its IPv6 addresses paired with IPv4s (dual stack). */
+    ipv6s: number;
   }[];
   idle: number;
   assigned: number;
@@ -30,7 +34,7 @@ export interface PoolSummary {
   limits: PoolLimits;
   /** The pods the node can hold as the mode gets their IPs (capacity.ts). */
   capacity: number;
-  targets: { mode: PoolMode; minIdle: number; maxIdle: number };
+  targets: { mode: PoolMode; ipStack: IpStack; minIdle: number; maxIdle: number };
   blockedVSwitches: Record<string, number>;
   createBackoffUntil: number;
 }
@@ -52,11 +56,13 @@ export function poolSummary(
       vSwitchId: e.vSwitchId,
       mac: e.mac,
       gateway: e.gateway,
+      ...(e.gateway6 ? { gateway6: e.gateway6 } : {}),
       ips: ips.filter((r) => r.eniId === e.eniId).length,
       assigned: ips.filter((r) => r.eniId === e.eniId && r.phase === "assigned").length,
       prefixes: [
         ...new Set(ips.flatMap((r) => (r.eniId === e.eniId && r.prefix !== undefined ? [r.prefix] : []))),
       ].sort(),
+      ipv6s: ips.filter((r) => r.eniId === e.eniId && r.ipv6 !== undefined).length,
     })),
     idle: s.idle,
     assigned: count("assigned"),
@@ -67,7 +73,12 @@ export function poolSummary(
     intents: ds.intents().length,
     limits,
     capacity: podCapacity(limits, targets.mode),
-    targets: { mode: targets.mode, minIdle: targets.minIdle, maxIdle: targets.maxIdle },
+    targets: {
+      mode: targets.mode,
+      ipStack: targets.ipStack ?? "ipv4",
+      minIdle: targets.minIdle,
+      maxIdle: targets.maxIdle,
+    },
     blockedVSwitches: ds.blockedVSwitches(),
     createBackoffUntil: ds.createBackoffUntil(),
   };
@@ -86,6 +97,7 @@ export const ipsOf = (ds: DatastoreView): PoolIp[] =>
     eniId: r.eniId,
     phase: r.phase,
     ...(r.prefix === undefined ? {} : { prefix: r.prefix }),
+    ...(r.ipv6 === undefined ? {} : { ipv6: r.ipv6 }),
   }));
 
 export interface PoolIp {
@@ -93,4 +105,6 @@ export interface PoolIp {
   eniId: string;
   phase: string;
   prefix?: string;
+  /** Dual stack: the IPv6 address paired with it. */
+  ipv6?: string;
 }

@@ -12,11 +12,12 @@ import {
   addPod,
   checkPod,
   ipPodSide,
+  type NodeBatches,
   type PodSide,
   type PodSpec,
   type PodWiring,
   removeNodeSide,
-  unrouteLines,
+  unroute,
   wiringOf,
 } from "./pod.js";
 import { type Attachment, type EniRef, planRepair, type RepairPlan } from "./repair.js";
@@ -38,6 +39,19 @@ export const NODE_SYSCTLS: Readonly<Record<string, string>> = {
   "net/ipv4/conf/default/rp_filter": "0",
 };
 
+/**
+ * Dual stack adds IPv6 forwarding. (A node whose own interface takes its
+ * IPv6 route from router advertisements needs accept_ra=2 there: forwarding
+ * turns accepting them off.)
+ */
+export const NODE_SYSCTLS_IPV6: Readonly<Record<string, string>> = {
+  "net/ipv6/conf/all/forwarding": "1",
+};
+
+/** The node settings for the IP stack. */
+export const nodeSysctls = (ipv6: boolean): Readonly<Record<string, string>> =>
+  ipv6 ? { ...NODE_SYSCTLS, ...NODE_SYSCTLS_IPV6 } : NODE_SYSCTLS;
+
 export interface Datapath {
   ensureEni(eni: EniRef): Promise<EniDevice>;
   /** Sets up every ENI whose device is present (at start, before the daemon is ready). */
@@ -45,7 +59,8 @@ export interface Datapath {
   add(
     spec: Omit<PodSpec, "table" | "mtu"> & { eni: EniRef },
   ): Promise<PodWiring & { table: number; mtu: number }>;
-  del(containerId: string, ifname: string, ip: string | null): Promise<void>;
+  /** Takes the pod's addresses (IPv4, and IPv6 in dual stack) off the node, then its veth. */
+  del(containerId: string, ifname: string, ip: string | null, ip6?: string | null): Promise<void>;
   /** What is wrong with a pod's network: [] when nothing. */
   check(spec: Omit<PodSpec, "table" | "mtu"> & { eni: EniRef }): Promise<string[]>;
   /** `attachments` is called after the kernel is read (see RepairInput). */
@@ -64,6 +79,8 @@ export interface DatapathOptions {
    * while it is unavailable, with `ip -batch` in the pod's namespace.
    */
   netlinkHelper?: string;
+  /** Dual stack: IPv6 forwarding, and IPv6 routing for pods and ENIs that have it. */
+  ipv6?: boolean;
 }
 
 export function createDatapath(opts: DatapathOptions): Datapath {
@@ -72,7 +89,16 @@ export function createDatapath(opts: DatapathOptions): Datapath {
   const devices = new Map<string, EniDevice>();
   // One long-lived `ip -batch` for the node namespace: no process start on the ADD/DEL path.
   const session = createIpSession(ns);
+  const session6 = opts.ipv6 ? createIpSession(ns, { ipv6: true }) : null;
   const nodeBatch = (lines: string[], force = false): Promise<void> => session.batch(lines, force);
+  const batches: NodeBatches = {
+    v4: nodeBatch,
+    v6: (lines, force = false) => {
+      if (!session6) throw new Error("IPv6 wiring on a node whose ipStack is ipv4");
+      return session6.batch(lines, force);
+    },
+  };
+  const ipv6 = opts.ipv6 === true;
   const helper = opts.netlinkHelper ? startNetlinkHelper(opts.netlinkHelper, log) : null;
   const podSide: PodSide = helper ? podSideVia(helper, ipPodSide) : ipPodSide;
   let initialized: Promise<void> | null = null;
@@ -100,7 +126,7 @@ export function createDatapath(opts: DatapathOptions): Datapath {
 
   const init = (): Promise<void> => {
     initialized ??= (async () => {
-      await writeProcSys(ns, NODE_SYSCTLS);
+      await writeProcSys(ns, nodeSysctls(ipv6));
       await connmarkReturnPath(ns, nodeBatch).catch((e: unknown) =>
         log.warn("no return path for connections to the node's own address (hostPort from other nodes)", {
           error: e instanceof Error ? e.message : String(e),
@@ -117,7 +143,12 @@ export function createDatapath(opts: DatapathOptions): Datapath {
     await init();
     const known = devices.get(eni.eniId);
     if (known) return known;
-    const dev = await bringUpEni(ns, { mac: eni.mac, gateway: eni.gateway, mtu: opts.mtu });
+    const dev = await bringUpEni(ns, {
+      mac: eni.mac,
+      gateway: eni.gateway,
+      ...(ipv6 && eni.gateway6 ? { gateway6: eni.gateway6 } : {}),
+      mtu: opts.mtu,
+    });
     devices.set(eni.eniId, dev);
     log.info("ENI device up", { eniId: eni.eniId, device: dev.device, table: dev.table });
     return dev;
@@ -135,7 +166,7 @@ export function createDatapath(opts: DatapathOptions): Datapath {
   // Touches the node namespace (sysctls, iptables) only once an ENI device is there.
   const discover: Datapath["discover"] = async (enis) => {
     if (enis.length === 0) return;
-    const state = await readNodeState(ns);
+    const state = await readNodeState(ns, ipv6);
     await bringUp(enis.filter((e) => eniDevice(state.links, e.mac) !== null));
   };
 
@@ -148,36 +179,38 @@ export function createDatapath(opts: DatapathOptions): Datapath {
 
   const add: Datapath["add"] = (spec) => {
     const host = wiringOf(spec.containerId, spec.ifname).hostIfname;
-    return guarded([host, spec.ip], async () => {
+    return guarded([host, spec.ip, ...(spec.ip6 ? [spec.ip6] : [])], async () => {
       await removing.get(host);
       return addUnguarded(spec);
     });
   };
 
   const addUnguarded: Datapath["add"] = async (spec) => {
+    if (spec.ip6 !== undefined && !ipv6)
+      throw new Error("an IPv6 address for a pod on a node whose ipStack is ipv4");
+    if (spec.ip6 !== undefined && !spec.eni.gateway6)
+      throw new Error(`ENI ${spec.eni.eniId} has no IPv6 gateway (its vSwitch has no IPv6 CIDR?)`);
     let dev = await ensureEni(spec.eni);
     try {
-      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, nodeBatch, podSide);
+      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, batches, podSide);
       return { ...w, table: dev.table, mtu: opts.mtu };
     } catch (e) {
       // The device may have been renamed or replaced under us: look it up again once.
       devices.delete(spec.eni.eniId);
       dev = await ensureEni(spec.eni);
-      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, nodeBatch, podSide).catch(
-        () => {
-          throw e;
-        },
-      );
+      const w = await addPod(ns, { ...spec, table: dev.table, mtu: opts.mtu }, batches, podSide).catch(() => {
+        throw e;
+      });
       return { ...w, table: dev.table, mtu: opts.mtu };
     }
   };
 
-  const del: Datapath["del"] = async (containerId, ifname, ip) => {
+  const del: Datapath["del"] = async (containerId, ifname, ip, ip6 = null) => {
     const host = wiringOf(containerId, ifname).hostIfname;
     // Routing goes at once; the veth (slow to delete, and gone anyway with the pod's namespace)
     // goes right after, off the DEL path. A re-ADD of the same attachment waits for it (`removing`).
-    if (ip) await nodeBatch(unrouteLines(ip), true);
-    const removal = removeNodeSide(ns, host, null, nodeBatch)
+    await unroute({ ip, ip6: session6 ? ip6 : null }, batches);
+    const removal = removeNodeSide(ns, host, { ip: null, ip6: null }, batches)
       .catch((e: unknown) => log.warn("host veth removal failed", { host, error: String(e) }))
       .finally(() => {
         if (removing.get(host) === removal) removing.delete(host);
@@ -187,14 +220,14 @@ export function createDatapath(opts: DatapathOptions): Datapath {
 
   // From the kernel alone, never from what this process has set up: right after a restart too.
   const check: Datapath["check"] = async (spec) => {
-    const state = await readNodeState(ns);
+    const state = await readNodeState(ns, ipv6);
     const table = eniDevice(state.links, spec.eni.mac)?.table ?? -1;
     return [...eniProblems(state, spec.eni), ...(await checkPod(state, { ...spec, table, mtu: opts.mtu }))];
   };
 
   const repair: Datapath["repair"] = async (attachments, enis) => {
     touched.clear();
-    const state = await readNodeState(ns);
+    const state = await readNodeState(ns, ipv6);
     const plan = planRepair({
       state,
       enis,
@@ -206,6 +239,10 @@ export function createDatapath(opts: DatapathOptions): Datapath {
     await bringUp(plan.bringUp);
     await nodeBatch(plan.remove, true);
     await nodeBatch(plan.restore, true);
+    if (session6) {
+      await session6.batch(plan.remove6, true);
+      await session6.batch(plan.restore6, true);
+    }
     const r = plan.report;
     if (r.restored.length || r.removed.length || r.enisBroughtUp.length)
       log.warn("datapath drift repaired", { ...r });
@@ -214,6 +251,7 @@ export function createDatapath(opts: DatapathOptions): Datapath {
 
   const close = (): void => {
     session.close();
+    session6?.close();
     helper?.close();
   };
   return { ensureEni, discover, add, del, check, repair, close };

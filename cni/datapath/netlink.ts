@@ -117,23 +117,28 @@ export function startNetlinkHelper(
   };
 }
 
-/** A pod's side through the helper; through `fallback` while the helper is unavailable. */
+/**
+ * A pod's side through the helper; through `fallback` while the helper is
+ * unavailable, and for a dual-stack pod (the helper wires IPv4 only).
+ */
 export function podSideVia(helper: NetlinkHelper, fallback: PodSide): PodSide {
   return (nodeNs, spec, w) =>
-    helper
-      .wirePod({
-        netns: spec.netns,
-        nodeNetns: nodeNs,
-        ifname: spec.ifname,
-        podMac: w.podMac,
-        hostIfname: w.hostIfname,
-        hostMac: w.hostMac,
-        mtu: Math.trunc(spec.mtu),
-        ip: spec.ip,
-        gateway: POD_GATEWAY,
-      })
-      .catch((e: unknown) => {
-        if (!(e instanceof HelperUnavailable)) throw e;
-        return fallback(nodeNs, spec, w);
-      });
+    spec.ip6 !== undefined
+      ? fallback(nodeNs, spec, w)
+      : helper
+          .wirePod({
+            netns: spec.netns,
+            nodeNetns: nodeNs,
+            ifname: spec.ifname,
+            podMac: w.podMac,
+            hostIfname: w.hostIfname,
+            hostMac: w.hostMac,
+            mtu: Math.trunc(spec.mtu),
+            ip: spec.ip,
+            gateway: POD_GATEWAY,
+          })
+          .catch((e: unknown) => {
+            if (!(e instanceof HelperUnavailable)) throw e;
+            return fallback(nodeNs, spec, w);
+          });
 }

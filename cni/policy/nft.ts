@@ -18,7 +18,10 @@
 // restart). The pair also stops a pod sending with another pod's address;
 // in the forward hook the gate comes before conntrack's shortcut for
 // established connections, so no packet of a pod's passes on another's
-// entry. Pod veths carry IPv4 only: IPv6 on them is dropped.
+// entry. The policies are enforced on IPv4. A pod's IPv6 (dual stack) passes
+// only with its veth, and only while no policy isolates the pod in either
+// direction (the set `open6`): IPv6 of an isolated pod is dropped, never let
+// through unfiltered; other IPv6 on pod veths is dropped too.
 // Ports are a set per protocol (`inet_service`, an interval set), never a
 // concatenation with intervals (`inet_proto . inet_service`, which the
 // kernel keeps in a pipapo set): with one, an allowed connection was now and
@@ -26,7 +29,7 @@
 // test/policy/nft.test.ts's replacement test on kernel 6.18), without one
 // never; the rules seem to go live a moment before such a set's elements.
 
-import { isIpv4 } from "../../lib/net.js";
+import { isIpv4, isIpv6 } from "../../lib/net.js";
 import { HOST_VETH, HOST_VETH_PREFIX } from "../facts.js";
 import type { CompiledRule, Direction, PortRange, RuleSet } from "./compile.js";
 import { formatRange } from "./ranges.js";
@@ -35,6 +38,8 @@ import { formatRange } from "./ranges.js";
 export interface Admitted {
   hostIf: string;
   ip: string;
+  /** Dual stack: its IPv6 address. */
+  ip6?: string;
 }
 
 /** What the node enforces: the rules, and the pods whose traffic may pass under them. */
@@ -108,6 +113,13 @@ function contents({ rules: rs, admitted }: NodeRules): Contents {
     return `"${a.hostIf}" . ${a.ip}`;
   });
   sets.set("admitted", set("ifname . ipv4_addr", [...new Set(pairs)].sort()));
+  const isolated = new Set([...rs.ingressIsolated, ...rs.egressIsolated]);
+  const open6 = admitted.flatMap((a) => {
+    if (a.ip6 === undefined || isolated.has(a.ip)) return [];
+    if (!isIpv6(a.ip6)) throw new Error(`not a pod's IPv6 address: ${JSON.stringify(a)}`);
+    return [`"${a.hostIf}" . ${a.ip6}`];
+  });
+  sets.set("open6", set("ifname . ipv6_addr", [...new Set(open6)].sort()));
   for (const [n, r] of rs.rules.entries()) ruleSets(r, n, sets);
   const counters: string[] = [];
   for (const [d, isolated] of [
@@ -154,12 +166,16 @@ function chains(rs: RuleSet): string[] {
     ];
   };
   const veth = `"${HOST_VETH_PREFIX}*"`;
-  // A pod's veth carries its IPv4 address only: anything else from or to it (IPv6) is dropped, and
-  // an IPv4 packet passes only with the pair the set admits.
-  const gate = (side: "iifname" | "oifname"): string[] => [
-    `    ${side} ${veth} meta nfproto != ipv4 drop`,
-    `    ${side} ${veth} ${side} . ip ${side === "iifname" ? "saddr" : "daddr"} != @admitted drop`,
-  ];
+  // An IPv4 packet from or to a pod's veth passes only with the pair `admitted` holds, an IPv6 one
+  // only with the pair `open6` holds (a pod no policy isolates); anything else is dropped.
+  const gate = (side: "iifname" | "oifname"): string[] => {
+    const addr = side === "iifname" ? "saddr" : "daddr";
+    return [
+      `    ${side} ${veth} meta nfproto ipv6 ${side} . ip6 ${addr} != @open6 drop`,
+      `    ${side} ${veth} meta nfproto != { ipv4, ipv6 } drop`,
+      `    ${side} ${veth} meta nfproto ipv4 ${side} . ip ${addr} != @admitted drop`,
+    ];
+  };
   const established = "    ct state established,related accept";
   const base = (hook: string, lines: string[]): string[] => [
     `  chain ${hook} {`,

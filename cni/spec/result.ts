@@ -10,6 +10,9 @@ export interface AddAnswer {
   ip: string;
   prefix: number;
   gateway: string;
+  /** Dual stack: the pod's IPv6 address (a /128) and its gateway. */
+  ip6?: string;
+  gateway6?: string;
   podMac: string;
   hostIfname: string;
   hostMac: string;
@@ -61,14 +64,24 @@ export function addResult(
   }
   pod.sandbox = netns;
   const podIndex = prevIfaces.length + 1;
-  const ip: Record<string, unknown> = v1 ? {} : { version: "4" };
-  Object.assign(ip, { interface: podIndex, address: `${a.ip}/${a.prefix}`, gateway: a.gateway });
+  const entry = (address: string, gateway: string): Record<string, unknown> => ({
+    ...(v1 ? {} : { version: ipVersion(address) }),
+    interface: podIndex,
+    address,
+    gateway,
+  });
+  const ours = [entry(`${a.ip}/${a.prefix}`, a.gateway)];
+  const ourRoutes = [{ dst: "0.0.0.0/0", gw: a.gateway }];
+  if (a.ip6 && a.gateway6) {
+    ours.push(entry(`${a.ip6}/128`, a.gateway6));
+    ourRoutes.push({ dst: "::/0", gw: a.gateway6 });
+  }
 
   return {
     cniVersion: version,
     interfaces: [...prevIfaces, host, pod],
-    ips: [...ips, ip],
-    routes: [...routes, { dst: "0.0.0.0/0", gw: a.gateway }],
+    ips: [...ips, ...ours],
+    routes: [...routes, ...ourRoutes],
     dns: prevDns ?? dns,
   };
 }

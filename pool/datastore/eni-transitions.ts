@@ -3,12 +3,12 @@
 // Each checks the state it starts from and refuses one it may not take.
 
 import type { StoredEni } from "../store.js";
-import { type EniRecord, type IpRecord, TransitionError, type TxContext } from "./records.js";
+import { type EniRecord, type IpRecord, TransitionError, type TxContext, without } from "./records.js";
 
 /** What the cloud says of an ENI the pool takes in. */
 export type NewEni = Pick<StoredEni, "eniId" | "mac" | "vSwitchId" | "primaryIp">;
-/** An attached ENI's vSwitch gateway and CIDR, from the metadata. */
-export type EniNet = Pick<StoredEni, "gateway" | "cidr">;
+/** An attached ENI's vSwitch gateway and CIDR, and its IPv6 gateway if any, from the metadata. */
+export type EniNet = Pick<StoredEni, "gateway" | "cidr" | "gateway6">;
 
 export interface EniTransitions {
   /** Unknown → attaching: an ENI just created. */
@@ -17,6 +17,8 @@ export interface EniTransitions {
   adoptEni(eni: NewEni, net: EniNet): void;
   /** Attaching (or ready) → ready, with its gateway and CIDR; its idle IPs are idle from now. An ENI gone: nothing. */
   eniReady(eniId: string, net: EniNet): void;
+  /** A ready ENI learns its IPv6 gateway (made ready before its vSwitch had IPv6, or by an older eniway). */
+  eniGateway6(eniId: string, gateway6: string): void;
   /** Any phase → deleting, its IPs as they are: an attach that failed is undone. An ENI gone: nothing. */
   attachFailed(eniId: string): void;
   /** Ready with every IP idle (see `deletable`) → deleting, its IPs releasing. */
@@ -54,6 +56,7 @@ export function eniTransitions(ctx: TxContext): EniTransitions {
     primaryIp: eni.primaryIp,
     gateway: net.gateway,
     cidr: net.cidr,
+    ...(net.gateway6 ? { gateway6: net.gateway6 } : {}),
     createdAt: ctx.now,
   });
 
@@ -71,9 +74,19 @@ export function eniTransitions(ctx: TxContext): EniTransitions {
       if (!e) return;
       // Ready again: an attach resumed while the first one ran finished second.
       if (e.phase === "deleting") throw new TransitionError(`cannot make ${eniId} ready: it is deleting`);
-      put({ ...e, phase: "ready", gateway: net.gateway, cidr: net.cidr });
+      put({
+        ...without(e, "gateway6"),
+        phase: "ready",
+        gateway: net.gateway,
+        cidr: net.cidr,
+        ...(net.gateway6 ? { gateway6: net.gateway6 } : {}),
+      });
       for (const rec of ipsOf(eniId))
         if (rec.phase === "idle") journal.put("ips", rec.ip, { ...rec, idleSince: ctx.now });
+    },
+    eniGateway6(eniId, gateway6) {
+      const e = doc.enis[eniId];
+      if (e?.phase === "ready" && e.gateway6 !== gateway6) put({ ...e, gateway6 });
     },
     attachFailed(eniId) {
       const e = doc.enis[eniId];

@@ -5,6 +5,7 @@
 // go out for release and leave it together.
 
 import { ipv4PrefixAddresses } from "../../lib/net.js";
+import { byText } from "../../lib/order.js";
 import type { Owner, StoredIp } from "../store.js";
 import { type IpRecord, podKey, TransitionError, type TxContext, without } from "./records.js";
 
@@ -38,6 +39,14 @@ export interface IpTransitions {
   giveBack(ips: readonly string[]): void;
   /** Releasing → gone: the cloud released them. */
   forget(ips: readonly string[]): void;
+  /**
+   * Dual stack: IPv6 addresses new to the ENI → each paired with one of its
+   * single IPv4s that has none and is idle or cooling (lowest first). Those
+   * left over: more than the ENI had IPv4s for, for the caller to give back.
+   */
+  pairIpv6(eniId: string, ipv6s: readonly string[]): string[];
+  /** The IPv6 addresses among `ipv6s` leave the IPv4s they were paired with (the cloud no longer has them). Those records. */
+  unpairIpv6(ipv6s: readonly string[]): IpRecord[];
   /** Any phase → gone: the cloud no longer has the IP. Its last record, if the pool had it. */
   dropIp(ip: string): IpRecord | undefined;
   /** Every address of the ENI's prefix, any phase → gone: the cloud no longer has it. Their last records. */
@@ -165,6 +174,39 @@ export function ipTransitions(ctx: TxContext): IpTransitions {
         journal.remove("ips", rec.ip);
         ctx.touch(rec.eniId);
       }
+    },
+    pairIpv6(eniId, ipv6s) {
+      const paired = new Set(Object.values(doc.ips).flatMap((r) => (r.ipv6 ? [r.ipv6] : [])));
+      const free = Object.values(doc.ips)
+        .filter(
+          (r) =>
+            r.eniId === eniId &&
+            r.prefix === undefined &&
+            r.ipv6 === undefined &&
+            (r.phase === "idle" || r.phase === "cooling"),
+        )
+        .sort((a, b) => byText(a.ip, b.ip));
+      const left: string[] = [];
+      for (const v6 of new Set(ipv6s)) {
+        if (paired.has(v6)) continue;
+        const rec = free.shift();
+        if (!rec) {
+          left.push(v6);
+          continue;
+        }
+        put({ ...rec, ipv6: v6 });
+        ctx.touch(eniId);
+      }
+      return left;
+    },
+    unpairIpv6(ipv6s) {
+      const gone = new Set(ipv6s);
+      const recs = Object.values(doc.ips).filter((r) => r.ipv6 !== undefined && gone.has(r.ipv6));
+      for (const rec of recs) {
+        put({ ...without(rec, "ipv6"), ...(rec.owner ? { owner: without(rec.owner, "ipv6") } : {}) });
+        ctx.touch(rec.eniId);
+      }
+      return recs;
     },
     dropIp(ip) {
       const rec = doc.ips[ip];

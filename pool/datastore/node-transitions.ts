@@ -23,8 +23,13 @@ export const intentEni = (i: IntentRecord): string | null => (i.kind === "create
 
 const copyOf = (i: IntentRecord): Intent => {
   if (i.kind !== "unassign") return { ...i };
-  const { prefixes, ...rest } = i;
-  return { ...rest, ips: [...i.ips], ...(prefixes ? { prefixes: [...prefixes] } : {}) };
+  const { prefixes, ipv6s, ...rest } = i;
+  return {
+    ...rest,
+    ips: [...i.ips],
+    ...(prefixes ? { prefixes: [...prefixes] } : {}),
+    ...(ipv6s ? { ipv6s: [...ipv6s] } : {}),
+  };
 };
 
 export function nodeTransitions(ctx: TxContext): NodeTransitions {

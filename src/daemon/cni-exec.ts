@@ -163,7 +163,14 @@ const cmdAdd: Run = async (env, conf, deps) => {
       timings: a.timings,
     }),
   );
-  deps.log.info("cni add", { containerId, ifname, ip: r.ip, eniId: r.eniId, ...r.timings });
+  deps.log.info("cni add", {
+    containerId,
+    ifname,
+    ip: r.ip,
+    ...(r.ip6 ? { ip6: r.ip6 } : {}),
+    eniId: r.eniId,
+    ...r.timings,
+  });
   const answer: AddAnswer = r;
   return json(0, addResult(conf.cniVersion, answer, ifname, env.netns, conf.dns, conf.prevResult));
 };

@@ -3,7 +3,7 @@
 // attachments of its own network that the runtime no longer lists.
 
 import type { Datapath, EniRef } from "../../cni/datapath/datapath.js";
-import { POD_GATEWAY } from "../../cni/facts.js";
+import { POD_GATEWAY, POD_GATEWAY6 } from "../../cni/facts.js";
 import { checkNetnsPath } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
 import type { Allocated, Allocation, Pool } from "../../pool/pool.js";
@@ -34,6 +34,9 @@ export interface CniAddResult {
   ip: string;
   prefix: 32;
   gateway: string;
+  /** Dual stack: the pod's IPv6 address (a /128) and its gateway. */
+  ip6?: string;
+  gateway6?: string;
   podMac: string;
   hostIfname: string;
   hostMac: string;
@@ -52,7 +55,12 @@ export interface CniHandlers {
   busy(a: Attachment): boolean;
 }
 
-export const eniOf = (a: Allocation): EniRef => ({ eniId: a.eniId, mac: a.mac, gateway: a.gateway });
+export const eniOf = (a: Allocation): EniRef => ({
+  eniId: a.eniId,
+  mac: a.mac,
+  gateway: a.gateway,
+  ...(a.gateway6 ? { gateway6: a.gateway6 } : {}),
+});
 
 /** What the Kubernetes side hears of the CNI path; each hook returns at once. */
 export interface CniObserver {
@@ -141,6 +149,7 @@ export function createCniHandlers(deps: {
         ifname: req.ifname,
         netns: req.netns,
         ip: a.ip,
+        ...(a.ipv6 ? { ip6: a.ipv6 } : {}),
         eni: eniOf(a),
       });
       await a.durable;
@@ -152,6 +161,7 @@ export function createCniHandlers(deps: {
         ip: a.ip,
         prefix: 32,
         gateway: POD_GATEWAY,
+        ...(a.ipv6 ? { ip6: a.ipv6, gateway6: POD_GATEWAY6 } : {}),
         podMac: w.podMac,
         hostIfname: w.hostIfname,
         hostMac: w.hostMac,
@@ -165,7 +175,7 @@ export function createCniHandlers(deps: {
         ip: a.ip,
         error: String(e),
       });
-      await datapath.del(req.containerId, req.ifname, a.ip).catch(() => {});
+      await datapath.del(req.containerId, req.ifname, a.ip, a.ipv6 ?? null).catch(() => {});
       await pool.release(req.containerId, req.ifname);
       observer.unwired?.(a.ip);
       observer.allocationFailed?.(req.pod, e instanceof Error ? e : new Error(String(e)));
@@ -178,7 +188,7 @@ export function createCniHandlers(deps: {
     const a = find(req.containerId, req.ifname);
     // Unrouting and the durable release are independent: run them together.
     const [, released] = await Promise.all([
-      datapath.del(req.containerId, req.ifname, a?.ip ?? null),
+      datapath.del(req.containerId, req.ifname, a?.ip ?? null, a?.ipv6 ?? null),
       pool.release(req.containerId, req.ifname, { hold: a ? (observer.holdsIp?.(a.pod) ?? false) : false }),
     ]);
     if (released) observer.unwired?.(released.ip);
@@ -194,6 +204,7 @@ export function createCniHandlers(deps: {
       ifname: req.ifname,
       netns: req.netns,
       ip: a.ip,
+      ...(a.ipv6 ? { ip6: a.ipv6 } : {}),
       eni: eniOf(a),
     });
     if (problems.length) throw new DaemonError("CheckFailed", `CHECK failed: ${problems.join("; ")}`);

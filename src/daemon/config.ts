@@ -241,6 +241,11 @@ export const configSchema = obj({
       ),
     }),
   ),
+  ipStack: opt(
+    str({ oneOf: ["ipv4", "dual"] }),
+    "ipv4",
+    "`dual`: every pod also gets an IPv6 address of the same ENI (AssignIpv6Addresses; the vSwitches need an IPv6 CIDR, `pool.mode` must be `ip`); pods keep what they have when it changes",
+  ),
   log: opt(
     obj({ level: opt(str({ oneOf: ["debug", "info", "warn", "error"] }), "info", "the least level logged") }),
   ),
@@ -263,6 +268,11 @@ export function parseConfig(raw: unknown): Config {
     throw new SchemaError(
       c.cloud.accessKeyId ? "cloud.accessKeySecret" : "cloud.accessKeyId",
       "is required when the other one is set",
+    );
+  if (c.ipStack === "dual" && c.pool.mode !== "ip")
+    throw new SchemaError(
+      "ipStack",
+      `dual needs pool.mode ip (IPv6 /80 prefixes are not supported), got pool.mode ${c.pool.mode}`,
     );
   if (c.cloud.credentialsFile && c.cloud.accessKeyId)
     throw new SchemaError("cloud.credentialsFile", "cannot be combined with cloud.accessKeyId");

@@ -138,9 +138,17 @@ async function discover(
       securityGroupIds = primary?.securityGroupIds ?? [];
       if (securityGroupIds.length === 0) throw new Error("no security group: set eni.securityGroupIds");
     }
+    if (config.ipStack === "dual" && type.eniIpv6AddressQuantity === 0)
+      throw new Error(
+        `ipStack dual: instance type ${instanceType} takes no IPv6 address on an ENI (EniIpv6AddressQuantity 0)`,
+      );
     const limits = {
       maxSecondaryEnis: Math.max(0, type.eniQuantity - 1),
-      ipsPerEni: type.eniPrivateIpAddressQuantity,
+      // Dual stack pairs each IPv4 with an IPv6: an ENI serves as many pods as the smaller quota.
+      ipsPerEni:
+        config.ipStack === "dual"
+          ? Math.min(type.eniPrivateIpAddressQuantity, type.eniIpv6AddressQuantity)
+          : type.eniPrivateIpAddressQuantity,
       cpuCount: type.cpuCoreCount,
     };
     return { instanceId, cloud, limits, vSwitchIds, securityGroupIds };
@@ -167,6 +175,7 @@ export function nodeSpecOf(
     tags: config.eni.tags,
     targets: {
       mode: p.mode === "prefix" ? "prefix" : "ip",
+      ipStack: config.ipStack === "dual" ? "dual" : "ipv4",
       minIdle: p.minIdle,
       maxIdle: p.maxIdle,
       cooldownMs: p.cooldownSeconds * 1000,
@@ -188,7 +197,9 @@ export function nodeSpecOf(
       resyncMs: p.resyncSeconds * 1000,
       repairMs: config.datapath.enabled ? config.datapath.repairSeconds * 1000 : 0,
     },
-    datapath: config.datapath.enabled ? { nodeNetns: config.node.netns, mtu: config.datapath.mtu } : null,
+    datapath: config.datapath.enabled
+      ? { nodeNetns: config.node.netns, mtu: config.datapath.mtu, ipv6: config.ipStack === "dual" }
+      : null,
     cni: {
       gcMinAgeMs: config.cni.gcMinAgeSeconds * 1000,
       netnsGoneGraceMs: config.cni.netnsGoneGraceSeconds * 1000,
@@ -222,6 +233,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       (node?.pool.allocations() ?? []).map((a) => ({
         ...a.pod,
         ip: a.ip,
+        ...(a.ipv6 ? { ip6: a.ipv6 } : {}),
         hostIf: hostVethName(a.containerId, a.ifname),
         since: a.assignedAt,
       })),

@@ -71,7 +71,7 @@ export interface NodeSpec {
   /** Periods of the pool's tick, the resync with the cloud and drift repair; 0 turns one off. */
   timers: { tickMs: number; resyncMs: number; repairMs: number };
   /** The node namespace to wire pods in; null: no datapath (the pool alone). */
-  datapath: { nodeNetns: string; mtu: number } | null;
+  datapath: { nodeNetns: string; mtu: number; ipv6?: boolean } | null;
   /**
    * GC's floor on an attachment's age, and how long a pod's namespace must
    * be gone before its IP is released (with a datapath only).
@@ -123,12 +123,18 @@ const readyEnis = (pool: Pool): EniRef[] =>
   pool
     .summary()
     .enis.filter((e) => e.phase === "ready")
-    .map((e) => ({ eniId: e.eniId, mac: e.mac, gateway: e.gateway }));
+    .map((e) => ({
+      eniId: e.eniId,
+      mac: e.mac,
+      gateway: e.gateway,
+      ...(e.gateway6 ? { gateway6: e.gateway6 } : {}),
+    }));
 
 const attachmentOf = (a: Allocation): Attachment => ({
   containerId: a.containerId,
   ifname: a.ifname,
   ip: a.ip,
+  ...(a.ipv6 ? { ip6: a.ipv6 } : {}),
   eni: eniOf(a),
 });
 

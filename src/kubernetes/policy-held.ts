@@ -11,6 +11,8 @@ export interface PodRef {
 /** A pod of this node as the pool holds it (an empty name: an attachment of no Kubernetes pod). */
 export interface LocalPod extends PodRef {
   ip: string;
+  /** Dual stack: its IPv6 address. */
+  ip6?: string;
   /** Its host-side veth. */
   hostIf: string;
   /** When the pool gave it its address (ms since the epoch). */

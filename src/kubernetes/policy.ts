@@ -210,7 +210,7 @@ export function createPolicyController(deps: PolicyDeps): PolicyController {
       const p = known(l);
       // No Kubernetes pod: no policy can select it. An unknown pod's labels are not known: it stays held.
       if (p) out.push({ ...p, ip: l.ip });
-      if (p || !l.name) admit.push({ hostIf: l.hostIf, ip: l.ip });
+      if (p || !l.name) admit.push({ hostIf: l.hostIf, ip: l.ip, ...(l.ip6 ? { ip6: l.ip6 } : {}) });
     }
     return { pods: out, admit };
   };

@@ -57,7 +57,7 @@ function unwire(): void {
   sh("ip", "-n", NODE, "link", "del", "dev", w.hostIfname);
 }
 
-const noNode = async (): Promise<void> => {};
+const noNode = { v4: async (): Promise<void> => {}, v6: async (): Promise<void> => {} };
 
 describe("netlink helper", () => {
   let helper: NetlinkHelper;

@@ -53,6 +53,9 @@ function node(change: (s: NodeState) => void = () => {}): NodeState {
       { dst: "default", gateway: ENI.gateway, dev: "eth1", table: String(TABLE) },
       { dst: ENI.gateway, dev: "eth1", table: String(TABLE) },
     ],
+    rules6: [],
+    routes6: [],
+    neigh6: [],
   };
   change(s);
   return s;

@@ -187,6 +187,7 @@ describe("values", () => {
     meta(`${dir}/vswitch-cidr-block`, "T").reply(200, "10.0.1.0/24");
     meta(`${dir}/private-ipv4s`, "T").reply(200, '["10.0.1.5","10.0.1.6"]');
     meta(`${dir}/primary-ip-address`, "T").reply(200, "10.0.1.5");
+    meta(`${dir}/ipv6-gateway`, "T").reply(404, "Not Found");
     expect(await client().eni("00:16:3E:AA:BB:CC")).toEqual({
       mac: "00:16:3e:aa:bb:cc",
       eniId: "eni-abc123",
@@ -194,7 +195,26 @@ describe("values", () => {
       vSwitchCidr: "10.0.1.0/24",
       privateIps: ["10.0.1.5", "10.0.1.6"],
       primaryIp: "10.0.1.5",
+      ipv6Gateway: "",
     });
+  });
+
+  it("eni(mac) reads the IPv6 gateway in canonical text, and refuses one that is not an address", async () => {
+    token("T");
+    const dir = "network/interfaces/macs/00:16:3e:aa:bb:cc";
+    const items = (gw6: string) => {
+      meta(`${dir}/network-interface-id`, "T").reply(200, "eni-abc123");
+      meta(`${dir}/gateway`, "T").reply(200, "10.0.1.253");
+      meta(`${dir}/vswitch-cidr-block`, "T").reply(200, "10.0.1.0/24");
+      meta(`${dir}/private-ipv4s`, "T").reply(200, '["10.0.1.5"]');
+      meta(`${dir}/primary-ip-address`, "T").reply(200, "10.0.1.5");
+      meta(`${dir}/ipv6-gateway`, "T").reply(200, gw6);
+    };
+    items("FD00:10:0:1:FFFF:FFFF:FFFF:FFF7");
+    expect((await client().eni("00:16:3e:aa:bb:cc")).ipv6Gateway).toBe("fd00:10:0:1:ffff:ffff:ffff:fff7");
+    token("T");
+    items("not-an-address");
+    await expect(client().eni("00:16:3e:aa:bb:cc")).rejects.toThrow(/ipv6-gateway.*not an IPv6 address/);
   });
 
   it("eni(mac) refuses a malformed MAC before sending", async () => {

@@ -81,12 +81,15 @@ describe("the gate", () => {
         .split("\n")
         .map((l) => l.trim())
         .slice(2, -1);
-    // Forward: the gate before conntrack's shortcut (no pod rides another's entries), IPv6 dropped.
+    // Forward: the gate before conntrack's shortcut (no pod rides another's entries); IPv6 only
+    // for a pod's own address while no policy isolates it (open6), anything else dropped.
     expect(chain("forward")).toEqual([
-      'iifname "eni*" meta nfproto != ipv4 drop',
-      'iifname "eni*" iifname . ip saddr != @admitted drop',
-      'oifname "eni*" meta nfproto != ipv4 drop',
-      'oifname "eni*" oifname . ip daddr != @admitted drop',
+      'iifname "eni*" meta nfproto ipv6 iifname . ip6 saddr != @open6 drop',
+      'iifname "eni*" meta nfproto != { ipv4, ipv6 } drop',
+      'iifname "eni*" meta nfproto ipv4 iifname . ip saddr != @admitted drop',
+      'oifname "eni*" meta nfproto ipv6 oifname . ip6 daddr != @open6 drop',
+      'oifname "eni*" meta nfproto != { ipv4, ipv6 } drop',
+      'oifname "eni*" meta nfproto ipv4 oifname . ip daddr != @admitted drop',
       "ct state established,related accept",
       "jump egress",
       "jump ingress",
@@ -94,8 +97,9 @@ describe("the gate", () => {
     // Input: replies first, so the node's own connections to a held pod (kubelet probes) are answered.
     expect(chain("input")).toEqual([
       "ct state established,related accept",
-      'iifname "eni*" meta nfproto != ipv4 drop',
-      'iifname "eni*" iifname . ip saddr != @admitted drop',
+      'iifname "eni*" meta nfproto ipv6 iifname . ip6 saddr != @open6 drop',
+      'iifname "eni*" meta nfproto != { ipv4, ipv6 } drop',
+      'iifname "eni*" meta nfproto ipv4 iifname . ip saddr != @admitted drop',
       "jump egress",
     ]);
   });
