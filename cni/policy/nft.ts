@@ -167,12 +167,11 @@ function chains(rs: RuleSet): string[] {
   };
   const veth = `"${HOST_VETH_PREFIX}*"`;
   // An IPv4 packet from or to a pod's veth passes only with the pair `admitted` holds, an IPv6 one
-  // only with the pair `open6` holds (a pod no policy isolates); anything else is dropped.
+  // only with the pair `open6` holds (a pod no policy isolates). (An inet table's hooks see nothing else.)
   const gate = (side: "iifname" | "oifname"): string[] => {
     const addr = side === "iifname" ? "saddr" : "daddr";
     return [
       `    ${side} ${veth} meta nfproto ipv6 ${side} . ip6 ${addr} != @open6 drop`,
-      `    ${side} ${veth} meta nfproto != { ipv4, ipv6 } drop`,
       `    ${side} ${veth} meta nfproto ipv4 ${side} . ip ${addr} != @admitted drop`,
     ];
   };

@@ -89,6 +89,10 @@ export const COMMANDS: readonly Command[] = [
         required: true,
         description: "the node's CNI bin folder: the plugin is copied to DIR/eniway",
       },
+      ipv6: {
+        type: "boolean",
+        description: "also turn on IPv6 forwarding (the daemon's ipStack is dual)",
+      },
     },
     run: async (f) => (await import("./node-init.js")).runNodeInit(f),
   }),

@@ -7,7 +7,7 @@
 // (`eniway node-init`), also atomically and durably: a runtime never runs half a copy.
 
 import { join } from "node:path";
-import { NODE_SYSCTLS } from "../../cni/datapath/datapath.js";
+import { nodeSysctls } from "../../cni/datapath/datapath.js";
 import { copyDurably, writeDurably } from "../../lib/durable.js";
 import { writeProcSys } from "../../lib/ip.js";
 
@@ -43,10 +43,11 @@ export async function writeConflist(dir: string, content: Record<string, unknown
  * /proc/sys is read-only to the daemon), then the plugin binary copied to
  * DIR/eniway through a temporary file renamed over it (lib/durable.ts). Says what it did.
  */
-export async function nodeInit(from: string, dir: string): Promise<string> {
-  await writeProcSys("", NODE_SYSCTLS);
+export async function nodeInit(from: string, dir: string, ipv6 = false): Promise<string> {
+  const sysctls = nodeSysctls(ipv6);
+  await writeProcSys("", sysctls);
   const file = await installPlugin(from, dir);
-  return `installed ${file}; set ${Object.entries(NODE_SYSCTLS)
+  return `installed ${file}; set ${Object.entries(sysctls)
     .map(([k, v]) => `${k}=${v}`)
     .join(" ")}`;
 }

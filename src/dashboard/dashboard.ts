@@ -30,6 +30,10 @@ export interface DashboardData {
     vSwitchId: string;
     phase: string;
     ips: Record<"idle" | "assigned" | "cooling" | "releasing", number>;
+    /** Its IPv4 prefixes (prefix mode). */
+    prefixes: string[];
+    /** Its IPv6 addresses paired with IPv4s (dual stack). */
+    ipv6s: number;
   }[];
   vSwitches: { vSwitchId: string; available: number; poolIps: number; blockedUntil: number | null }[];
   /** Milliseconds over the last 500 samples. */
@@ -139,6 +143,8 @@ export async function dashboardData(
         (typeof HELD_STATES)[number],
         number
       >,
+      prefixes: e.prefixes,
+      ipv6s: e.ipv6s,
     })),
     vSwitches: view.vSwitches().map((v) => ({
       vSwitchId: v.vSwitchId,

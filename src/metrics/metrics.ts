@@ -149,6 +149,26 @@ export function createMetrics(): Metrics {
     g.set({ bound: "min" }, t.minIdle);
     g.set({ bound: "max" }, t.maxIdle);
   });
+  gauge(
+    "eniway_pool_info",
+    "The pool's mode (ip or prefix) and IP stack (ipv4 or dual) (always 1).",
+    ["mode", "ip_stack"],
+    (g) => {
+      const t = view!.summary().targets;
+      g.set({ mode: t.mode, ip_stack: t.ipStack }, 1);
+    },
+  );
+  gauge("eniway_pool_eni_prefixes", "IPv4 prefixes (/28) per ENI.", ["eni", "vswitch"], (g) => {
+    for (const e of view!.summary().enis) g.set({ eni: e.eniId, vswitch: e.vSwitchId }, e.prefixes.length);
+  });
+  gauge(
+    "eniway_pool_eni_ipv6",
+    "IPv6 addresses per ENI paired with its IPv4s (dual stack).",
+    ["eni", "vswitch"],
+    (g) => {
+      for (const e of view!.summary().enis) g.set({ eni: e.eniId, vswitch: e.vSwitchId }, e.ipv6s);
+    },
+  );
   gauge("eniway_pool_waiters", "Allocations waiting for an IP.", [], (g) => g.set(view!.summary().waiting));
   gauge("eniway_pool_eni_ips", "IPs per ENI by state.", ["eni", "vswitch", "state"], (g) => {
     const count = countIps(view!.ips(), (eniId) => eniId);

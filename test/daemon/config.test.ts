@@ -104,6 +104,8 @@ describe("config", () => {
     ["a non-integer count", { pool: { minIdle: 1.5 } }, "pool.minIdle", /integer/],
     ["a negative count", { pool: { maxIdle: -1 } }, "pool.maxIdle", />= 0/],
     ["maxIdle below minIdle", { pool: { minIdle: 5, maxIdle: 4 } }, "pool.maxIdle", /minIdle/],
+    ["dual stack in prefix mode", { ipStack: "dual", pool: { mode: "prefix" } }, "ipStack", /pool\.mode ip/],
+    ["an unknown IP stack", { ipStack: "ipv6" }, "ipStack", /ipv4|dual/],
     [
       "an accessKeyId without a secret",
       { cloud: { accessKeyId: "AK" } },

@@ -85,10 +85,8 @@ describe("the gate", () => {
     // for a pod's own address while no policy isolates it (open6), anything else dropped.
     expect(chain("forward")).toEqual([
       'iifname "eni*" meta nfproto ipv6 iifname . ip6 saddr != @open6 drop',
-      'iifname "eni*" meta nfproto != { ipv4, ipv6 } drop',
       'iifname "eni*" meta nfproto ipv4 iifname . ip saddr != @admitted drop',
       'oifname "eni*" meta nfproto ipv6 oifname . ip6 daddr != @open6 drop',
-      'oifname "eni*" meta nfproto != { ipv4, ipv6 } drop',
       'oifname "eni*" meta nfproto ipv4 oifname . ip daddr != @admitted drop',
       "ct state established,related accept",
       "jump egress",
@@ -98,7 +96,6 @@ describe("the gate", () => {
     expect(chain("input")).toEqual([
       "ct state established,related accept",
       'iifname "eni*" meta nfproto ipv6 iifname . ip6 saddr != @open6 drop',
-      'iifname "eni*" meta nfproto != { ipv4, ipv6 } drop',
       'iifname "eni*" meta nfproto ipv4 iifname . ip saddr != @admitted drop',
       "jump egress",
     ]);

@@ -105,6 +105,7 @@ function render(d) {
       card("ENIs", `${d.enis.length} / ${p.limits.maxSecondaryEnis}`),
       card("capacity (pod IPs)", p.maxIps),
       card("targets min / max idle", `${p.targets.minIdle} / ${p.targets.maxIdle}`),
+      card("mode / IP stack", `${p.targets.mode} / ${p.targets.ipStack}`),
       ...(d.kubernetes
         ? [card("ENIPoolReady", d.kubernetes.condition ? d.kubernetes.condition.reason : "-")]
         : []),
@@ -132,13 +133,22 @@ function render(d) {
 
   document.getElementById("enis").replaceChildren(
     ...d.enis.map((e) => {
-      const cap = p.limits.ipsPerEni;
+      // Addresses an ENI can carry: its slots, each (but the primary IP's) a /28 of 16 in prefix mode.
+      const cap = p.targets.mode === "prefix" ? 1 + (p.limits.ipsPerEni - 1) * 16 : p.limits.ipsPerEni;
+      const extra = [
+        ...(e.prefixes.length ? [`${e.prefixes.length} prefixes (${e.prefixes.join(", ")})`] : []),
+        ...(p.targets.ipStack === "dual" ? [`${e.ipv6s} IPv6`] : []),
+      ];
       const seg = (cls, n) =>
         el("span", { class: cls, title: `${cls}: ${n}`, style: { width: `${(100 * n) / cap}%` } });
       return el(
         "div",
         { class: "eni", "data-eni": e.eniId },
-        el("div", {}, `${e.eniId} · ${e.vSwitchId} · ${e.phase} · ${e.ips.assigned}/${cap} assigned`),
+        el(
+          "div",
+          {},
+          [`${e.eniId} · ${e.vSwitchId} · ${e.phase} · ${e.ips.assigned}/${cap} assigned`, ...extra].join(" · "),
+        ),
         el(
           "div",
           { class: "bar" },
