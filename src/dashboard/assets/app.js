@@ -147,7 +147,9 @@ function render(d) {
         el(
           "div",
           {},
-          [`${e.eniId} · ${e.vSwitchId} · ${e.phase} · ${e.ips.assigned}/${cap} assigned`, ...extra].join(" · "),
+          [`${e.eniId} · ${e.vSwitchId} · ${e.phase} · ${e.ips.assigned}/${cap} assigned`, ...extra].join(
+            " · ",
+          ),
         ),
         el(
           "div",
