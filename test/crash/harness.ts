@@ -30,6 +30,8 @@ export interface PoolIp {
   eniId: string;
   phase: string;
   prefix?: string;
+  /** Dual stack: the IPv6 address paired with it. */
+  ipv6?: string;
 }
 
 /** One pod's allocation, as /v1/allocations lists it. */
@@ -38,6 +40,7 @@ export interface Allocation {
   ifname: string;
   ip: string;
   eniId: string;
+  ipv6?: string;
 }
 
 export interface CrashRig {
@@ -67,14 +70,16 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export interface RigOptions {
   /** The world: one node (instance type ecs.crash, six IPs an ENI) on one vSwitch. */
   node: string;
-  vpc: { vpcId: string; cidr: string };
-  vSwitch: { vSwitchId: string; zoneId: string; cidr: string; reservations?: string[] };
+  vpc: { vpcId: string; cidr: string; ipv6Cidr?: string };
+  vSwitch: { vSwitchId: string; zoneId: string; cidr: string; reservations?: string[]; ipv6Cidr?: string };
   eniQuantity: number;
   attachMs: [number, number];
   /** The daemon: its cluster, where its files go, its pool settings (beside the fast timers all share). */
   cluster: string;
   tmpPrefix: string;
   pool: object;
+  /** More of the daemon's configuration (top-level keys, e.g. ipStack). */
+  daemon?: object;
 }
 
 /** The world of RigOptions, with the cloud's latencies the crash tests aim into. */
@@ -86,7 +91,12 @@ function crashWorld(w: RigOptions): World {
     vSwitches: [w.vSwitch],
     securityGroups: ["sg-crash"],
     instanceTypes: [
-      { instanceTypeId: "ecs.crash", eniQuantity: w.eniQuantity, eniPrivateIpAddressQuantity: 6 },
+      {
+        instanceTypeId: "ecs.crash",
+        eniQuantity: w.eniQuantity,
+        eniPrivateIpAddressQuantity: 6,
+        eniIpv6AddressQuantity: w.vSwitch.ipv6Cidr ? 6 : 0,
+      },
     ],
     instances: [
       { instanceId: w.node, instanceType: "ecs.crash", zoneId: "z1", vSwitchId: w.vSwitch.vSwitchId },
@@ -97,6 +107,8 @@ function crashWorld(w: RigOptions): World {
       DetachNetworkInterface: [100, 300],
       AssignPrivateIpAddresses: [40, 160],
       UnassignPrivateIpAddresses: [20, 80],
+      AssignIpv6Addresses: [40, 160],
+      UnassignIpv6Addresses: [20, 80],
       DeleteNetworkInterface: [20, 60],
     },
   });
@@ -118,6 +130,7 @@ export async function startRig(o: RigOptions): Promise<CrashRig> {
   });
   const dir = await mkdtemp(join(tmpdir(), o.tmpPrefix));
   const config = await writeDaemonConfig(dir, sim.url, o.node, {
+    ...o.daemon,
     clusterId: o.cluster,
     pool: {
       ...o.pool,
