@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { CommandError } from "../../lib/exec.js";
 import type { Logger } from "../../lib/log.js";
-import { POD_GATEWAY } from "../facts.js";
+import { POD_GATEWAY, POD_GATEWAY6 } from "../facts.js";
 import { type HelperReply, type PodSideRequest, validRequest } from "../netlink/protocol.js";
 import type { PodSide } from "./pod.js";
 
@@ -117,28 +117,24 @@ export function startNetlinkHelper(
   };
 }
 
-/**
- * A pod's side through the helper; through `fallback` while the helper is
- * unavailable, and for a dual-stack pod (the helper wires IPv4 only).
- */
+/** A pod's side through the helper; through `fallback` while the helper is unavailable. */
 export function podSideVia(helper: NetlinkHelper, fallback: PodSide): PodSide {
   return (nodeNs, spec, w) =>
-    spec.ip6 !== undefined
-      ? fallback(nodeNs, spec, w)
-      : helper
-          .wirePod({
-            netns: spec.netns,
-            nodeNetns: nodeNs,
-            ifname: spec.ifname,
-            podMac: w.podMac,
-            hostIfname: w.hostIfname,
-            hostMac: w.hostMac,
-            mtu: Math.trunc(spec.mtu),
-            ip: spec.ip,
-            gateway: POD_GATEWAY,
-          })
-          .catch((e: unknown) => {
-            if (!(e instanceof HelperUnavailable)) throw e;
-            return fallback(nodeNs, spec, w);
-          });
+    helper
+      .wirePod({
+        netns: spec.netns,
+        nodeNetns: nodeNs,
+        ifname: spec.ifname,
+        podMac: w.podMac,
+        hostIfname: w.hostIfname,
+        hostMac: w.hostMac,
+        mtu: Math.trunc(spec.mtu),
+        ip: spec.ip,
+        gateway: POD_GATEWAY,
+        ...(spec.ip6 ? { ip6: spec.ip6, gateway6: POD_GATEWAY6 } : {}),
+      })
+      .catch((e: unknown) => {
+        if (!(e instanceof HelperUnavailable)) throw e;
+        return fallback(nodeNs, spec, w);
+      });
 }

@@ -14,7 +14,7 @@ import { type HelperReply, type PodSideRequest, validRequest } from "./protocol.
 import {
   getLink,
   linkUp,
-  newAddr32,
+  newHostAddr,
   newDefaultRoute,
   newLinkRoute,
   newVeth,
@@ -128,11 +128,16 @@ function wirePod(req: PodSideRequest): void {
     );
     call(sock, linkUp(++seq, "lo"), "set lo up");
     const index = call(sock, getLink(++seq, req.ifname), `find ${req.ifname}`);
-    call(sock, newAddr32(++seq, index, req.ip), "add address");
+    call(sock, newHostAddr(++seq, index, req.ip), "add address");
     call(sock, linkUp(++seq, req.ifname), `set ${req.ifname} up`);
     call(sock, newLinkRoute(++seq, index, req.gateway), "add gateway route");
     call(sock, newDefaultRoute(++seq, index, req.gateway), "add default route");
     call(sock, permanentNeigh(++seq, index, req.gateway, req.hostMac), "add gateway neighbour");
+    if (req.ip6 && req.gateway6) {
+      call(sock, newHostAddr(++seq, index, req.ip6), "add IPv6 address");
+      call(sock, newDefaultRoute(++seq, index, req.gateway6), "add IPv6 default route");
+      call(sock, permanentNeigh(++seq, index, req.gateway6, req.hostMac), "add IPv6 gateway neighbour");
+    }
   } finally {
     if (sock >= 0) libc.close(sock);
     if (nodeNs >= 0 && nodeNs !== own) libc.close(nodeNs);

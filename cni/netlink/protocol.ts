@@ -1,7 +1,7 @@
 // What the daemon asks the netlink helper, and what it answers: one JSON line
 // each way. Checked on both sides: the helper hands these values to the kernel.
 
-import { isIfname, isIpv4, isMac, NETNS_PATH } from "../../lib/net.js";
+import { isIfname, isIpv4, isIpv6, isMac, NETNS_PATH } from "../../lib/net.js";
 
 /** Wire the pod's side of a veth pair, as pod.ts's `ip -batch` lines would. */
 export interface PodSideRequest {
@@ -17,6 +17,9 @@ export interface PodSideRequest {
   mtu: number;
   ip: string;
   gateway: string;
+  /** Dual stack: the pod's IPv6 address (a /128) and its link-local gateway. */
+  ip6?: string;
+  gateway6?: string;
 }
 
 export type HelperReply = { id: number; ok: true } | { id: number; ok: false; errno: number; error: string };
@@ -37,6 +40,10 @@ export function validRequest(v: unknown): PodSideRequest {
   str("hostMac", isMac);
   str("ip", isIpv4);
   str("gateway", isIpv4);
+  if (r.ip6 !== undefined || r.gateway6 !== undefined) {
+    str("ip6", isIpv6);
+    str("gateway6", isIpv6);
+  }
   if (!Number.isInteger(r.mtu) || (r.mtu as number) < 68 || (r.mtu as number) > 65535)
     throw new Error(`invalid mtu: ${JSON.stringify(r.mtu)}`);
   return r as PodSideRequest;

@@ -1,7 +1,9 @@
 // rtnetlink messages for wiring a pod's side, encoded by hand: the veth pair
 // (its peer in the node namespace), links up, the pod's /32, its two routes
-// and the gateway's permanent neighbour entry, as `ip` would send them. Pure:
-// bytes in, bytes out, so that it is testable without a kernel.
+// and the gateway's permanent neighbour entry, as `ip` would send them; in
+// dual stack also its IPv6 /128 (no DAD), the IPv6 default route and that
+// gateway's neighbour. Pure: bytes in, bytes out, so that it is testable
+// without a kernel. Addresses are given in eniway's text forms (lib/net.ts).
 
 const NLMSG_ERROR = 2;
 const RTM_NEWLINK = 16;
@@ -17,6 +19,8 @@ const F_EXCL = 0x200;
 const F_CREATE = 0x400;
 
 const AF_INET = 2;
+const AF_INET6 = 10;
+const IFA_F_NODAD = 0x02;
 const IFF_UP = 0x1;
 
 const IFLA_ADDRESS = 1;
@@ -71,6 +75,27 @@ const u32 = (n: number): Uint8Array => {
 };
 const cstr = (s: string): Uint8Array => concat([new TextEncoder().encode(s), new Uint8Array(1)]);
 const ipv4 = (ip: string): Uint8Array => Uint8Array.from(ip.split(".").map(Number));
+
+/** The 16 bytes of an IPv6 address in hex groups with at most one "::" (no embedded IPv4). */
+function ipv6(ip: string): Uint8Array {
+  const [head = "", tail] = ip.split("::");
+  const groups = (s: string): number[] => (s === "" ? [] : s.split(":").map((g) => Number.parseInt(g, 16)));
+  const h = groups(head);
+  const t = tail === undefined ? [] : groups(tail);
+  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
+  return out;
+}
+
+/** An address's family, bytes and host prefix length. */
+const addr = (ip: string): { family: number; bytes: Uint8Array; len: number } =>
+  ip.includes(":")
+    ? { family: AF_INET6, bytes: ipv6(ip), len: 128 }
+    : { family: AF_INET, bytes: ipv4(ip), len: 32 };
 const mac = (m: string): Uint8Array => Uint8Array.from(m.split(":").map((h) => Number.parseInt(h, 16)));
 
 function ifinfomsg(index: number, flags: number, change: number): Uint8Array {
@@ -136,53 +161,58 @@ export function getLink(seq: number, ifname: string): Uint8Array {
   return message(RTM_GETLINK, F_REQUEST, seq, [ifinfomsg(0, 0, 0), attr(IFLA_IFNAME, cstr(ifname))]);
 }
 
-/** `ip addr add IP/32 dev INDEX`. */
-export function newAddr32(seq: number, index: number, ip: string): Uint8Array {
+/** `ip addr add IP/32 dev INDEX`, or for an IPv6 address `ip addr add IP/128 dev INDEX nodad`. */
+export function newHostAddr(seq: number, index: number, ip: string): Uint8Array {
+  const a = addr(ip);
   const head = new Uint8Array(8);
   const v = new DataView(head.buffer);
-  v.setUint8(0, AF_INET);
-  v.setUint8(1, 32);
+  v.setUint8(0, a.family);
+  v.setUint8(1, a.len);
+  v.setUint8(2, a.family === AF_INET6 ? IFA_F_NODAD : 0);
   v.setUint8(3, RT_SCOPE_UNIVERSE);
   v.setInt32(4, index, true);
   return message(RTM_NEWADDR, F_REQUEST | F_ACK | F_CREATE | F_EXCL, seq, [
     head,
-    attr(IFA_LOCAL, ipv4(ip)),
-    attr(IFA_ADDRESS, ipv4(ip)),
+    // An IPv6 address has no peer: IFA_ADDRESS alone, as `ip` sends it.
+    ...(a.family === AF_INET ? [attr(IFA_LOCAL, a.bytes)] : []),
+    attr(IFA_ADDRESS, a.bytes),
   ]);
 }
 
-function rtmsg(dstLen: number, scope: number): Uint8Array {
-  return Uint8Array.from([AF_INET, dstLen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, RTN_UNICAST, 0, 0, 0, 0]);
+function rtmsg(family: number, dstLen: number, scope: number): Uint8Array {
+  return Uint8Array.from([family, dstLen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, RTN_UNICAST, 0, 0, 0, 0]);
 }
 
 /** `ip route add GW dev INDEX scope link`. */
 export function newLinkRoute(seq: number, index: number, dst: string): Uint8Array {
   return message(RTM_NEWROUTE, F_REQUEST | F_ACK | F_CREATE | F_EXCL, seq, [
-    rtmsg(32, RT_SCOPE_LINK),
+    rtmsg(AF_INET, 32, RT_SCOPE_LINK),
     attr(RTA_DST, ipv4(dst)),
     attr(RTA_OIF, u32(index)),
   ]);
 }
 
-/** `ip route add default via GW dev INDEX`. */
+/** `ip route add default via GW dev INDEX` (an IPv6 gateway: `::/0`). */
 export function newDefaultRoute(seq: number, index: number, gateway: string): Uint8Array {
+  const gw = addr(gateway);
   return message(RTM_NEWROUTE, F_REQUEST | F_ACK | F_CREATE | F_EXCL, seq, [
-    rtmsg(0, RT_SCOPE_UNIVERSE),
-    attr(RTA_GATEWAY, ipv4(gateway)),
+    rtmsg(gw.family, 0, RT_SCOPE_UNIVERSE),
+    attr(RTA_GATEWAY, gw.bytes),
     attr(RTA_OIF, u32(index)),
   ]);
 }
 
 /** `ip neigh replace IP lladdr MAC dev INDEX nud permanent`. */
 export function permanentNeigh(seq: number, index: number, ip: string, lladdr: string): Uint8Array {
+  const a = addr(ip);
   const head = new Uint8Array(12);
   const v = new DataView(head.buffer);
-  v.setUint8(0, AF_INET);
+  v.setUint8(0, a.family);
   v.setInt32(4, index, true);
   v.setUint16(8, NUD_PERMANENT, true);
   return message(RTM_NEWNEIGH, F_REQUEST | F_ACK | F_CREATE | F_REPLACE, seq, [
     head,
-    attr(NDA_DST, ipv4(ip)),
+    attr(NDA_DST, a.bytes),
     attr(NDA_LLADDR, mac(lladdr)),
   ]);
 }

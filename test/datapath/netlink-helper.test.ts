@@ -92,6 +92,24 @@ describe("netlink helper", () => {
     expect(sh("ip", "-n", POD, "-br", "addr", "show", "dev", "eth0")).toContain("10.9.3.4/32");
   });
 
+  it("wires a dual-stack pod's side (its IPv6 /128, route and neighbour too) exactly as the ip -batch lines do", async () => {
+    unwire();
+    const dual: PodSpec = { ...spec, ip6: "fd00:10:0:1::2a" };
+    await ipPodSide(nsPath(NODE), dual, w);
+    const byIp = snapshot();
+    unwire();
+    await podSideVia(helper, () => Promise.reject(new Error("no fallback expected")))(nsPath(NODE), dual, w);
+    const byHelper = snapshot();
+    expect(byHelper).toEqual(byIp);
+    expect(sh("ip", "-n", POD, "-6", "addr", "show", "dev", "eth0")).toMatch(
+      /fd00:10:0:1::2a\/128 scope global nodad/,
+    );
+    expect(sh("ip", "-n", POD, "-6", "route", "show")).toContain("default via fe80::1 dev eth0");
+    expect(sh("ip", "-n", POD, "-6", "neigh", "show")).toContain(
+      `fe80::1 dev eth0 lladdr ${w.hostMac} PERMANENT`,
+    );
+  });
+
   it("says File exists as ip does, and addPod clears an earlier ADD's leftovers", async () => {
     const err = await helper.wirePod({ ...fields(), netns: nsPath(POD) }).then(
       () => null,

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   getLink,
   linkUp,
-  newAddr32,
+  newHostAddr,
   newDefaultRoute,
   newLinkRoute,
   newVeth,
@@ -79,7 +79,7 @@ describe("rtnetlink messages", () => {
   });
 
   it("the pod's /32, routes and permanent neighbour", () => {
-    const a = newAddr32(1, 5, "10.1.2.3");
+    const a = newHostAddr(1, 5, "10.1.2.3");
     expect(header(a)).toMatchObject({ type: 20, flags: 0x1 | 0x4 | 0x400 | 0x200 });
     expect([a[16], a[17]]).toEqual([2, 32]);
     expect(view(a).getInt32(20, true)).toBe(5);
@@ -100,6 +100,27 @@ describe("rtnetlink messages", () => {
     expect(header(n)).toMatchObject({ type: 28, flags: 0x1 | 0x4 | 0x400 | 0x100 });
     expect(view(n).getUint16(24, true)).toBe(0x80);
     expect(hex(attrs(n, 28)[1]![1])).toBe("02:aa:bb:cc:dd:02");
+  });
+
+  it("the pod's IPv6 /128 without DAD, its default route via fe80::1 and that neighbour", () => {
+    const bytes = (p: Uint8Array): string => Buffer.from(p).toString("hex");
+    const a = newHostAddr(1, 5, "fd00:10:0:1::2a");
+    expect([a[16], a[17], a[18]]).toEqual([10, 128, 0x02]); // AF_INET6, /128, IFA_F_NODAD
+    expect(attrs(a, 24).map(([t, p]) => [t, bytes(p)])).toEqual([[1, "fd00001000000001000000000000002a"]]);
+    const def = newDefaultRoute(2, 5, "fe80::1");
+    expect([...def.subarray(16, 24)]).toEqual([10, 0, 0, 0, 254, 3, 0, 1]);
+    expect(attrs(def, 28).map(([t, p]) => [t, bytes(p)])).toEqual([
+      [5, "fe800000000000000000000000000001"],
+      [4, "05000000"],
+    ]);
+    const n = permanentNeigh(3, 5, "fe80::1", "02:aa:bb:cc:dd:02");
+    expect(n[16]).toBe(10);
+    expect(bytes(attrs(n, 28)[0]![1])).toBe("fe800000000000000000000000000001");
+    // A full address, and one compressed at its start.
+    expect(bytes(attrs(newHostAddr(4, 5, "2408:4005:39c:7a00:d2c1:4c6c:8f73:6b12"), 24)[0]![1])).toBe(
+      "24084005039c7a00d2c14c6c8f736b12",
+    );
+    expect(bytes(attrs(newHostAddr(5, 5, "::1"), 24)[0]![1])).toBe("00000000000000000000000000000001");
   });
 });
 
