@@ -293,6 +293,19 @@ const SECTIONS: { [K in BenchName]: (v: BenchFigures[K]) => string[] } = {
       ),
       `${c.n} ADD/DEL pairs of each plugin, alternating which goes first. Targets for the p50 ratios: ADD <= 1.0, DEL <= 0.8, VERSION <= 1.2; the binary <= 5 MB. eniway's binary is the native forwarder; the work is the daemon's.`,
       `The daemon's share of an eniway ADD (p50, from its histograms): allocation ${c.daemon.allocateP50} ms, kernel work ${c.daemon.kernelP50} ms.`,
+      ...(c.dual
+        ? [
+            `Dual stack (\`ipStack: dual\`, ${c.dual.n} pairs in a second sandbox; the reference with an IPv4 and an IPv6 host-local range):`,
+            table(
+              ["ms", "eniway", REFERENCE, "eniway / bridge"],
+              [
+                row("dual-stack ADD p50", c.dual.eniway.addP50, c.dual.bridge.addP50, c.dual.ratio.add),
+                row("dual-stack DEL p50", c.dual.eniway.delP50, c.dual.bridge.delP50, c.dual.ratio.del),
+              ],
+            ),
+            `eniway's dual-stack ADD is ${c.dual.ratio.addVsIpv4}x its IPv4 ADD.`,
+          ]
+        : []),
     ];
   },
   containerd: (c) => [

@@ -112,6 +112,10 @@ const benches: Runner[] = [
       console.log(
         `daemon share of an ADD (p50): allocation ${c.daemon.allocateP50} ms, kernel work ${c.daemon.kernelP50} ms`,
       );
+      if (c.dual)
+        console.log(
+          `dual stack (n=${c.dual.n}): ADD p50 eniway ${c.dual.eniway.addP50} ms, bridge ${c.dual.bridge.addP50} ms: ${c.dual.ratio.add}x; DEL p50 ${c.dual.eniway.delP50} vs ${c.dual.bridge.delP50} ms: ${c.dual.ratio.del}x; eniway dual/IPv4 ADD ${c.dual.ratio.addVsIpv4}x`,
+        );
     },
     json: ({ samples: _, ...rest }) => rest,
   }),

@@ -213,6 +213,12 @@ const figures = (): { [K in keyof BenchFigures]: BenchFigures[K] } => ({
     ratio: { add: u(), del: u(), version: u() },
     daemon: { allocateP50: u(), kernelP50: u() },
     binaryMB: { eniway: u(), bridge: u() },
+    dual: {
+      n: u(),
+      eniway: { addP50: u(), delP50: u() },
+      bridge: { addP50: u(), delP50: u() },
+      ratio: { add: u(), del: u(), addVsIpv4: u() },
+    },
     samples,
   },
   containerd: {
@@ -392,5 +398,8 @@ describe("writeReport", () => {
     expect(sectionOf(md, "A real cluster")).toContain("**Skipped:** not among those asked for");
     expect(sectionOf(md, "Simulator throughput")).toContain("**Not run.**");
     expect(sectionOf(md, "CNI ADD and DEL")).toContain(String(f.cni.eniway.addP50));
+    expect(sectionOf(md, "CNI ADD and DEL")).toMatch(
+      new RegExp(`dual-stack ADD p50 \\| ${f.cni.dual?.eniway.addP50} \\| ${f.cni.dual?.bridge.addP50} \\|`),
+    );
   });
 });
