@@ -86,7 +86,8 @@ export interface DatapathOptions {
 export function createDatapath(opts: DatapathOptions): Datapath {
   const ns = opts.nodeNetns;
   const log = opts.log;
-  const devices = new Map<string, EniDevice>();
+  /** ENIs set up, with the IPv6 gateway their table got (dual stack). */
+  const devices = new Map<string, EniDevice & { gateway6?: string }>();
   // One long-lived `ip -batch` for the node namespace: no process start on the ADD/DEL path.
   const session = createIpSession(ns);
   const session6 = opts.ipv6 ? createIpSession(ns, { ipv6: true }) : null;
@@ -141,14 +142,19 @@ export function createDatapath(opts: DatapathOptions): Datapath {
 
   const ensureEni = async (eni: EniRef): Promise<EniDevice> => {
     await init();
+    const gateway6 = ipv6 ? eni.gateway6 : undefined;
     const known = devices.get(eni.eniId);
-    if (known) return known;
-    const dev = await bringUpEni(ns, {
-      mac: eni.mac,
-      gateway: eni.gateway,
-      ...(ipv6 && eni.gateway6 ? { gateway6: eni.gateway6 } : {}),
-      mtu: opts.mtu,
-    });
+    // Set up without its IPv6 gateway (learned later, or by an IPv4 pod first): set up again with it.
+    if (known && (!gateway6 || known.gateway6 === gateway6)) return known;
+    const dev = {
+      ...(await bringUpEni(ns, {
+        mac: eni.mac,
+        gateway: eni.gateway,
+        ...(gateway6 ? { gateway6 } : {}),
+        mtu: opts.mtu,
+      })),
+      ...(gateway6 ? { gateway6 } : {}),
+    };
     devices.set(eni.eniId, dev);
     log.info("ENI device up", { eniId: eni.eniId, device: dev.device, table: dev.table });
     return dev;
