@@ -71,14 +71,17 @@ export async function ctl(cmd: CtlCommand, f: CtlFlags, out: (s: string) => void
     }
     case "pods": {
       const { allocations } = (await api(socket, "GET", "/v1/allocations")) as { allocations: Allocation[] };
+      // Dual stack: the pods' IPv6 addresses in a column of their own.
+      const dual = allocations.some((a) => a.ipv6);
       return show(allocations, () =>
         table(
-          ["POD", "CONTAINER", "IFNAME", "IP", "ENI", "NETWORK"],
+          ["POD", "CONTAINER", "IFNAME", "IP", ...(dual ? ["IPV6"] : []), "ENI", "NETWORK"],
           allocations.map((a) => [
             podName(a),
             a.containerId.slice(0, 12),
             a.ifname,
             a.ip,
+            ...(dual ? [a.ipv6 ?? "-"] : []),
             a.eniId,
             a.network || "-",
           ]),
@@ -89,8 +92,17 @@ export async function ctl(cmd: CtlCommand, f: CtlFlags, out: (s: string) => void
       const s = (await api(socket, "GET", "/v1/pool")) as PoolSummary;
       return show(s.enis, () =>
         table(
-          ["ENI", "PHASE", "VSWITCH", "MAC", "IPS", "ASSIGNED"],
-          s.enis.map((e) => [e.eniId, e.phase, e.vSwitchId, e.mac, String(e.ips), String(e.assigned)]),
+          ["ENI", "PHASE", "VSWITCH", "MAC", "IPS", "ASSIGNED", "PREFIXES", "IPV6"],
+          s.enis.map((e) => [
+            e.eniId,
+            e.phase,
+            e.vSwitchId,
+            e.mac,
+            String(e.ips),
+            String(e.assigned),
+            String(e.prefixes.length),
+            String(e.ipv6s),
+          ]),
         ),
       );
     }

@@ -7,17 +7,20 @@
 // is left on the nodes, while the cloud holds no IPv6 address the pool has
 // not paired with an IPv4.
 
+import { execFile } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../lib/log.js";
 import { netconf, runPlugin } from "../../src/sandbox/plugin.js";
 import { type Sandbox, type SandboxNode, sandboxUp, sandboxWorld } from "../../src/sandbox/sandbox.js";
-import { call } from "../daemon-harness.js";
+import { CLI, call } from "../daemon-harness.js";
 import { cleanUp, sh, tryPing } from "../helpers/netns.js";
 
 const PREFIX = `ewd${process.pid % 100000}`;
+const execFileAsync = promisify(execFile);
 const VSW6 = /^fd00:10:0:1:/;
 
 interface Pod {
@@ -147,6 +150,14 @@ describe("dual-stack sandbox through the real plugin", () => {
     }
     // The node reaches its own pod over IPv6 too.
     expect(tryPing(nodeNs(a), a1.ip6, 2)).toBe(true);
+
+    // The operator CLI shows both addresses, and each ENI's IPv6 count.
+    const cli = async (...args: string[]): Promise<string> =>
+      (await execFileAsync(process.execPath, [CLI, ...args, "--socket", a.socket])).stdout;
+    const podsTable = await cli("pods");
+    expect(podsTable).toMatch(/IPV6/);
+    expect(podsTable).toContain(a1.ip6);
+    expect(await cli("enis")).toMatch(/PREFIXES\s+IPV6/);
   }, 60_000);
 
   it("CHECK sees a missing IPv6 rule, and drift repair brings it back", async () => {
