@@ -14,8 +14,8 @@ import { type HelperReply, type PodSideRequest, validRequest } from "./protocol.
 import {
   getLink,
   linkUp,
-  newHostAddr,
   newDefaultRoute,
+  newHostAddr,
   newLinkRoute,
   newVeth,
   parseReplies,

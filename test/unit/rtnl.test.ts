@@ -6,8 +6,8 @@ import { describe, expect, it } from "vitest";
 import {
   getLink,
   linkUp,
-  newHostAddr,
   newDefaultRoute,
+  newHostAddr,
   newLinkRoute,
   newVeth,
   parseReplies,
