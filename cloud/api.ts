@@ -22,6 +22,7 @@ import {
   parseCreatedEni,
   parseEni,
   parseInstanceType,
+  parseReservation,
   parseVSwitch,
   ResponseShapeError,
   str,
@@ -36,6 +37,7 @@ import {
   VPC_ACTIONS,
   VPC_API_VERSION,
   type VSwitch,
+  type VSwitchCidrReservation,
 } from "./types.js";
 import {
   assertClientToken,
@@ -137,6 +139,11 @@ export interface CloudApi {
   unassignIpv6Addresses(eniId: string, ips: string[]): Promise<void>;
   describeInstanceTypes(ids: string[]): Promise<InstanceTypeInfo[]>;
   describeVSwitches(req: DescribeVSwitchesRequest): Promise<VSwitch[]>;
+  /** A vSwitch's reserved CIDR blocks for prefixes of one IP version (all pages). */
+  listVSwitchCidrReservations(
+    vSwitchId: string,
+    ipVersion: "IPv4" | "IPv6",
+  ): Promise<VSwitchCidrReservation[]>;
   /** Drops queued calls, stops retries, frees sockets. */
   close(): Promise<void>;
 }
@@ -555,6 +562,32 @@ function vSwitchPages(ctx: Ctx, params: RpcParams): Promise<VSwitch[]> {
   return readPages(action, "1", read, ctx.log);
 }
 
+function listVSwitchCidrReservations(
+  ctx: Ctx,
+  vSwitchId: string,
+  ipVersion: "IPv4" | "IPv6",
+): Promise<VSwitchCidrReservation[]> {
+  assertVSwitchId(vSwitchId);
+  const action = "ListVSwitchCidrReservations";
+  const read = async (token: string): Promise<Page<VSwitchCidrReservation>> => {
+    const params: RpcParams = {
+      VSwitchId: vSwitchId,
+      IpVersion: ipVersion,
+      VSwitchCidrReservationType: "prefix",
+      MaxResults: "100",
+    };
+    if (token !== "") params.NextToken = token;
+    const body = await ctx.caller.call(action, params);
+    // A list, as the documentation shows it; the XML-style wrapping other list answers use is read too.
+    const listed = Array.isArray(body.VSwitchCidrReservations)
+      ? (body.VSwitchCidrReservations as unknown[])
+      : nestedList(body, "VSwitchCidrReservations", "VSwitchCidrReservation");
+    const items = listed.map((item) => parsed(action, body, () => parseReservation(item)));
+    return { items, listed: listed.length, next: str(body, "NextToken"), requestId: str(body, "RequestId") };
+  };
+  return readPages(action, "", read, ctx.log);
+}
+
 export function createCloudApi(opts: CloudApiOptions): CloudApi {
   assertRegionId(opts.regionId);
   const pageSize = opts.pageSize ?? 100;
@@ -582,6 +615,8 @@ export function createCloudApi(opts: CloudApiOptions): CloudApi {
     unassignIpv6Addresses: (eniId, ips) => unassignIpv6Addresses(ctx, eniId, ips),
     describeInstanceTypes: (ids) => describeInstanceTypes(ctx, ids),
     describeVSwitches: (req) => describeVSwitches(ctx, req),
+    listVSwitchCidrReservations: (vSwitchId, ipVersion) =>
+      listVSwitchCidrReservations(ctx, vSwitchId, ipVersion),
     close: caller.close,
   };
 }

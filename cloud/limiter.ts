@@ -29,6 +29,7 @@ export const DEFAULT_RATE_LIMITS: Readonly<Record<CloudAction, RateLimit>> = {
   DescribeNetworkInterfaces: { qps: 20, burst: 40 },
   DescribeInstanceTypes: { qps: 5, burst: 10 },
   DescribeVSwitches: { qps: 5, burst: 10 },
+  ListVSwitchCidrReservations: { qps: 5, burst: 10 },
 };
 
 export interface BucketSettings {

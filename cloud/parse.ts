@@ -11,6 +11,7 @@ import {
   type EniType,
   type InstanceTypeLimits,
   type VSwitch,
+  type VSwitchCidrReservation,
 } from "./types.js";
 
 export class ResponseShapeError extends Error {
@@ -195,6 +196,22 @@ export function parseInstanceType(w: unknown): InstanceTypeInfo {
     eniIpv6AddressQuantity:
       w.EniIpv6AddressQuantity === undefined ? 0 : num(w, "EniIpv6AddressQuantity", what),
     cpuCoreCount: w.CpuCoreCount === undefined ? 0 : num(w, "CpuCoreCount", what),
+  };
+}
+
+/** An item of ListVSwitchCidrReservations' VSwitchCidrReservations. */
+export function parseReservation(w: unknown): VSwitchCidrReservation {
+  if (!isObject(w)) throw new ResponseShapeError("VSwitchCidrReservation item is not an object");
+  const id = requiredStr(w, "VSwitchCidrReservationId", "VSwitchCidrReservation item");
+  const what = `reservation ${id}`;
+  return {
+    reservationId: id,
+    vSwitchId: str(w, "VSwitchId"),
+    cidr: str(w, "VSwitchCidrReservationCidr"),
+    ipVersion: str(w, "IpVersion") === "IPv6" ? "IPv6" : "IPv4",
+    status: str(w, "Status"),
+    assignedCidrCount: num(w, "AssignedCidrCount", what),
+    availableCidrCount: num(w, "AvailableCidrCount", what),
   };
 }
 

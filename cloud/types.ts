@@ -17,7 +17,7 @@ export const ECS_ACTIONS = [
   "UnassignIpv6Addresses",
   "DescribeInstanceTypes",
 ] as const;
-export const VPC_ACTIONS = ["DescribeVSwitches"] as const;
+export const VPC_ACTIONS = ["DescribeVSwitches", "ListVSwitchCidrReservations"] as const;
 export type EcsAction = (typeof ECS_ACTIONS)[number];
 export type VpcAction = (typeof VPC_ACTIONS)[number];
 export type CloudAction = EcsAction | VpcAction;
@@ -27,12 +27,12 @@ export function isCloudAction(s: string): s is CloudAction {
   return (ALL_ACTIONS as readonly string[]).includes(s);
 }
 
-/** Actions the simulator serves beyond those the client calls: vSwitch CIDR reservations, where IP prefixes come from (VPC). */
-export const SIM_VPC_ACTIONS = [
-  "CreateVSwitchCidrReservation",
-  "ListVSwitchCidrReservations",
-  "DeleteVSwitchCidrReservation",
-] as const;
+/**
+ * Actions the simulator serves beyond those the client calls: making and
+ * removing vSwitch CIDR reservations, where IP prefixes come from (VPC), is
+ * the operator's (eniway only lists them).
+ */
+export const SIM_VPC_ACTIONS = ["CreateVSwitchCidrReservation", "DeleteVSwitchCidrReservation"] as const;
 export type SimAction = CloudAction | (typeof SIM_VPC_ACTIONS)[number];
 export const SIM_ACTIONS: readonly SimAction[] = [...ALL_ACTIONS, ...SIM_VPC_ACTIONS];
 
@@ -81,6 +81,18 @@ export interface InstanceTypeLimits {
   /** Private IPv4 addresses per ENI, including the ENI's primary IP. */
   eniPrivateIpAddressQuantity: number;
   eniIpv6AddressQuantity: number;
+}
+
+/** A vSwitch's reserved CIDR block for prefixes (ListVSwitchCidrReservations). */
+export interface VSwitchCidrReservation {
+  reservationId: string;
+  vSwitchId: string;
+  cidr: string;
+  ipVersion: "IPv4" | "IPv6";
+  status: string;
+  /** Prefixes of the block assigned to ENIs, and those it can still give. */
+  assignedCidrCount: number;
+  availableCidrCount: number;
 }
 
 export interface VSwitch {

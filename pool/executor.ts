@@ -12,7 +12,7 @@ import type { Logger } from "../lib/log.js";
 import { ipv4PrefixAddresses } from "../lib/net.js";
 import { attachIntent, createAttacher } from "./attach.js";
 import type { Datastore, IntentRecord, Transitions } from "./datastore/datastore.js";
-import { type CloudFailure, createSetbacks, isDefinite, type Setbacks } from "./failures.js";
+import { type CloudFailure, createSetbacks, isDefinite, noFreePrefix, type Setbacks } from "./failures.js";
 import { createIntentRunner, type IntentCall, nothing } from "./intent-runner.js";
 
 export type { CloudFailure, CloudFailureReason } from "./failures.js";
@@ -73,7 +73,7 @@ interface CallContext {
  */
 function prefixFailure(err: unknown, vSwitchId: string | undefined): string | undefined {
   if (!vSwitchId || !isTreated(err, "vSwitchExhausted")) return undefined;
-  return `vSwitch ${vSwitchId} has no free IPv4 prefix: prefixes come from its reserved CIDR blocks (VSwitchCidrReservation), which are used up or missing`;
+  return noFreePrefix(vSwitchId);
 }
 
 /** From nothing to a created (Available) ENI with its first IPs, attaching (its own intent) in the same write. */

@@ -86,6 +86,10 @@ export function createSetbacks(deps: SetbackDeps): Setbacks {
   };
 }
 
+/** What a vSwitch without a free IPv4 prefix means, for the log, the Node's Event and the ADD's error. */
+export const noFreePrefix = (vSwitchId: string): string =>
+  `vSwitch ${vSwitchId} has no free IPv4 prefix: prefixes come from its reserved CIDR blocks (VSwitchCidrReservation), which are used up or missing`;
+
 /** An error as a log field: a cloud error's details, or its message. */
 export function describeError(err: unknown): Record<string, unknown> | string {
   if (err instanceof CloudError) return err.toJSON() as unknown as Record<string, unknown>;

@@ -13,6 +13,7 @@ import { MAX_IPV6_PER_CALL } from "../cloud/validate.js";
 import { IPV4_PREFIX_SIZE } from "../lib/net.js";
 import { byText } from "../lib/order.js";
 import { perCallOf, shrink } from "./shrink.js";
+import type { VSwitchFree } from "./vswitches.js";
 
 export type PoolMode = "ip" | "prefix";
 export type IpPhase = "idle" | "assigned" | "cooling" | "releasing";
@@ -67,8 +68,11 @@ export interface PlanInput {
     maxIpsPerCall: number;
     idleReclaimMs: number;
   };
-  /** Candidate vSwitches with their free addresses (DescribeVSwitches). */
-  vSwitches: { vSwitchId: string; available: number }[];
+  /**
+   * Candidate vSwitches with their free addresses (DescribeVSwitches) and,
+   * in prefix mode when known, the prefixes their reserved blocks can still give.
+   */
+  vSwitches: VSwitchFree[];
   /** vSwitch id → time until which it is not used (after IpNotEnough). */
   blockedVSwitches: Record<string, number>;
   /** No CreateNetworkInterface before this time (after EniPerInstanceLimitExceeded). */
@@ -159,8 +163,16 @@ function grow(input: PlanInput, deficit: number): PlanAction[] {
   const actions: PlanAction[] = [];
   let need = deficit;
   // Fill the ready ENI with the most free slots first, one call per ENI.
+  // Prefix mode: not on an ENI whose vSwitch's reserved blocks are known to be used up.
+  const noPrefixes = new Set(input.vSwitches.filter((v) => v.prefixes === 0).map((v) => v.vSwitchId));
   const ready = input.enis
-    .filter((e) => e.phase === "ready" && !e.busy && !isBlocked(input, e.vSwitchId))
+    .filter(
+      (e) =>
+        e.phase === "ready" &&
+        !e.busy &&
+        !isBlocked(input, e.vSwitchId) &&
+        !(prefixes && noPrefixes.has(e.vSwitchId)),
+    )
     .map((e) => ({ e, free: input.limits.ipsPerEni - slotsUsed(e) }))
     .filter((x) => x.free > 0)
     .sort((a, b) => b.free - a.free || byText(a.e.eniId, b.e.eniId));
@@ -175,9 +187,19 @@ function grow(input: PlanInput, deficit: number): PlanAction[] {
   return [...actions, ...(prefixes ? createWithPrefixes(input, need) : createWithIps(input, need))];
 }
 
-/** Usable vSwitches (copies, their free addresses counted down as creates take them). */
-const freeVSwitches = (input: PlanInput): { vSwitchId: string; available: number }[] =>
-  input.vSwitches.filter((v) => !isBlocked(input, v.vSwitchId) && v.available > 0).map((v) => ({ ...v }));
+/**
+ * Usable vSwitches (copies, their free addresses counted down as creates take
+ * them); in prefix mode not those whose reserved blocks are known to be used up.
+ */
+const freeVSwitches = (input: PlanInput): VSwitchFree[] =>
+  input.vSwitches
+    .filter(
+      (v) =>
+        !isBlocked(input, v.vSwitchId) &&
+        v.available > 0 &&
+        (input.mode !== "prefix" || v.prefixes === undefined || v.prefixes > 0),
+    )
+    .map((v) => ({ ...v }));
 
 /**
  * New ENIs, each created with its first IPs, in the vSwitch with the most free addresses.
@@ -216,16 +238,20 @@ function createWithPrefixes(input: PlanInput, deficit: number): PlanAction[] {
   const most = Math.min(input.limits.ipsPerEni - 1, perCallOf(input));
   const vsws = freeVSwitches(input);
   let enis = input.enis.length;
+  // The vSwitch with the most free prefixes (where known), then the most free addresses.
+  const byFree = (a: VSwitchFree, b: VSwitchFree): number =>
+    (b.prefixes ?? 0) - (a.prefixes ?? 0) || b.available - a.available;
   while (need > 0 && enis < input.limits.maxSecondaryEnis && most > 0) {
-    vsws.sort((a, b) => b.available - a.available);
+    vsws.sort(byFree);
     const v = vsws[0];
-    if (!v || v.available <= 0) break;
+    if (!v || v.available <= 0 || v.prefixes === 0) break;
     // The primary IP serves too: the prefixes cover the rest of the need.
     const needed = Math.max(1, Math.ceil((need - 1) / IPV4_PREFIX_SIZE));
     const surplus = 1 + needed * IPV4_PREFIX_SIZE - need;
     const extra = Math.max(0, Math.floor((headroom - surplus) / IPV4_PREFIX_SIZE));
-    const prefixCount = Math.min(needed + extra, most);
+    const prefixCount = Math.min(needed + extra, most, v.prefixes ?? most);
     actions.push({ kind: "create", vSwitchId: v.vSwitchId, ipCount: 1, prefixCount });
+    if (v.prefixes !== undefined) v.prefixes -= prefixCount;
     const brought = 1 + prefixCount * IPV4_PREFIX_SIZE;
     v.available -= 1;
     headroom -= Math.max(0, brought - need);

@@ -44,6 +44,12 @@ export interface Pool {
    * IpNotEnough) ends now instead of after vSwitchBlockSeconds.
    */
   unblockVSwitches(vSwitchIds: string[]): Promise<void>;
+  /**
+   * vSwitches a refresh saw without what the mode needs (prefix mode: no
+   * free prefix in their reserved blocks): blocked for `forMs`, as an
+   * IpNotEnough would block them. Those not blocked before.
+   */
+  blockVSwitches(vSwitchIds: string[], forMs: number): Promise<string[]>;
   /** Plan now (debounced). */
   kick(): void;
   /** The ENIs a cloud operation of the pool is running on now (resync keeps away from them). */
@@ -86,6 +92,13 @@ export function createPool(deps: PoolDeps): Pool {
     loop.kick();
   };
 
+  const blockVSwitches: Pool["blockVSwitches"] = async (vSwitchIds, forMs) => {
+    const blocked = ds.blockedVSwitches();
+    const fresh = vSwitchIds.filter((id) => (blocked[id] ?? 0) <= deps.now());
+    if (fresh.length > 0) await ds.write((tx) => fresh.forEach((id) => tx.blockVSwitch(id, forMs)));
+    return fresh;
+  };
+
   return {
     allocate: allocator.allocate,
     release: allocator.release,
@@ -93,6 +106,7 @@ export function createPool(deps: PoolDeps): Pool {
     ips: () => ipsOf(ds),
     summary: () => poolSummary(ds, loop.planInput(), limits, targets),
     unblockVSwitches,
+    blockVSwitches,
     kick: loop.kick,
     busyEnis: loop.busyEnis,
     track: loop.track,

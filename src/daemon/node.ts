@@ -23,6 +23,7 @@ import {
   type Executor,
   type ExecutorConfig,
 } from "../../pool/executor.js";
+import { noFreePrefix } from "../../pool/failures.js";
 import {
   type AllocateResult,
   type Allocation,
@@ -34,7 +35,7 @@ import {
 } from "../../pool/pool.js";
 import { type ReconcileReport, reconcile } from "../../pool/reconcile.js";
 import { openStore, type Store } from "../../pool/store.js";
-import { createVSwitchCache } from "../../pool/vswitches.js";
+import { createVSwitchCache, type VSwitchFree } from "../../pool/vswitches.js";
 import { type CniHandlers, type CniObserver, createCniHandlers, eniOf } from "./cni.js";
 import { type NetnsGoneWatch, watchNetnsGone } from "./netns-gone.js";
 
@@ -159,7 +160,10 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
     config: spec.executor,
     ...(spec.observer?.cloudFailure ? { onFailure: spec.observer.cloudFailure } : {}),
   });
-  const vSwitches = createVSwitchCache(cloud, spec.vSwitchIds);
+  const vSwitches = createVSwitchCache(cloud, spec.vSwitchIds, {
+    prefixes: spec.targets.mode === "prefix",
+    log,
+  });
   const pool = createPool({
     datastore,
     executor,
@@ -226,17 +230,29 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
   const resync = (startup = false): Promise<ReconcileReport> => {
     resyncing ??= (async () => {
       try {
-        // Free single addresses say nothing of a vSwitch's prefixes: in prefix mode a block lasts.
+        // A blocked vSwitch is used again once a resync sees free addresses (ip mode) or free
+        // prefixes in its reserved blocks (prefix mode; while they cannot be listed, the block lasts).
+        const freeAgain = (v: VSwitchFree): boolean =>
+          v.available > 0 && (spec.targets.mode === "ip" || (v.prefixes ?? 0) > 0);
         await vSwitches
           .refresh()
-          .then(() =>
-            pool.unblockVSwitches(
+          .then(async () => {
+            await pool.unblockVSwitches(
               vSwitches
                 .list()
-                .filter((v) => v.available > 0 && spec.targets.mode === "ip")
+                .filter(freeAgain)
                 .map((v) => v.vSwitchId),
-            ),
-          )
+            );
+            // Prefix mode: a vSwitch whose reserved blocks are known to be used up is not tried at all.
+            const used = vSwitches.list().filter((v) => spec.targets.mode === "prefix" && v.prefixes === 0);
+            for (const id of await pool.blockVSwitches(
+              used.map((v) => v.vSwitchId),
+              spec.executor.vSwitchBlockMs,
+            )) {
+              log.warn(noFreePrefix(id), { vSwitchId: id });
+              obs.cloudFailure?.({ reason: "VSwitchIPExhausted", code: "", message: noFreePrefix(id) });
+            }
+          })
           .catch((e: unknown) => log.warn("DescribeVSwitches failed", { error: String(e) }));
         const report = await reconcile(reconcileDeps, startup);
         log.info(startup ? "start-up reconcile done" : "resync done", { ...report });

@@ -9,16 +9,17 @@ import { afterEach, expect } from "vitest";
 import { type Simulator, startSimulator } from "../../cloud/simulator/server.js";
 import type { Clock } from "../../cloud/simulator/state.js";
 import { parseWorld } from "../../cloud/simulator/world.js";
-import type {
-  WireAssignPrivateIpAddressesResponse,
-  WireCreateNetworkInterfaceResponse,
-  WireDescribeInstanceTypesResponse,
-  WireDescribeNetworkInterfacesResponse,
-  WireDescribeVSwitchesResponse,
-  WireInstanceType,
-  WireNetworkInterfaceSet,
-  WirePrivateIpSet,
-  WireVSwitch,
+import {
+  VPC_ACTIONS,
+  type WireAssignPrivateIpAddressesResponse,
+  type WireCreateNetworkInterfaceResponse,
+  type WireDescribeInstanceTypesResponse,
+  type WireDescribeNetworkInterfacesResponse,
+  type WireDescribeVSwitchesResponse,
+  type WireInstanceType,
+  type WireNetworkInterfaceSet,
+  type WirePrivateIpSet,
+  type WireVSwitch,
 } from "../../cloud/types.js";
 
 export const REGION = "cn-hangzhou";
@@ -119,7 +120,7 @@ export class Cloud {
     params: Params = {},
     opts: CallOptions = {},
   ): Promise<T> {
-    const api = opts.api ?? (action === "DescribeVSwitches" ? "vpc" : "ecs");
+    const api = opts.api ?? ((VPC_ACTIONS as readonly string[]).includes(action) ? "vpc" : "ecs");
     const c = opts.client ?? (api === "vpc" ? this.vpc : this.ecs);
     const p: Record<string, string> = {};
     for (const [k, v] of Object.entries({ RegionId: REGION, ...params }))

@@ -11,6 +11,7 @@ import {
   harness,
   ourEnis,
   req,
+  reservePrefixes,
   type Simulator,
   simStats,
   sleep,
@@ -44,6 +45,50 @@ function expectPairedAsCloud(sim: Simulator, n: TestNode): void {
   const cloud = ourEnis(sim).flatMap((e) => e.ipv6s.map((v6) => [v6, e.id] as const));
   expect(paired.sort()).toEqual(cloud.sort());
 }
+
+describe("the cloud client's IPv6 and reservation calls against the simulator", () => {
+  it("assigns IPv6 addresses with a ClientToken (the same answer again), describes and unassigns them; an address already gone counts as done", async () => {
+    const sim = await h.sim(IPV6_WORLD);
+    const cloud = h.client(sim);
+    const eni = await cloud.createNetworkInterface({
+      vSwitchId: VSW,
+      securityGroupIds: ["sg-sim"],
+      tags: {},
+      secondaryIpCount: 2,
+    });
+    const got = await cloud.assignIpv6Addresses({ eniId: eni.eniId, count: 3, clientToken: "tok-v6" });
+    expect(got).toHaveLength(3);
+    for (const v6 of got) expect(v6).toMatch(/^fd00:20:0:1:[0-9a-f:]+$/);
+    expect(await cloud.assignIpv6Addresses({ eniId: eni.eniId, count: 3, clientToken: "tok-v6" })).toEqual(
+      got,
+    );
+    const [described] = await cloud.describeNetworkInterfaces({ eniIds: [eni.eniId] });
+    expect(described?.ipv6s.sort()).toEqual([...got].sort());
+    await cloud.unassignIpv6Addresses(eni.eniId, [got[0]!]);
+    await cloud.unassignIpv6Addresses(eni.eniId, [got[0]!, got[1]!]); // got[0] is gone already
+    expect(sim.state.enis.get(eni.eniId)?.ipv6s).toEqual([got[2]]);
+    await expect(cloud.unassignIpv6Addresses(eni.eniId, ["FD00::1"])).rejects.toThrow(/IPv6 address/);
+    await expect(cloud.assignIpv6Addresses({ eniId: eni.eniId, count: 11 })).rejects.toThrow(/count/);
+    await cloud.deleteNetworkInterface(eni.eniId).catch(() => {});
+  });
+
+  it("lists a vSwitch's reserved blocks with the prefixes each can still give", async () => {
+    const sim = await h.sim(IPV6_WORLD);
+    const cloud = h.client(sim);
+    expect(await cloud.listVSwitchCidrReservations(VSW, "IPv4")).toEqual([]);
+    await reservePrefixes(sim, ["10.0.1.64/26"]);
+    const [block] = await cloud.listVSwitchCidrReservations(VSW, "IPv4");
+    expect(block).toMatchObject({
+      vSwitchId: VSW,
+      cidr: "10.0.1.64/26",
+      ipVersion: "IPv4",
+      status: "Assigned",
+      assignedCidrCount: 0,
+      availableCidrCount: 4,
+    });
+    expect(await cloud.listVSwitchCidrReservations(VSW, "IPv6")).toEqual([]);
+  });
+});
 
 describe("dual stack against the simulator", () => {
   it("every allocation gets an IPv6 of its IPv4's ENI; released and shrunk, each IPv6 goes back with its IPv4", async () => {

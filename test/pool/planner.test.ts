@@ -298,6 +298,42 @@ describe("planner in prefix mode", () => {
       out: [],
     },
     {
+      name: "known free prefixes choose the vSwitch: not one whose reserved blocks are used up, however many addresses it has",
+      in: pin({
+        vSwitches: [
+          { vSwitchId: "vsw-a", available: 100, prefixes: 3 },
+          { vSwitchId: "vsw-b", available: 200, prefixes: 0 },
+        ],
+      }),
+      out: [{ kind: "create", vSwitchId: "vsw-a", ipCount: 1, prefixCount: 1 }],
+    },
+    {
+      name: "a new ENI takes no more prefixes than its vSwitch's blocks can give; the next ENI goes to another",
+      in: pin({
+        waiting: 60,
+        vSwitches: [
+          { vSwitchId: "vsw-a", available: 100, prefixes: 2 },
+          { vSwitchId: "vsw-b", available: 200, prefixes: 1 },
+        ],
+      }),
+      out: [
+        { kind: "create", vSwitchId: "vsw-a", ipCount: 1, prefixCount: 2 },
+        { kind: "create", vSwitchId: "vsw-b", ipCount: 1, prefixCount: 1 },
+      ],
+    },
+    {
+      name: "no prefix asked of a ready ENI whose vSwitch's blocks are used up: a new ENI in a vSwitch with some",
+      in: pin({
+        enis: [pfxEni("e1", "a", ["a16"], { vSwitchId: "vsw-b" })],
+        waiting: 5,
+        vSwitches: [
+          { vSwitchId: "vsw-a", available: 100, prefixes: 4 },
+          { vSwitchId: "vsw-b", available: 200, prefixes: 0 },
+        ],
+      }),
+      out: [{ kind: "create", vSwitchId: "vsw-a", ipCount: 1, prefixCount: 1 }],
+    },
+    {
       name: "gives back a whole prefix whose 16 addresses are idle and aged, not one in use",
       in: pin({ now: T0 + 6 * MIN, targets: zero, enis: [pfxEni("e1", "a", ["a1i15", "i16"])] }),
       out: [{ kind: "unassignPrefixes", eniId: "e1", prefixes: ["e1/p1"] }],

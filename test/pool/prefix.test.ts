@@ -30,6 +30,8 @@ import {
   type TestNode,
   VSW,
   waitFor,
+  worldJson,
+  ZONE,
 } from "./helpers.js";
 
 const h = harness();
@@ -154,23 +156,74 @@ describe("prefix mode against the simulator", () => {
     expect(node.pool.allocations()).toHaveLength(16);
   });
 
-  it("a vSwitch without a prefix reservation: a clear error with the cloud's code and the vSwitch, nothing created or leaked", async () => {
+  it("chooses the vSwitch whose reserved blocks have free prefixes over a larger one without any", async () => {
+    const BIG = "vsw-big";
+    const sim = await h.sim({
+      vSwitches: [
+        ...(worldJson().vSwitches as object[]),
+        { vSwitchId: BIG, zoneId: ZONE, cidr: "10.0.16.0/20" },
+      ],
+    });
+    await reservePrefixes(sim, RESERVED);
+    const node = await h.node(sim, {
+      vSwitchIds: [BIG, VSW],
+      targets: { mode: "prefix", minIdle: 2, maxIdle: 8 },
+    });
+    await waitFor("the warm pool", () => settled(node)() && node.pool.summary().idle >= 2);
+    const stats = await simStats(sim);
+    // Without the listing the larger vSwitch went first and answered InvalidVSwitchId.IpNotEnough.
+    expect(errorTotal(stats)).toBe(0);
+    expect(calls(stats, "ListVSwitchCidrReservations")).toBeGreaterThanOrEqual(2);
+    expect(ourEnis(sim).map((e) => e.vSwitchId)).toEqual([VSW]);
+    // The other one is blocked (its blocks have no free prefix), as a refused call would have blocked it.
+    expect(Object.keys(node.pool.summary().blockedVSwitches)).toEqual([BIG]);
+  });
+
+  it("a vSwitch without a prefix reservation: not tried at all, a clear error naming it, blocked until its blocks have free prefixes", async () => {
     const sim = await h.sim();
     const node = await h.node(sim, { targets: { mode: "prefix", minIdle: 2, allocateTimeoutMs: 1500 } });
     const err = await node.pool.allocate(req(1)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TryAgainError);
     expect((err as Error).message).toMatch(new RegExp(`vSwitch ${VSW} has no free IPv4 prefixes`));
     const told = node.logs.find((l) => l.msg.includes("has no free IPv4 prefix"));
-    expect(told).toMatchObject({ level: "warn", code: "InvalidVSwitchId.IpNotEnough" });
-    expect(told?.msg).toContain(VSW);
+    expect(told).toMatchObject({ level: "warn", vSwitchId: VSW });
+    expect(told?.msg).toContain("VSwitchCidrReservation");
     expect(node.pool.summary().blockedVSwitches[VSW]).toBeGreaterThan(Date.now());
-    const stats = await simStats(sim);
-    expect(calls(stats, "CreateNetworkInterface")).toBe(1); // blocked after the first refusal
+    // ListVSwitchCidrReservations said it: no Create was sent to fail.
+    expect(calls(await simStats(sim), "CreateNetworkInterface")).toBe(0);
     expect(ourEnis(sim)).toEqual([]);
     expect(node.pool.summary().intents).toBe(0);
-    // A resync does not lift the block in prefix mode: free single addresses say nothing of prefixes.
+    // Free single addresses say nothing of prefixes: a resync keeps the block...
     await node.resync();
     expect(node.pool.summary().blockedVSwitches[VSW]).toBeGreaterThan(Date.now());
+    // ...until the operator reserves blocks: the next resync sees free prefixes and the pool serves.
+    await reservePrefixes(sim, RESERVED);
+    await node.resync();
+    expect(node.pool.summary().blockedVSwitches[VSW] ?? 0).toBeLessThanOrEqual(Date.now());
+    const a = await node.pool.allocate(req(2));
+    expect(
+      ourEnis(sim)
+        .flatMap((e) => e.ipv4Prefixes)
+        .some((p) => inPrefix(a.ip, p)),
+    ).toBe(true);
+  });
+
+  it("without ListVSwitchCidrReservations (a RAM policy that lacks it): the first refusal blocks the vSwitch, with the cloud's code", async () => {
+    const sim = await h.sim({
+      faults: { actions: { ListVSwitchCidrReservations: { code: "Forbidden.RAM", rate: 1 } } },
+    });
+    const node = await h.node(sim, { targets: { mode: "prefix", minIdle: 2, allocateTimeoutMs: 1500 } });
+    const err = await node.pool.allocate(req(1)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TryAgainError);
+    expect((err as Error).message).toMatch(new RegExp(`vSwitch ${VSW} has no free IPv4 prefixes`));
+    expect(
+      node.logs.find((l) => l.msg.includes("cannot list the vSwitches' reserved CIDR blocks")),
+    ).toBeDefined();
+    const told = node.logs.find((l) => l.msg.includes("has no free IPv4 prefix"));
+    expect(told).toMatchObject({ level: "warn", code: "InvalidVSwitchId.IpNotEnough" });
+    expect(calls(await simStats(sim), "CreateNetworkInterface")).toBe(1); // blocked after the first refusal
+    expect(ourEnis(sim)).toEqual([]);
+    expect(node.pool.summary().intents).toBe(0);
   });
 
   it("resync: a prefix the cloud has and the store lacks is adopted idle; one the cloud lost is dropped with its pods reported", async () => {
