@@ -3,8 +3,9 @@
 // allocations (read a snapshot, plan with repair.ts, apply). Everything
 // happens in one node namespace (node.netns).
 
-import { createIpSession, writeProcSys } from "../../lib/ip.js";
+import { createIpSession, type IpSession, writeProcSys } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
+import { without } from "../../lib/object.js";
 import { bringUpEni, type EniDevice } from "./eni.js";
 import { eniDevice, eniProblems, readNodeState } from "./kernel.js";
 import { podSideVia, startNetlinkHelper } from "./netlink.js";
@@ -90,16 +91,30 @@ export function createDatapath(opts: DatapathOptions): Datapath {
   const devices = new Map<string, EniDevice & { gateway6?: string }>();
   // One long-lived `ip -batch` for the node namespace: no process start on the ADD/DEL path.
   const session = createIpSession(ns);
-  const session6 = opts.ipv6 ? createIpSession(ns, { ipv6: true }) : null;
+  const ipv6 = opts.ipv6 === true;
+  // The IPv6 session: at once in dual stack; on an IPv4 node only if a pod wired when the node
+  // was dual stack goes (its IPv6 routing is taken off all the same).
+  let session6: IpSession | null = ipv6 ? createIpSession(ns, { ipv6: true }) : null;
   const nodeBatch = (lines: string[], force = false): Promise<void> => session.batch(lines, force);
   const batches: NodeBatches = {
     v4: nodeBatch,
     v6: (lines, force = false) => {
-      if (!session6) throw new Error("IPv6 wiring on a node whose ipStack is ipv4");
+      session6 ??= createIpSession(ns, { ipv6: true });
       return session6.batch(lines, force);
     },
   };
-  const ipv6 = opts.ipv6 === true;
+  /**
+   * What this node wires of a pod or an ENI: all of it in dual stack; on an
+   * IPv4 node its IPv4 alone (a pod that got an IPv6 while the node was dual
+   * stack keeps working over IPv4, and CHECK and repair judge IPv4 only).
+   */
+  const eniOf = (e: EniRef): EniRef => (ipv6 || e.gateway6 === undefined ? e : without(e, "gateway6"));
+  const stackOf = <T extends { ip6?: string; eni: EniRef }>(x: T): T => {
+    if (ipv6) return x;
+    const copy: T = { ...x, eni: eniOf(x.eni) };
+    delete copy.ip6;
+    return copy;
+  };
   const helper = opts.netlinkHelper ? startNetlinkHelper(opts.netlinkHelper, log) : null;
   const podSide: PodSide = helper ? podSideVia(helper, ipPodSide) : ipPodSide;
   let initialized: Promise<void> | null = null;
@@ -183,7 +198,8 @@ export function createDatapath(opts: DatapathOptions): Datapath {
    */
   const removing = new Map<string, Promise<void>>();
 
-  const add: Datapath["add"] = (spec) => {
+  const add: Datapath["add"] = (given) => {
+    const spec = stackOf(given);
     const host = wiringOf(spec.containerId, spec.ifname).hostIfname;
     return guarded([host, spec.ip, ...(spec.ip6 ? [spec.ip6] : [])], async () => {
       await removing.get(host);
@@ -192,8 +208,6 @@ export function createDatapath(opts: DatapathOptions): Datapath {
   };
 
   const addUnguarded: Datapath["add"] = async (spec) => {
-    if (spec.ip6 !== undefined && !ipv6)
-      throw new Error("an IPv6 address for a pod on a node whose ipStack is ipv4");
     if (spec.ip6 !== undefined && !spec.eni.gateway6)
       throw new Error(`ENI ${spec.eni.eniId} has no IPv6 gateway (its vSwitch has no IPv6 CIDR?)`);
     let dev = await ensureEni(spec.eni);
@@ -215,7 +229,7 @@ export function createDatapath(opts: DatapathOptions): Datapath {
     const host = wiringOf(containerId, ifname).hostIfname;
     // Routing goes at once; the veth (slow to delete, and gone anyway with the pod's namespace)
     // goes right after, off the DEL path. A re-ADD of the same attachment waits for it (`removing`).
-    await unroute({ ip, ip6: session6 ? ip6 : null }, batches);
+    await unroute({ ip, ip6 }, batches);
     const removal = removeNodeSide(ns, host, { ip: null, ip6: null }, batches)
       .catch((e: unknown) => log.warn("host veth removal failed", { host, error: String(e) }))
       .finally(() => {
@@ -225,7 +239,8 @@ export function createDatapath(opts: DatapathOptions): Datapath {
   };
 
   // From the kernel alone, never from what this process has set up: right after a restart too.
-  const check: Datapath["check"] = async (spec) => {
+  const check: Datapath["check"] = async (given) => {
+    const spec = stackOf(given);
     const state = await readNodeState(ns, ipv6);
     const table = eniDevice(state.links, spec.eni.mac)?.table ?? -1;
     return [...eniProblems(state, spec.eni), ...(await checkPod(state, { ...spec, table, mtu: opts.mtu }))];
@@ -236,18 +251,18 @@ export function createDatapath(opts: DatapathOptions): Datapath {
     const state = await readNodeState(ns, ipv6);
     const plan = planRepair({
       state,
-      enis,
+      enis: enis.map(eniOf),
       known: new Set(devices.keys()),
-      attachments: attachments(), // only now: anything wired before the read was allocated before it
+      attachments: attachments().map(stackOf), // only now: anything wired before the read was allocated before it
       busy: new Set([...inflight, ...touched]),
     });
     for (const id of plan.forget) devices.delete(id);
     await bringUp(plan.bringUp);
     await nodeBatch(plan.remove, true);
     await nodeBatch(plan.restore, true);
-    if (session6) {
-      await session6.batch(plan.remove6, true);
-      await session6.batch(plan.restore6, true);
+    if (ipv6) {
+      await batches.v6(plan.remove6, true);
+      await batches.v6(plan.restore6, true);
     }
     const r = plan.report;
     if (r.restored.length || r.removed.length || r.enisBroughtUp.length)

@@ -71,7 +71,12 @@ export function planRepair(input: RepairInput): RepairPlan {
 
   // ENIs: each one whose device exists gets its state back.
   const enis = new Map(input.enis.map((e) => [e.eniId, e]));
-  for (const a of input.attachments) enis.set(a.eni.eniId, a.eni);
+  // An attachment's ENI may say less than the pool's (an IPv4 pod's: no IPv6 gateway): keep what either says.
+  for (const a of input.attachments) {
+    const known = enis.get(a.eni.eniId);
+    const gateway6 = known?.gateway6 ?? a.eni.gateway6;
+    enis.set(a.eni.eniId, { ...a.eni, ...(gateway6 ? { gateway6 } : {}) });
+  }
   for (const e of enis.values()) {
     if (!eniDevice(state.links, e.mac)) {
       plan.forget.push(e.eniId); // not attached yet, or gone: nothing to bring up

@@ -166,13 +166,28 @@ describe("node datapath, dual stack", () => {
     expect(await dp.check(pod)).toEqual([]);
   });
 
-  it("DEL leaves none of the pod's IPv6 pieces on the node", async () => {
-    await dp.del(pod.containerId, pod.ifname, POD_IP, POD_IP6);
+  it("a node back on IPv4 judges IPv4 alone: an ENI with an IPv6 gateway and a pod with an IPv6 pass its CHECK and repair", async () => {
+    const v4 = createDatapath({ nodeNetns: nsPath(NODE), mtu: 1500, log: silentLogger });
+    try {
+      const report = await v4.repair(() => [pod], [pod.eni]);
+      expect(report.enisBroughtUp).toEqual([]);
+      expect(report.restored).toEqual([]);
+      expect(report.removed).toEqual([]);
+      expect(await v4.check(pod)).toEqual([]);
+    } finally {
+      v4.close();
+    }
+  });
+
+  it("DEL leaves none of the pod's IPv6 pieces on the node, even once the node is back on IPv4", async () => {
+    const v4 = createDatapath({ nodeNetns: nsPath(NODE), mtu: 1500, log: silentLogger });
+    await v4.del(pod.containerId, pod.ifname, POD_IP, POD_IP6);
     await new Promise((r) => setTimeout(r, 300)); // the veth goes right after the DEL's answer
     const rules = json<{ priority: number; src?: string; dst?: string }[]>(NODE, "-6", "rule", "show");
     expect(rules.filter((r) => r.src === POD_IP6 || r.dst === POD_IP6)).toEqual([]);
     expect(json<{ dst: string }[]>(NODE, "-6", "route", "show").filter((r) => r.dst === POD_IP6)).toEqual([]);
     expect(json<{ dst: string }[]>(NODE, "-6", "neigh", "show").filter((r) => r.dst === POD_IP6)).toEqual([]);
     expect(json<{ ifname: string }[]>(NODE, "link", "show").map((l) => l.ifname)).toEqual(["lo", "eth1"]);
+    v4.close();
   });
 });

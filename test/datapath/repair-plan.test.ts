@@ -211,4 +211,23 @@ describe("planRepair", () => {
     const p = plan({ enis: [], known: new Set() });
     expect(p.bringUp).toEqual([ENI]);
   });
+
+  it("dual stack: an ENI whose table lacks the IPv6 default route is brought up, whatever the order of its IPv4-only and dual-stack pods", () => {
+    const ENI6: EniRef = { ...ENI, gateway6: "fd00:10:0:1:ffff:ffff:ffff:fff7" };
+    const dual: Attachment = {
+      containerId: "ctr2",
+      ifname: "eth0",
+      ip: "10.0.1.6",
+      ip6: "fd00:10:0:1::6",
+      eni: ENI6,
+    };
+    for (const attachments of [
+      [dual, POD],
+      [POD, dual],
+    ]) {
+      const p = plan({ enis: [], attachments });
+      expect(p.bringUp).toEqual([ENI6]);
+      expect(p.report.enisBroughtUp).toEqual([ENI.eniId]);
+    }
+  });
 });
