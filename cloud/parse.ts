@@ -226,5 +226,6 @@ export function parseVSwitch(w: unknown): VSwitch {
     cidrBlock: requiredStr(w, "CidrBlock", what),
     availableIpAddressCount: num(w, "AvailableIpAddressCount", what),
     status: str(w, "Status") === "Pending" ? "Pending" : "Available",
+    ipv6CidrBlock: str(w, "Ipv6CidrBlock"),
   };
 }

@@ -102,6 +102,8 @@ export interface VSwitch {
   cidrBlock: string;
   availableIpAddressCount: number;
   status: "Available" | "Pending";
+  /** Its IPv6 /64; "" when IPv6 is not enabled on it. */
+  ipv6CidrBlock: string;
 }
 
 // ---- wire shapes -------------------------------------------------------------

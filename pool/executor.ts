@@ -158,10 +158,13 @@ function assignCall({ deps, ds, setbacks }: CallContext, intent: IntentOf<"assig
 function unassignCall({ deps }: CallContext, intent: IntentOf<"unassign">): IntentCall<readonly string[]> {
   const prefixes = intent.prefixes ?? [];
   const ipv6s = intent.ipv6s ?? [];
+  // The IPv6 addresses are gone, or may be (their call was sent and its answer is not definite).
+  let ipv6Sent = false;
   let ipv6Gone = false;
   return {
     intent,
     call: async () => {
+      ipv6Sent = true;
       if (ipv6s.length > 0) await deps.cloud.unassignIpv6Addresses(intent.eniId, [...ipv6s]);
       ipv6Gone = true;
       if (prefixes.length > 0) await deps.cloud.unassignIpv4Prefixes(intent.eniId, [...prefixes]);
@@ -170,8 +173,9 @@ function unassignCall({ deps }: CallContext, intent: IntentOf<"unassign">): Inte
       return prefixes.length > 0 ? prefixes : intent.ips;
     },
     done: (tx) => tx.forget(intent.ips),
-    failed: async () => (tx) => {
-      if (ipv6Gone) tx.unpairIpv6(ipv6s);
+    failed: async (err) => (tx) => {
+      // An IPv4 goes back without an IPv6 that may be gone; the pool pairs it anew.
+      if (ipv6Gone || (ipv6Sent && !isDefinite(err))) tx.unpairIpv6(ipv6s);
       tx.giveBack(intent.ips);
     },
   };

@@ -78,6 +78,7 @@ function planInputOf(deps: PlanLoopDeps, inFlight: InFlight, backoff: EniBackoff
   const enis: EniView[] = ds.enis().map((e) => {
     const pending = inFlight.pending(e.eniId);
     return {
+      ...(e.gateway6 ? { ipv6: true } : {}),
       eniId: e.eniId,
       vSwitchId: e.vSwitchId,
       phase: e.phase,

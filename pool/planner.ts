@@ -43,6 +43,8 @@ export interface EniView {
   pendingPrefixes: number;
   /** A cloud call on this ENI is in flight; one at a time per ENI. */
   busy: boolean;
+  /** Dual stack: the ENI's IPv6 gateway is known (its vSwitch has IPv6): its IPv4s can get partners. */
+  ipv6?: boolean;
 }
 
 export interface PlanInput {
@@ -60,6 +62,8 @@ export interface PlanInput {
     maxSecondaryEnis: number;
     /** eniPrivateIpAddressQuantity: slots per ENI including its primary IP (a prefix takes one). */
     ipsPerEni: number;
+    /** Dual stack: EniIpv6AddressQuantity, the IPv6 addresses an ENI may carry. */
+    ipv6PerEni?: number;
   };
   targets: {
     minIdle: number;
@@ -106,15 +110,27 @@ const pendingOf = (e: EniView): number => e.pendingIps + e.pendingPrefixes * IPV
 const unpairedOf = (e: EniView): IpView[] =>
   e.ips.filter((i) => i.prefix === undefined && !i.paired && (i.phase === "idle" || i.phase === "cooling"));
 
+/**
+ * Dual stack: how many of the ENI's unpaired IPv4s can still get an IPv6:
+ * none on an ENI without IPv6, at most what its IPv6 quota leaves. The
+ * others (and a prefix's addresses) never serve a dual-stack pod: they count
+ * neither as idle nor as pending, so the pool grows past them.
+ */
+function pairable(input: PlanInput, e: EniView): number {
+  if (!e.ipv6) return 0;
+  const paired = e.ips.filter((i) => i.paired).length;
+  const room = Math.max(0, (input.limits.ipv6PerEni ?? Number.POSITIVE_INFINITY) - paired);
+  return Math.min(unpairedOf(e).length, room);
+}
+
 export function summarize(input: PlanInput): PlanSummary {
   let idle = 0;
   let pending = 0;
   for (const e of input.enis) {
     pending += pendingOf(e);
     if (e.phase === "ready") {
-      const usable = e.ips.filter((i) => i.phase === "idle" && (!input.dual || i.paired)).length;
-      idle += usable;
-      if (input.dual) pending += e.ips.filter((i) => i.phase === "idle").length - usable;
+      idle += e.ips.filter((i) => i.phase === "idle" && (!input.dual || i.paired)).length;
+      if (input.dual) pending += pairable(input, e);
     } else if (e.phase !== "deleting") pending += e.ips.length;
   }
   const wanted = input.targets.minIdle + input.waiting;
@@ -152,7 +168,7 @@ function pairing(input: PlanInput): Extract<PlanAction, { kind: "assignIpv6" }>[
   const perCall = Math.min(input.targets.maxIpsPerCall, MAX_IPV6_PER_CALL);
   return input.enis
     .filter((e) => e.phase === "ready" && !e.busy)
-    .map((e) => ({ e, count: Math.min(unpairedOf(e).length, perCall) }))
+    .map((e) => ({ e, count: Math.min(pairable(input, e), perCall) }))
     .filter((x) => x.count > 0)
     .map(({ e, count }) => ({ kind: "assignIpv6" as const, eniId: e.eniId, count }));
 }
@@ -171,7 +187,9 @@ function grow(input: PlanInput, deficit: number): PlanAction[] {
         e.phase === "ready" &&
         !e.busy &&
         !isBlocked(input, e.vSwitchId) &&
-        !(prefixes && noPrefixes.has(e.vSwitchId)),
+        !(prefixes && noPrefixes.has(e.vSwitchId)) &&
+        // Dual stack: an IPv4 on an ENI without IPv6 would never serve.
+        !(input.dual && !e.ipv6),
     )
     .map((e) => ({ e, free: input.limits.ipsPerEni - slotsUsed(e) }))
     .filter((x) => x.free > 0)

@@ -36,6 +36,8 @@ export interface ReconcileDeps {
   leakGraceMs: number;
   /** Intents older than this that nobody runs are resumed by a periodic resync. */
   staleIntentMs: number;
+  /** Dual stack: every ready ENI without an IPv6 gateway has it read from the metadata. */
+  ipv6?: boolean;
 }
 
 export interface ReconcileReport {
@@ -63,7 +65,7 @@ interface CloudView {
   attached: Eni[];
   /** Gateway and CIDR of the attached ENIs the store does not know. */
   netOf: Map<string, EniNet>;
-  /** The IPv6 gateway of ready ENIs the store has none for while the cloud gives them IPv6 addresses. */
+  /** The IPv6 gateway of ready ENIs the store has none for (dual stack, or the cloud gives them IPv6 addresses). */
   gateway6Of: Map<string, string>;
   untouched(eniId: string): boolean;
 }
@@ -145,7 +147,7 @@ async function readCloud(deps: ReconcileDeps): Promise<CloudView> {
     if (e.status !== "InUse" || !macs.has(e.macAddress) || !untouched(e.eniId)) continue;
     const known = ds.eni(e.eniId);
     if (!known) netOf.set(e.eniId, netOfMeta(await deps.metadata.eni(e.macAddress)));
-    else if (known.phase === "ready" && !known.gateway6 && e.ipv6s.length > 0) {
+    else if (known.phase === "ready" && !known.gateway6 && (deps.ipv6 || e.ipv6s.length > 0)) {
       const gw6 = (await deps.metadata.eni(e.macAddress)).ipv6Gateway;
       if (gw6) gateway6Of.set(e.eniId, gw6);
     }

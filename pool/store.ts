@@ -18,10 +18,16 @@ import type { EniPhase, IpPhase } from "./planner.js";
  * it is; a store is written as format 3 only while it holds any of them, so
  * an older eniway refuses it then (it would take a prefix's addresses for
  * single IPs the cloud lacks, and drop their pods) and reads it otherwise.
+ * 4: dual stack's IPv6 pairs (`StoredIp.ipv6`, `Owner.ipv6`, `StoredEni.gateway6`)
+ * and intents about IPv6 (an assign with unit ipv6, an unassign's ipv6s);
+ * written only while it holds any of them, so an eniway before dual stack
+ * refuses it then (it would resume an IPv6 assign as an IPv4 one, and never
+ * give its pods' IPv6 back).
  */
-export const STORE_FORMAT = 3;
+export const STORE_FORMAT = 4;
+export const STORE_PREFIX_FORMAT = 3;
 export const STORE_BASE_FORMAT = 2;
-const READABLE_FORMATS = [1, STORE_BASE_FORMAT, STORE_FORMAT];
+const READABLE_FORMATS = [1, STORE_BASE_FORMAT, STORE_PREFIX_FORMAT, STORE_FORMAT];
 
 export interface PodRef {
   namespace: string;
@@ -188,8 +194,19 @@ function migrate(doc: StoreDoc): StoreDoc {
   return { ...doc, format: formatOf(doc) };
 }
 
-/** The format a document is written in: 3 while it holds a prefix's address or an intent about prefixes, else 2. */
+/**
+ * The format a document is written in: 4 while it holds an IPv6 pair or an
+ * intent about IPv6, else 3 while it holds a prefix's address or an intent
+ * about prefixes, else 2.
+ */
 export function formatOf(doc: StoreDoc): number {
+  const ipv6Intent = (i: Intent): boolean =>
+    (i.kind === "assign" && i.unit === "ipv6") || (i.kind === "unassign" && (i.ipv6s?.length ?? 0) > 0);
+  const usesIpv6 =
+    Object.values(doc.ips ?? {}).some((r) => r.ipv6 !== undefined || r.owner?.ipv6 !== undefined) ||
+    Object.values(doc.enis ?? {}).some((e) => e.gateway6 !== undefined) ||
+    Object.values(doc.intents ?? {}).some(ipv6Intent);
+  if (usesIpv6) return STORE_FORMAT;
   const prefixIntent = (i: Intent): boolean =>
     (i.kind === "create" && (i.prefixCount ?? 0) > 0) ||
     (i.kind === "assign" && i.unit === "prefixes") ||
@@ -197,7 +214,7 @@ export function formatOf(doc: StoreDoc): number {
   const usesPrefixes =
     Object.values(doc.ips ?? {}).some((r) => r.prefix !== undefined) ||
     Object.values(doc.intents ?? {}).some(prefixIntent);
-  return usesPrefixes ? STORE_FORMAT : STORE_BASE_FORMAT;
+  return usesPrefixes ? STORE_PREFIX_FORMAT : STORE_BASE_FORMAT;
 }
 
 /** Is another process with this pid alive? (Our own pid counts as a dead writer's.) */

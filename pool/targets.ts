@@ -15,6 +15,8 @@ export interface PoolLimits {
   ipsPerEni: number;
   /** The instance type's vCPUs (CpuCoreCount), which cap its pods; unknown: 0. */
   cpuCount?: number;
+  /** Dual stack: EniIpv6AddressQuantity, the IPv6 addresses an ENI may carry. */
+  ipv6PerEni?: number;
 }
 
 export interface PoolTargets {

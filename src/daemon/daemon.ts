@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
-import { createCloudApi } from "../../cloud/api.js";
+import { type CloudApi, createCloudApi } from "../../cloud/api.js";
 import {
   type CredentialsProvider,
   jsonFileCredentialsProvider,
@@ -150,12 +150,24 @@ async function discover(
           ? Math.min(type.eniPrivateIpAddressQuantity, type.eniIpv6AddressQuantity)
           : type.eniPrivateIpAddressQuantity,
       cpuCount: type.cpuCoreCount,
+      ...(config.ipStack === "dual" ? { ipv6PerEni: type.eniIpv6AddressQuantity } : {}),
     };
+    if (config.ipStack === "dual") await requireIpv6VSwitches(cloud, vSwitchIds);
     return { instanceId, cloud, limits, vSwitchIds, securityGroupIds };
   } catch (e) {
     await cloud.close();
     throw e;
   }
+}
+
+/** Dual stack: every vSwitch the pool creates ENIs in must have an IPv6 CIDR block, or its pods get no IPv6. */
+async function requireIpv6VSwitches(cloud: CloudApi, vSwitchIds: string[]): Promise<void> {
+  const found = await cloud.describeVSwitches({ vSwitchIds });
+  const without = vSwitchIds.filter((id) => !found.find((v) => v.vSwitchId === id)?.ipv6CidrBlock);
+  if (without.length > 0)
+    throw new Error(
+      `ipStack dual: vSwitch ${without.join(", ")} has no IPv6 CIDR block (enable IPv6 on it, or set eni.vSwitchIds to vSwitches that have one)`,
+    );
 }
 
 /** The node's settings from the daemon's configuration. */

@@ -186,6 +186,7 @@ export async function createNode(spec: NodeSpec): Promise<Node> {
     ownTags: own,
     leakGraceMs: spec.leakGraceMs,
     staleIntentMs: spec.staleIntentMs,
+    ipv6: spec.targets.ipStack === "dual",
   };
 
   let ready = false;

@@ -15,7 +15,7 @@ import {
   type Owner,
   openStore,
   STORE_BASE_FORMAT,
-  STORE_FORMAT,
+  STORE_PREFIX_FORMAT,
   type Store,
   type StoreDoc,
 } from "../../pool/store.js";
@@ -251,7 +251,7 @@ describe("prefix transitions", () => {
     expect(await f.ds.write((tx) => tx.addIdlePrefixes(ENI.eniId, [P1]))).toEqual([]);
     expect(f.ds.generation(ENI.eniId)).toBe(gen);
     const disk = await f.reopen();
-    expect(disk.format).toBe(STORE_FORMAT);
+    expect(disk.format).toBe(STORE_PREFIX_FORMAT);
     for (const ip of addressesOf(P1))
       expect(disk.ips[ip]).toMatchObject({
         eniId: ENI.eniId,

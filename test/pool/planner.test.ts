@@ -419,3 +419,48 @@ describe("planner in ip mode with what prefix mode left", () => {
     });
   }
 });
+
+describe("planner in dual stack", () => {
+  const din = (over: Partial<PlanInput> = {}): PlanInput =>
+    input({ dual: true, limits: { maxSecondaryEnis: 2, ipsPerEni: 6, ipv6PerEni: 6 }, ...over });
+  /** An ENI with IPv6 whose IPv4s (spec as in `ips`) are paired where `paired` says "p". */
+  const dualEni = (id: string, spec: string, paired: string, extra: Partial<EniView> = {}): EniView => {
+    const e = eni(id, spec, { ipv6: true, ...extra });
+    e.ips = e.ips.map((ip, n) => (paired[n] === "p" ? { ...ip, paired: true } : ip));
+    return e;
+  };
+  const cases: { name: string; in: PlanInput; out: ReturnType<typeof plan> }[] = [
+    {
+      name: "IPv4s without a partner get IPv6 first; they count as pending, so nothing else is asked",
+      in: din({ enis: [dualEni("e1", "iiii", "----")] }),
+      out: [{ kind: "assignIpv6", eniId: "e1", count: 4 }],
+    },
+    {
+      name: "paired idle IPv4s serve: nothing to do",
+      in: din({ enis: [dualEni("e1", "ii", "pp")] }),
+      out: [],
+    },
+    {
+      name: "at most what the ENI's IPv6 quota leaves; the IPv4s beyond it never serve, so the pool grows past them",
+      in: din({
+        limits: { maxSecondaryEnis: 2, ipsPerEni: 6, ipv6PerEni: 2 },
+        enis: [dualEni("e1", "aiii", "p---")],
+      }),
+      out: [
+        { kind: "assignIpv6", eniId: "e1", count: 1 },
+        { kind: "create", vSwitchId: "vsw-b", ipCount: 6 },
+      ],
+    },
+    {
+      name: "an ENI without IPv6 pairs nothing and gets no IPv4 more: a new ENI instead",
+      in: din({ enis: [eni("e1", "ai")], waiting: 1 }),
+      out: [{ kind: "create", vSwitchId: "vsw-b", ipCount: 6 }],
+    },
+    {
+      name: "a pod's IPv4 keeps what it has: an assigned IPv4 without a partner gets none",
+      in: din({ enis: [dualEni("e1", "aaii", "--pp")] }),
+      out: [],
+    },
+  ];
+  for (const c of cases) it(c.name, () => expect(plan(c.in)).toEqual(c.out));
+});

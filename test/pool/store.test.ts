@@ -8,7 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { writeDurably } from "../../lib/durable.js";
-import { openStore, STORE_BASE_FORMAT, STORE_FORMAT, type StoreDoc, StoreError } from "../../pool/store.js";
+import {
+  openStore,
+  STORE_BASE_FORMAT,
+  STORE_FORMAT,
+  STORE_PREFIX_FORMAT,
+  type StoreDoc,
+  StoreError,
+} from "../../pool/store.js";
 
 /** Every rename the store makes (one per durable write), counted; the real rename runs. */
 const renames = vi.hoisted(() => [] as string[]);
@@ -262,7 +269,7 @@ describe("store", () => {
     await store.update((d) => {
       d.ips[prefixIp.ip] = prefixIp;
     });
-    expect((await readDoc(store.file)).format).toBe(STORE_FORMAT);
+    expect((await readDoc(store.file)).format).toBe(STORE_PREFIX_FORMAT);
     await store.update((d) => {
       delete d.ips[prefixIp.ip];
       d.intents.a = {
@@ -275,7 +282,7 @@ describe("store", () => {
         at: 1,
       };
     });
-    expect((await readDoc(store.file)).format).toBe(STORE_FORMAT);
+    expect((await readDoc(store.file)).format).toBe(STORE_PREFIX_FORMAT);
     await store.update((d) => {
       d.intents.a = { id: "a", kind: "assign", clientToken: "t", eniId: "eni-1", count: 1, at: 1 };
     });
@@ -286,8 +293,30 @@ describe("store", () => {
     await store.close();
     // A format 3 store opens as it is.
     const again = await openStore(dir, "i-a");
-    expect(again.data.format).toBe(STORE_FORMAT);
+    expect(again.data.format).toBe(STORE_PREFIX_FORMAT);
     expect(again.data.ips[prefixIp.ip]).toEqual(prefixIp);
+    // Dual stack's IPv6 pairs and IPv6 intents: format 4 while there are any.
+    await again.update((d) => {
+      d.ips["10.0.1.5"] = { ip: "10.0.1.5", eniId: "eni-1", phase: "idle", idleSince: 5, ipv6: "fd00::5" };
+    });
+    expect((await readDoc(again.file)).format).toBe(STORE_FORMAT);
+    await again.update((d) => {
+      delete d.ips["10.0.1.5"];
+      d.intents.b = {
+        id: "b",
+        kind: "assign",
+        clientToken: "t",
+        eniId: "eni-1",
+        count: 1,
+        unit: "ipv6",
+        at: 1,
+      };
+    });
+    expect((await readDoc(again.file)).format).toBe(STORE_FORMAT);
+    await again.update((d) => {
+      delete d.intents.b;
+    });
+    expect((await readDoc(again.file)).format).toBe(STORE_PREFIX_FORMAT);
     await again.close();
   });
 
