@@ -64,7 +64,7 @@ const byName = (name: string): Command => COMMANDS.find((c) => c.name === name)!
 function helpFlags(help: string): { name: string; takesValue: boolean }[] {
   const lines = help.slice(help.indexOf("\nflags:\n")).split("\n");
   return lines.flatMap((l) => {
-    const m = /^ {2}(?:-\w, )?--([a-z-]+)( [A-Z][^ ]*)? {2}/.exec(l);
+    const m = /^ {2}(?:-\w, )?--([a-z0-9-]+)( [A-Z][^ ]*)? {2}/.exec(l);
     return m ? [{ name: m[1]!, takesValue: m[2] !== undefined }] : [];
   });
 }
