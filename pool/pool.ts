@@ -95,7 +95,10 @@ export function createPool(deps: PoolDeps): Pool {
   const blockVSwitches: Pool["blockVSwitches"] = async (vSwitchIds, forMs) => {
     const blocked = ds.blockedVSwitches();
     const fresh = vSwitchIds.filter((id) => (blocked[id] ?? 0) <= deps.now());
-    if (fresh.length > 0) await ds.write((tx) => fresh.forEach((id) => tx.blockVSwitch(id, forMs)));
+    if (fresh.length > 0)
+      await ds.write((tx) => {
+        for (const id of fresh) tx.blockVSwitch(id, forMs);
+      });
     return fresh;
   };
 

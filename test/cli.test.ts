@@ -134,6 +134,7 @@ describe("eniway --help and --version", () => {
       ["sandbox", "up", "--dir", "/nonexistent", "--test-images"],
       "sandbox up: --test-images needs --cluster",
     ],
+    [["sandbox", "up", "--dir", "/nonexistent", "--dual-stack"], "sandbox up: --dual-stack needs --cluster"],
   ])("eniway %j stops with its message on stderr", (args, message) => {
     const r = eniway(...args);
     expect(r.code).toBe(1);

@@ -41,12 +41,16 @@ export const NODE_SYSCTLS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Dual stack adds IPv6 forwarding. (A node whose own interface takes its
- * IPv6 route from router advertisements needs accept_ra=2 there: forwarding
+ * Dual stack adds IPv6 forwarding, and no duplicate address detection on
+ * interfaces made from now on. (A node whose own interface takes its IPv6
+ * route from router advertisements needs accept_ra=2 there: forwarding
  * turns accepting them off.)
  */
 export const NODE_SYSCTLS_IPV6: Readonly<Record<string, string>> = {
   "net/ipv6/conf/all/forwarding": "1",
+  // ENIs attached later (and host veths) skip duplicate address detection: the VPC gives each
+  // address to one interface, and an ENI's link-local address must reach its gateway at once.
+  "net/ipv6/conf/default/accept_dad": "0",
 };
 
 /** The node settings for the IP stack. */

@@ -29,15 +29,12 @@ export async function bringUpEni(
   if (!found) throw new Error(`no device with MAC ${eni.mac} in the node namespace yet`);
   const { link, table } = found;
   // Replies to pods arrive on the ENI from anywhere; strict reverse-path filtering would drop them.
-  await writeProcSys(ns, {
-    [`net/ipv4/conf/${link.ifname}/rp_filter`]: "0",
-    ...(eni.gateway6
-      ? {
-          [`net/ipv6/conf/${link.ifname}/disable_ipv6`]: "0",
-          [`net/ipv6/conf/${link.ifname}/accept_dad`]: "0",
-        }
-      : {}),
-  });
+  await writeProcSys(ns, { [`net/ipv4/conf/${link.ifname}/rp_filter`]: "0" });
+  // No DAD, so its link-local address reaches the IPv6 gateway at once. A device attached after
+  // the node's settings (NODE_SYSCTLS_IPV6) has it already; in a container /proc/sys is
+  // read-only, and one attached before them goes through DAD once (a second or two) instead.
+  if (eni.gateway6)
+    await writeProcSys(ns, { [`net/ipv6/conf/${link.ifname}/accept_dad`]: "0" }).catch(() => {});
   await ipBatch(ns, [
     `link set dev ${link.ifname} mtu ${eni.mtu} up`,
     `route replace ${eni.gateway}/32 dev ${link.ifname} scope link table ${table}`,

@@ -136,6 +136,12 @@ export const COMMANDS: readonly Command[] = [
         needs: "cluster",
         description: "also the images Kubernetes' e2e suite runs, built by bash test/kubernetes.sh",
       },
+      "dual-stack": {
+        type: "boolean",
+        needs: "cluster",
+        description:
+          "IPv4 and IPv6 per pod: an IPv6 VPC, the IPv6DualStack gate, dual Service ranges, the daemon's ipStack=dual",
+      },
     },
     run: async (f) => (await import("./sandbox.js")).sandboxUpCommand(f),
   }),

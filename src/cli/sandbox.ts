@@ -14,6 +14,7 @@ export interface SandboxUpFlags {
   kubernetes: boolean;
   cluster: boolean;
   "test-images": boolean;
+  "dual-stack": boolean;
 }
 
 const logger = (): Logger => createLogger({ base: { component: "sandbox" } });
@@ -28,7 +29,7 @@ export async function sandboxUpCommand(f: SandboxUpFlags): Promise<number> {
   const log = logger();
   const common = { dir: f.dir, nodes, ...(f.world ? { worldFile: f.world } : {}), sets: f.set, log };
   const sb = f.cluster
-    ? await sandboxClusterUp({ ...common, testImages: f["test-images"] })
+    ? await sandboxClusterUp({ ...common, testImages: f["test-images"], dualStack: f["dual-stack"] })
     : await sandboxUp({ ...common, kubernetes: f.kubernetes });
   process.stdout.write(
     `sandbox up: ${f.dir}/sandbox.json (${sb.file.nodes.length} nodes); Ctrl-C removes it\n`,

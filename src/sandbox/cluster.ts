@@ -31,13 +31,13 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { exec } from "../../lib/exec.js";
-import { ipBatch, ipJson } from "../../lib/ip.js";
+import { ipBatch, ipJson, writeProcSys } from "../../lib/ip.js";
 import type { Logger } from "../../lib/log.js";
 import { cidrsOverlap, formatCidr, intToIp, ipToInt, isIpv4, NETNS_NAME, parseCidr } from "../../lib/net.js";
 import { endOf, findTool, hasExited, logTail, pidAlive, pidRunning, spawnLogged } from "../../lib/process.js";
 import { sleep } from "../../lib/time.js";
 import { PAUSE } from "../image/build.js";
-import { kubeBinDir, kubeconfigYaml } from "./controlplane.js";
+import { DUAL_STACK_GATE, kubeBinDir, kubeconfigYaml } from "./controlplane.js";
 import { CLUSTER_DNS_IP } from "./dns.js";
 import { StartFailed } from "./failure.js";
 
@@ -76,6 +76,8 @@ const TOOLS: Record<string, string> = {
   busybox: "busybox-static",
   named: "bind9",
 };
+/** What a dual-stack node needs besides: kube-proxy writes the IPv6 Services' rules with it. */
+const DUAL_STACK_TOOLS: Record<string, string> = { ip6tables: "iptables" };
 
 export interface ClusterNodeSpec {
   name: string;
@@ -116,7 +118,11 @@ export interface ClusterLinks {
    * The control plane reaches the VPC (the API server proxies to pods, as
    * in a cloud's managed cluster): the VPC's CIDR through the first node,
    * which sends it on from its primary IP (SNAT), so that the VPC's source
-   * check passes and every pod's reply comes back to it.
+   * check passes and every pod's reply comes back to it. IPv4 only, also in
+   * a dual-stack cluster: the API server reaches a pod at its status.podIP
+   * and a Service's endpoints in its Endpoints, both of the primary family
+   * (IPv4); no node has an IPv6 address of its own for a source the VPC
+   * would accept.
    */
   reachVpc(cidr: string): Promise<void>;
   remove(): Promise<void>;
@@ -146,14 +152,15 @@ async function checkVpcIsFree(cidr: string): Promise<void> {
   }
 }
 
-export function requireClusterTools(): void {
-  const missing = Object.entries(TOOLS).filter(([t]) => findTool(t) === null);
+export function requireClusterTools(dualStack = false): void {
+  const tools = { ...TOOLS, ...(dualStack ? DUAL_STACK_TOOLS : {}) };
+  const missing = Object.entries(tools).filter(([t]) => findTool(t) === null);
   for (const p of REFERENCE_PLUGINS)
     if (!existsSync(join(REFERENCE_DIR, p)))
       missing.push([join(REFERENCE_DIR, p), "containernetworking-plugins"]);
   if (missing.length > 0)
     throw new Error(
-      `sandbox --cluster: missing ${missing.map(([t]) => t).join(", ")}: apt-get install -y ${[...new Set(missing.map(([, p]) => p))].join(" ")} (bash test/setup.sh installs everything)`,
+      `sandbox --cluster${dualStack ? " --dual-stack" : ""}: missing ${missing.map(([t]) => t).join(", ")}: apt-get install -y ${[...new Set(missing.map(([, p]) => p))].join(" ")} (bash test/setup.sh installs everything)`,
     );
   kubeBinDir();
 }
@@ -368,6 +375,8 @@ export async function startNode(o: {
   server: string;
   adminToken: string;
   images: string;
+  /** The IPv6DualStack gate on the kubelet and kube-proxy, and the node's IPv6 forwarding on. */
+  dualStack?: boolean;
   log: Logger;
 }): Promise<ClusterNode> {
   const { spec, dir } = o;
@@ -406,6 +415,8 @@ export async function startNode(o: {
     }
     for (const p of REFERENCE_PLUGINS)
       await copyFile(join(REFERENCE_DIR, p), join(dir, "host", "cni-bin", p));
+    if (o.dualStack) await enableIpv6(spec.netns);
+    const gates = o.dualStack ? [DUAL_STACK_GATE] : [];
     await writeFile(join(dir, "containerd.toml"), containerdConfig(dir, socket));
     const containerd = await spawnDetached(
       inNode(["containerd", "--config", join(dir, "containerd.toml")]),
@@ -438,6 +449,10 @@ export async function startNode(o: {
         `--cert-dir=${join(dir, "kubelet", "pki")}`,
         "--register-node=true",
         `--node-labels=eniway.io/sandbox-node=${spec.name}`,
+        // containerd passes every IP of the CNI result, and the kubelet reports them all in
+        // status.podIPs whatever its gate (the API server's keeps both); with it, a dual
+        // --node-ip and both addresses of a hostNetwork pod, as upstream runs dual stack.
+        ...gates,
         "--v=1",
       ]),
       join(dir, "logs", "kubelet.log"),
@@ -457,6 +472,8 @@ export async function startNode(o: {
         "--conntrack-min=0",
         "--conntrack-tcp-timeout-established=0",
         "--conntrack-tcp-timeout-close-wait=0",
+        // With the gate, one proxier per family: iptables for IPv4 Services, ip6tables for IPv6.
+        ...gates,
         "--v=1",
       ]),
       join(dir, "logs", "kube-proxy.log"),
@@ -468,6 +485,24 @@ export async function startNode(o: {
     await stopNode(node);
     throw e;
   }
+}
+
+/**
+ * IPv6 on in a dual-stack node's namespace, forwarding included: kube-proxy's
+ * ip6tables rules send a pod's IPv6 Service traffic on to a pod of another
+ * node. (The simulator turns forwarding on in an IPv6 world already; a node
+ * must not depend on it.)
+ */
+async function enableIpv6(netns: string): Promise<void> {
+  if (!existsSync("/proc/sys/net/ipv6"))
+    throw new Error(
+      "sandbox --cluster --dual-stack: this kernel has no IPv6 (/proc/sys/net/ipv6 is missing)",
+    );
+  await writeProcSys(`/var/run/netns/${netns}`, {
+    "net/ipv6/conf/all/disable_ipv6": "0",
+    "net/ipv6/conf/default/disable_ipv6": "0",
+    "net/ipv6/conf/all/forwarding": "1",
+  });
 }
 
 /** SIGTERM, SIGKILL after `ms`, and back once the process is gone. */

@@ -40,6 +40,8 @@ export const RELEASE = "eniway";
 export const RELEASE_NAMESPACE = "kube-system";
 /** The port of the daemon's /metrics, /dashboard and probes on each node (the chart's metrics.listen). */
 export const DAEMON_PORT = 9470;
+/** The daemon's setting (KEY=VALUE, as for `--set`) that gives every pod an IPv4 and an IPv6 address. */
+export const DUAL_STACK_SETTING = "ipStack=dual";
 
 /** helm 3.17.3, fetched once per machine by test/helm.sh; $ENIWAY_HELM overrides. */
 export function helmBin(): string {
@@ -77,16 +79,26 @@ export async function sandboxClusterUp(opts: {
   install?: boolean;
   /** Also import the images Kubernetes' upstream e2e suite runs, under its names (`--test-images`). */
   testImages?: boolean;
+  /**
+   * IPv4 and IPv6 per pod (`--dual-stack`): an IPv6 VPC (the default world's
+   * fd00:10::/56), the IPv6DualStack gate on every component, Services from
+   * both ranges, and the daemon's `ipStack: dual`.
+   */
+  dualStack?: boolean;
   log: Logger;
 }): Promise<ClusterSandbox> {
   requireRoot("eniway sandbox --cluster");
   requireTools(opts.log);
-  requireClusterTools();
+  const dualStack = opts.dualStack === true;
+  requireClusterTools(dualStack);
   const dir = resolve(opts.dir);
   // The default world has a VPC host outside the cluster beside the nodes.
   const world =
     opts.world ??
-    (opts.worldFile ? await loadWorld(opts.worldFile) : sandboxWorld(opts.nodes, "eniway", { hosts: 1 }));
+    (opts.worldFile
+      ? await loadWorld(opts.worldFile)
+      : sandboxWorld(opts.nodes, "eniway", { hosts: 1, ipv6: dualStack }));
+  if (dualStack) checkDualStackWorld(world);
   const nodeInstances = world.instances.filter((i) => i.role === "node");
   if (!world.datapath) world.datapath = { vpcNetns: "eniway-vpc" };
   await mkdir(dir, { recursive: true });
@@ -149,6 +161,7 @@ export async function sandboxClusterUp(opts: {
     const controlPlane = await startControlPlane(join(dir, "kubernetes"), {
       address: links.host,
       cluster: true,
+      dualStack,
     });
     undo.push({ stage: "processes", what: "control plane", run: () => controlPlane.stop() });
     record.pids = controlPlane.pids();
@@ -176,6 +189,7 @@ export async function sandboxClusterUp(opts: {
           server: controlPlane.server,
           adminToken,
           images: imagesFile,
+          dualStack,
           log,
         }).then((n) => {
           record.nodes.push(n);
@@ -208,6 +222,8 @@ export async function sandboxClusterUp(opts: {
       `config.cloud.metadataEndpoint=${sim.url}`,
       "config.clusterId=sandbox",
       `metrics.listen=0.0.0.0:${DAEMON_PORT}`,
+      // Before the caller's settings, which may override it.
+      ...(dualStack ? [`config.${DUAL_STACK_SETTING}`] : []),
       ...opts.sets.map((s) => `config.${s}`),
     ];
     const helm = (args: string[]): Promise<string> =>
@@ -245,6 +261,21 @@ export async function sandboxClusterUp(opts: {
     await stopAll();
     throw e;
   }
+}
+
+/**
+ * A dual-stack cluster's world: an IPv6 VPC, and an IPv6 /64 on the
+ * vSwitch of every node, where the daemon takes its pods' IPv6 addresses.
+ */
+export function checkDualStackWorld(world: World): void {
+  const why = "sandbox --cluster --dual-stack needs a world with IPv6";
+  if (!world.vpc.ipv6Cidr) throw new Error(`${why}: the VPC ${world.vpc.vpcId} has no vpc.ipv6Cidr`);
+  const v6 = new Set(world.vSwitches.filter((v) => v.ipv6Cidr).map((v) => v.vSwitchId));
+  const without = world.instances.filter((i) => i.role === "node" && !v6.has(i.vSwitchId));
+  if (without.length > 0)
+    throw new Error(
+      `${why}: the vSwitch of ${without.map((i) => `${i.instanceId} (${i.vSwitchId})`).join(", ")} has no ipv6Cidr`,
+    );
 }
 
 /** Every kubelet has registered its Node (NotReady until a CNI config exists). */

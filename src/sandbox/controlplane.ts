@@ -29,6 +29,22 @@ export const KUBERNETES_VERSION = "1.20.2";
 export const SERVICE_ACCOUNT = { namespace: "kube-system", name: "eniway" } as const;
 /** The ClusterRole rules, shared with the Helm chart. */
 export const RBAC_RULES_FILE = "charts/eniway/files/clusterrole-rules.yaml";
+/** The Services' IPv4 range (the cluster DNS's 10.96.0.10 is in it). */
+export const SERVICE_CIDR = "10.96.0.0/16";
+/**
+ * The Services' IPv6 range of a dual-stack cluster, outside the sandbox VPC's
+ * fd00:10::/56. Kubernetes 1.20 keeps a Service range as a bitmap in etcd and
+ * refuses a wider one ("specified --service-cluster-ip-range[1] is too large;
+ * for 128-bit addresses, the mask must be >= 108"): a /108 is the largest.
+ */
+export const SERVICE_CIDR_V6 = "fd00:96::/108";
+/**
+ * Dual stack in Kubernetes 1.20 is alpha, behind this gate: on the API server
+ * (the secondary Service range; without the gate it keeps only the first of a
+ * pod's status.podIPs), the controller manager (an EndpointSlice per family),
+ * the scheduler, every kubelet and every kube-proxy (an ip6tables proxier).
+ */
+export const DUAL_STACK_GATE = "--feature-gates=IPv6DualStack=true";
 
 export interface ControlPlane {
   server: string;
@@ -131,6 +147,11 @@ export interface ControlPlaneOptions {
    * eniway ServiceAccount or RBAC (the Helm chart installs those).
    */
   cluster?: boolean;
+  /**
+   * IPv4 and IPv6 (the IPv6DualStack gate, Services from SERVICE_CIDR and
+   * SERVICE_CIDR_V6, IPv4 the primary family as in a single-stack cluster).
+   */
+  dualStack?: boolean;
 }
 
 const ignoreConflict = (e: unknown): void => {
@@ -169,6 +190,9 @@ export async function startControlPlane(dir: string, opts: ControlPlaneOptions =
     ],
     join(dir, "etcd.log"),
   );
+  const dual = opts.dualStack === true;
+  const serviceRange = `--service-cluster-ip-range=${dual ? `${SERVICE_CIDR},${SERVICE_CIDR_V6}` : SERVICE_CIDR}`;
+  const gates = dual ? [DUAL_STACK_GATE] : [];
   const apiserverArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
     `--bind-address=${address}`,
@@ -178,7 +202,8 @@ export async function startControlPlane(dir: string, opts: ControlPlaneOptions =
     `--cert-dir=${join(dir, "certs")}`,
     `--token-auth-file=${join(pki, "tokens.csv")}`,
     "--authorization-mode=Node,RBAC",
-    "--service-cluster-ip-range=10.96.0.0/16",
+    serviceRange,
+    ...gates,
     `--service-account-key-file=${join(pki, "sa.pub")}`,
     `--service-account-signing-key-file=${join(pki, "sa.key")}`,
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -227,6 +252,7 @@ export async function startControlPlane(dir: string, opts: ControlPlaneOptions =
         "--leader-elect=false",
         "--port=0",
         "--secure-port=0",
+        ...gates,
         "--v=1",
       ];
       controllers.push(
@@ -239,6 +265,8 @@ export async function startControlPlane(dir: string, opts: ControlPlaneOptions =
             `--service-account-private-key-file=${join(pki, "sa.key")}`,
             `--root-ca-file=${join(dir, "certs", "apiserver.crt")}`,
             "--allocate-node-cidrs=false",
+            // Used only to allocate node CIDRs (off here), but the same as the API server's.
+            serviceRange,
           ],
           join(dir, "kube-controller-manager.log"),
         ),
