@@ -27,6 +27,7 @@ import {
 import { type ControlPlane, kubeE2eDir, startControlPlane } from "./controlplane.js";
 import { startClusterDns } from "./dns.js";
 import { removeExcept, StartFailed } from "./failure.js";
+import { CLUSTER_LOCK, takeHostLock } from "./host-lock.js";
 import {
   requireRoot,
   requireTools,
@@ -132,7 +133,13 @@ export async function sandboxClusterUp(opts: {
       log.debug("sandbox stop stage done", { stage, ms: Math.round(performance.now() - started) });
     }
     if (steps.length > 0) log.info("sandbox stopped", { ms: Math.round(performance.now() - t0) });
+    // Only once the host is as it was: another cluster sandbox may start now.
+    await unlock?.();
+    unlock = null;
   };
+  let unlock: (() => Promise<void>) | null = await takeHostLock(CLUSTER_LOCK, 15 * 60_000, (pid) =>
+    log.info("waiting for another cluster sandbox to stop", { pid, lock: CLUSTER_LOCK }),
+  );
   try {
     const record: ClusterRecord = { host: "", links: [], pids: [], nodes: [], ...(await prepareHost()) };
     const recordFile = join(dir, "cluster.json");
